@@ -1,0 +1,142 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/spf13/cobra"
+
+	"github.com/warren-p2p/warren"
+	"github.com/warren-p2p/warren/api"
+	"github.com/warren-p2p/warren/config"
+)
+
+func daemonCmd(e *env) *cobra.Command {
+	var profile, level, format string
+	c := &cobra.Command{
+		Use:   "daemon",
+		Short: "Run a warren node (creates the repo on first run)",
+		Long: `Run a warren node in the foreground until SIGINT or SIGTERM. On first run the
+repo is created with --init-profile. The control API listens on the repo's
+api.sock (and on api.tcp when configured); other warren commands find it there.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runDaemon(cmd.Context(), e, profile, level, format)
+		},
+	}
+	c.Flags().StringVar(&profile, "init-profile", config.ProfileDefault, "profile of the repo created on first run: "+strings.Join(config.Profiles(), " or "))
+	c.Flags().StringVar(&level, "log-level", "", "override log.level: debug, info, warn or error")
+	c.Flags().StringVar(&format, "log-format", "", "override log.format: text or json")
+	return c
+}
+
+func runDaemon(ctx context.Context, e *env, profile, level, format string) error {
+	dir, err := e.repoDir()
+	if err != nil {
+		return err
+	}
+	var repo *config.Repo
+	if config.Exists(dir) {
+		repo, err = config.Open(dir)
+	} else {
+		repo, err = config.Init(dir, profile)
+		if err == nil {
+			fmt.Fprintf(e.stdout, "initialized warren repo at %s (profile %s)\n", dir, profile)
+		}
+	}
+	if err != nil {
+		return err
+	}
+	if level != "" {
+		repo.Config.Log.Level = level
+	}
+	if format != "" {
+		repo.Config.Log.Format = format
+	}
+	log, err := newLogger(repo.Config.Log, e.stderr)
+	if err != nil {
+		return err
+	}
+	if err := repo.Lock(); err != nil {
+		return err
+	}
+	defer repo.Unlock()
+
+	n, err := warren.Open(ctx, repo, log)
+	if err != nil {
+		return err
+	}
+	defer n.Close()
+
+	srv := api.NewServer(n, api.ServerOptions{Logger: log.With("component", "api")})
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Close(ctx)
+	}()
+	ep := config.Endpoint{Unix: repo.Path(config.APISocket)}
+	if err := srv.ServeUnix(ep.Unix); err != nil {
+		return err
+	}
+	if repo.Config.API.TCP != "" {
+		tok, err := repo.Token()
+		if err != nil {
+			return err
+		}
+		srv.SetToken(tok)
+		if ep.TCP, err = srv.ServeTCP(repo.Config.API.TCP); err != nil {
+			return err
+		}
+	}
+	ep.PID = pid()
+	// The endpoint record goes first out and last in: while it exists the
+	// API answers.
+	if err := repo.WriteEndpoint(ep); err != nil {
+		return err
+	}
+	defer repo.RemoveEndpoint()
+
+	fmt.Fprintf(e.stdout, "warren daemon is running\npeer ID: %s\n", n.ID())
+	for _, a := range n.Addrs() {
+		fmt.Fprintf(e.stdout, "listening on %s\n", a)
+	}
+	fmt.Fprintf(e.stdout, "API: unix %s", ep.Unix)
+	if ep.TCP != "" {
+		fmt.Fprintf(e.stdout, ", tcp %s (token in %s)", ep.TCP, repo.Path(config.TokenFile))
+	}
+	fmt.Fprintln(e.stdout)
+	log.Info("daemon ready", "repo", repo.Dir, "peer", n.ID())
+
+	<-ctx.Done()
+	log.Info("shutting down")
+	repo.RemoveEndpoint()
+	return nil
+}
+
+func newLogger(c config.Log, w io.Writer) (*slog.Logger, error) {
+	lvl, err := config.ParseLevel(c.Level)
+	if err != nil {
+		return nil, err
+	}
+	opts := &slog.HandlerOptions{Level: lvl}
+	switch c.Format {
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	}
+	return nil, fmt.Errorf("log format %q: expected text or json", c.Format)
+}
+
+func peerIDOf(r *config.Repo) (peer.ID, error) {
+	id, err := peer.IDFromPrivateKey(r.Key)
+	if err != nil {
+		return "", fmt.Errorf("derive peer ID from %s: %w", r.Path(config.KeyFile), err)
+	}
+	return id, nil
+}

@@ -1,0 +1,60 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+
+	"github.com/spf13/cobra"
+
+	"github.com/warren-p2p/warren/api"
+	"github.com/warren-p2p/warren/config"
+)
+
+// env carries the CLI's streams and global flags to every command.
+type env struct {
+	stdin          io.Reader
+	stdout, stderr io.Writer
+	repo           string
+}
+
+func newRoot(e *env) *cobra.Command {
+	root := &cobra.Command{
+		Use:   "warren",
+		Short: "A peer-to-peer node: typed messages, broadcast topics and TCP/UDP tunnels over libp2p",
+		Long: `warren joins a libp2p network under a persistent identity kept in its repo
+(--repo, else $WARREN_REPO, else ~/.warren). Run 'warren daemon' to start a node
+(it creates the repo on first run); the other commands drive the running daemon
+through its local control API.`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.PersistentFlags().StringVar(&e.repo, "repo", "", "repo directory (default $WARREN_REPO, else ~/.warren)")
+	root.AddCommand(
+		initCmd(e), daemonCmd(e), idCmd(e), peersCmd(e), connectCmd(e), disconnectCmd(e),
+		pingCmd(e), versionCmd(e),
+	)
+	addCapabilityCommands(root, e)
+	return root
+}
+
+// repoDir resolves the repo directory from --repo, $WARREN_REPO or ~/.warren.
+func (e *env) repoDir() (string, error) { return config.DefaultDir(e.repo) }
+
+// client connects to the daemon running on the repo.
+func (e *env) client() (*api.Client, error) {
+	dir, err := e.repoDir()
+	if err != nil {
+		return nil, err
+	}
+	return api.ClientForRepo(dir)
+}
+
+// printJSON writes v as indented JSON.
+func (e *env) printJSON(v any) error {
+	enc := json.NewEncoder(e.stdout)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+func (e *env) printf(format string, a ...any) { fmt.Fprintf(e.stdout, format, a...) }

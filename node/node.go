@@ -1,0 +1,465 @@
+// Package node owns warren's libp2p host: transports, security, muxer,
+// connection and resource managers, NAT traversal, and peer discovery
+// (bootstrap peers, mDNS, a Kademlia DHT under warren's own protocol prefix).
+// It dials peers by multiaddr or by peer ID alone, pings them and lists them.
+// Everything above it (messages, gossip, tunnels) only needs its host.Host.
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/libp2p/go-libp2p"
+	dht "github.com/libp2p/go-libp2p-kad-dht"
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
+	"github.com/libp2p/go-libp2p/core/routing"
+	"github.com/libp2p/go-libp2p/p2p/discovery/mdns"
+	"github.com/libp2p/go-libp2p/p2p/net/connmgr"
+	"github.com/libp2p/go-libp2p/p2p/protocol/ping"
+	"github.com/libp2p/go-libp2p/p2p/security/noise"
+	libp2ptls "github.com/libp2p/go-libp2p/p2p/security/tls"
+	quic "github.com/libp2p/go-libp2p/p2p/transport/quic"
+	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
+	ma "github.com/multiformats/go-multiaddr"
+	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sync/errgroup"
+	"golang.org/x/sync/singleflight"
+
+	"github.com/warren-p2p/warren/config"
+)
+
+// Options are the parts of a node that do not come from the config file.
+type Options struct {
+	Logger     *slog.Logger
+	Registerer prometheus.Registerer // libp2p's metrics go here; nil disables them
+	UserAgent  string
+}
+
+// Node is a running libp2p host with discovery.
+type Node struct {
+	host host.Host
+	dht  *dht.IpfsDHT
+	cfg  config.Config
+	log  *slog.Logger
+	mdns mdns.Service
+
+	dials  singleflight.Group
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	close  sync.Once
+}
+
+// DHTProtocolPrefix is the prefix of warren's Kademlia protocol for a network,
+// so that warren networks never join the public IPFS DHT or one another.
+func DHTProtocolPrefix(network string) protocol.ID {
+	return protocol.ID("/warren/" + network)
+}
+
+// New starts a node: it listens, joins the DHT and begins discovery.
+// Bootstrap peers are dialled in the background; New does not wait for them.
+func New(ctx context.Context, cfg config.Config, key crypto.PrivKey, opts Options) (*Node, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("start node: %w", err)
+	}
+	if key == nil {
+		return nil, errors.New("start node: no identity key")
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	n := &Node{cfg: cfg, log: log}
+	n.ctx, n.cancel = context.WithCancel(context.Background())
+
+	hopts, err := hostOptions(cfg, key, opts)
+	if err != nil {
+		n.cancel()
+		return nil, fmt.Errorf("start node: %w", err)
+	}
+	if cfg.Discovery.DHT != "off" {
+		hopts = append(hopts, libp2p.Routing(func(h host.Host) (routing.PeerRouting, error) {
+			d, err := dht.New(h, dhtOptions(cfg)...)
+			if err != nil {
+				return nil, fmt.Errorf("start DHT: %w", err)
+			}
+			n.dht = d
+			return d, nil
+		}))
+	}
+	h, err := libp2p.New(hopts...)
+	if err != nil {
+		n.cancel()
+		if n.dht != nil {
+			_ = n.dht.Close()
+		}
+		return nil, fmt.Errorf("start node: %w", err)
+	}
+	n.host = h
+
+	if cfg.Discovery.MDNS {
+		n.mdns = mdns.NewMdnsService(h, "_warren-"+cfg.Network+"._udp", mdnsNotifee{n})
+		if err := n.mdns.Start(); err != nil {
+			n.log.Warn("mDNS discovery did not start", "err", err)
+			n.mdns = nil
+		}
+	}
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		n.bootstrap()
+	}()
+	log.Info("node started", "peer", h.ID(), "addrs", h.Addrs(), "network", cfg.Network)
+	return n, nil
+}
+
+func hostOptions(cfg config.Config, key crypto.PrivKey, opts Options) ([]libp2p.Option, error) {
+	o := []libp2p.Option{
+		libp2p.Identity(key),
+		libp2p.ListenAddrStrings(cfg.Addresses.Listen...),
+		libp2p.Transport(tcp.NewTCPTransport),
+		libp2p.Transport(quic.NewTransport),
+		libp2p.Ping(true),
+	}
+	if opts.UserAgent != "" {
+		o = append(o, libp2p.UserAgent(opts.UserAgent))
+	}
+	for _, s := range cfg.Swarm.Security {
+		switch s {
+		case "noise":
+			o = append(o, libp2p.Security(noise.ID, noise.New))
+		case "tls":
+			o = append(o, libp2p.Security(libp2ptls.ID, libp2ptls.New))
+		}
+	}
+	if len(cfg.Addresses.Announce) > 0 {
+		announce := make([]ma.Multiaddr, 0, len(cfg.Addresses.Announce))
+		for _, s := range cfg.Addresses.Announce {
+			a, err := ma.NewMultiaddr(s)
+			if err != nil {
+				return nil, fmt.Errorf("addresses.announce %q: %w", s, err)
+			}
+			announce = append(announce, a)
+		}
+		o = append(o, libp2p.AddrsFactory(func([]ma.Multiaddr) []ma.Multiaddr { return announce }))
+	}
+	cm, err := connmgr.NewConnManager(cfg.Swarm.ConnMgr.LowWater, cfg.Swarm.ConnMgr.HighWater,
+		connmgr.WithGracePeriod(cfg.Swarm.ConnMgr.GracePeriod.Std()))
+	if err != nil {
+		return nil, fmt.Errorf("connection manager: %w", err)
+	}
+	o = append(o, libp2p.ConnectionManager(cm))
+	rm, err := resourceManager(cfg.Swarm.ResourceManager)
+	if err != nil {
+		return nil, err
+	}
+	o = append(o, libp2p.ResourceManager(rm))
+	if opts.Registerer != nil {
+		o = append(o, libp2p.PrometheusRegisterer(opts.Registerer))
+	} else {
+		o = append(o, libp2p.DisableMetrics())
+	}
+	sw := cfg.Swarm
+	if sw.NATPortMap {
+		o = append(o, libp2p.NATPortMap())
+	}
+	if sw.AutoNAT {
+		o = append(o, libp2p.EnableAutoNATv2())
+	}
+	if sw.HolePunching {
+		o = append(o, libp2p.EnableHolePunching())
+	}
+	if sw.RelayClient {
+		o = append(o, libp2p.EnableRelay())
+		if len(sw.StaticRelays) > 0 {
+			relays := make([]peer.AddrInfo, 0, len(sw.StaticRelays))
+			for _, s := range sw.StaticRelays {
+				ai, err := peer.AddrInfoFromString(s)
+				if err != nil {
+					return nil, fmt.Errorf("swarm.static_relays %q: %w", s, err)
+				}
+				relays = append(relays, *ai)
+			}
+			o = append(o, libp2p.EnableAutoRelayWithStaticRelays(relays))
+		}
+	} else if !sw.RelayService {
+		o = append(o, libp2p.DisableRelay())
+	}
+	if sw.RelayService {
+		o = append(o, libp2p.EnableRelay(), libp2p.EnableRelayService())
+	}
+	return o, nil
+}
+
+func dhtOptions(cfg config.Config) []dht.Option {
+	mode := dht.ModeAuto
+	switch cfg.Discovery.DHT {
+	case "server":
+		mode = dht.ModeServer
+	case "client":
+		mode = dht.ModeClient
+	}
+	return []dht.Option{dht.Mode(mode), dht.ProtocolPrefix(DHTProtocolPrefix(cfg.Network))}
+}
+
+// Host returns the libp2p host.
+func (n *Node) Host() host.Host { return n.host }
+
+// DHT returns the Kademlia DHT, or nil when it is off.
+func (n *Node) DHT() *dht.IpfsDHT { return n.dht }
+
+// Config returns the configuration the node runs with.
+func (n *Node) Config() config.Config { return n.cfg }
+
+// ID returns the node's peer ID.
+func (n *Node) ID() peer.ID { return n.host.ID() }
+
+// Addrs returns the node's full multiaddrs, each ending in /p2p/<id>.
+func (n *Node) Addrs() []string {
+	p2p, _ := ma.NewComponent("p2p", n.host.ID().String())
+	out := make([]string, 0, len(n.host.Addrs()))
+	for _, a := range n.host.Addrs() {
+		out = append(out, a.Encapsulate(p2p.Multiaddr()).String())
+	}
+	sort.Strings(out)
+	return out
+}
+
+// ParseTarget reads a peer given as a multiaddr ending in /p2p/<id>, or as a
+// bare peer ID. The error names the input and the forms expected.
+func ParseTarget(s string) (peer.AddrInfo, error) {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return peer.AddrInfo{}, errors.New("empty peer: expected a peer ID or a multiaddr ending in /p2p/<peer-id>")
+	}
+	if strings.HasPrefix(s, "/") {
+		a, err := ma.NewMultiaddr(s)
+		if err != nil {
+			return peer.AddrInfo{}, fmt.Errorf("bad multiaddr %q: %v", s, err)
+		}
+		ai, err := peer.AddrInfoFromP2pAddr(a)
+		if err != nil {
+			return peer.AddrInfo{}, fmt.Errorf("multiaddr %q: expected it to end in /p2p/<peer-id>", s)
+		}
+		return *ai, nil
+	}
+	id, err := peer.Decode(s)
+	if err != nil {
+		return peer.AddrInfo{}, fmt.Errorf("bad peer %q: expected a peer ID (12D3KooW...) or a multiaddr ending in /p2p/<peer-id>", s)
+	}
+	return peer.AddrInfo{ID: id}, nil
+}
+
+// ParsePeerID reads a bare peer ID, with an error that names the input.
+func ParsePeerID(s string) (peer.ID, error) {
+	id, err := peer.Decode(strings.TrimSpace(s))
+	if err != nil {
+		return "", fmt.Errorf("bad peer ID %q: expected a base58 or CID peer ID such as 12D3KooW...", s)
+	}
+	return id, nil
+}
+
+// Connect dials a peer given as a multiaddr or a peer ID. A peer known only
+// by its ID is looked up in the DHT. Concurrent connects to one peer share
+// one dial.
+func (n *Node) Connect(ctx context.Context, target string) (peer.AddrInfo, error) {
+	ai, err := ParseTarget(target)
+	if err != nil {
+		return peer.AddrInfo{}, fmt.Errorf("connect: %w", err)
+	}
+	if ai.ID == n.host.ID() {
+		return ai, fmt.Errorf("connect %s: that is this node's own peer ID", ai.ID)
+	}
+	if len(ai.Addrs) > 0 {
+		n.host.Peerstore().AddAddrs(ai.ID, ai.Addrs, time.Hour)
+	}
+	res := n.dials.DoChan(ai.ID.String(), func() (any, error) {
+		return nil, n.connect(ctx, ai)
+	})
+	select {
+	case r := <-res:
+		if r.Err != nil {
+			return ai, r.Err
+		}
+	case <-ctx.Done():
+		return ai, fmt.Errorf("connect %s: %w", ai.ID, ctx.Err())
+	}
+	return peer.AddrInfo{ID: ai.ID, Addrs: n.host.Peerstore().Addrs(ai.ID)}, nil
+}
+
+func (n *Node) connect(ctx context.Context, ai peer.AddrInfo) error {
+	if n.host.Network().Connectedness(ai.ID) == network.Connected {
+		return nil
+	}
+	if len(n.host.Peerstore().Addrs(ai.ID)) == 0 {
+		if n.dht == nil {
+			return fmt.Errorf("connect %s: no known address for this peer and the DHT is off; give a multiaddr ending in /p2p/%s", ai.ID, ai.ID)
+		}
+		found, err := n.dht.FindPeer(ctx, ai.ID)
+		if err != nil {
+			return fmt.Errorf("connect %s: find its address in the DHT: %w", ai.ID, err)
+		}
+		ai = found
+	}
+	if err := n.host.Connect(ctx, ai); err != nil {
+		return fmt.Errorf("connect %s: %w", ai.ID, err)
+	}
+	return nil
+}
+
+// Disconnect closes every connection to a peer.
+func (n *Node) Disconnect(p peer.ID) error {
+	if n.host.Network().Connectedness(p) != network.Connected {
+		return fmt.Errorf("disconnect %s: not connected to this peer", p)
+	}
+	if err := n.host.Network().ClosePeer(p); err != nil {
+		return fmt.Errorf("disconnect %s: %w", p, err)
+	}
+	return nil
+}
+
+// Ping measures count round trips to a peer over libp2p's ping protocol.
+func (n *Node) Ping(ctx context.Context, p peer.ID, count int) ([]time.Duration, error) {
+	if count <= 0 {
+		return nil, fmt.Errorf("ping: count %d: expected a number > 0", count)
+	}
+	if p == n.host.ID() {
+		return nil, fmt.Errorf("ping %s: that is this node's own peer ID", p)
+	}
+	if _, err := n.Connect(ctx, p.String()); err != nil {
+		return nil, fmt.Errorf("ping: %w", err)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	results := ping.Ping(ctx, n.host, p)
+	rtts := make([]time.Duration, 0, count)
+	for len(rtts) < count {
+		select {
+		case r, ok := <-results:
+			if !ok {
+				return rtts, fmt.Errorf("ping %s: stopped after %d replies", p, len(rtts))
+			}
+			if r.Error != nil {
+				return rtts, fmt.Errorf("ping %s: %w", p, r.Error)
+			}
+			rtts = append(rtts, r.RTT)
+		case <-ctx.Done():
+			return rtts, fmt.Errorf("ping %s: %w", p, ctx.Err())
+		}
+	}
+	return rtts, nil
+}
+
+// PeerInfo describes one connected peer.
+type PeerInfo struct {
+	ID        string  `json:"id"`
+	Addr      string  `json:"addr"`
+	Direction string  `json:"direction"`
+	Limited   bool    `json:"limited"`
+	Streams   int     `json:"streams"`
+	LatencyMS float64 `json:"latency_ms"`
+}
+
+// Peers lists the connected peers, one entry per peer (its first connection).
+func (n *Node) Peers() []PeerInfo {
+	seen := map[peer.ID]bool{}
+	var out []PeerInfo
+	for _, c := range n.host.Network().Conns() {
+		p := c.RemotePeer()
+		if seen[p] {
+			continue
+		}
+		seen[p] = true
+		out = append(out, PeerInfo{
+			ID:        p.String(),
+			Addr:      c.RemoteMultiaddr().String(),
+			Direction: c.Stat().Direction.String(),
+			Limited:   c.Stat().Limited,
+			Streams:   len(c.GetStreams()),
+			LatencyMS: float64(n.host.Peerstore().LatencyEWMA(p).Microseconds()) / 1000,
+		})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out
+}
+
+// bootstrap dials the configured bootstrap peers, then starts the DHT's
+// routing-table refresh.
+func (n *Node) bootstrap() {
+	var g errgroup.Group
+	g.SetLimit(8)
+	for _, s := range n.cfg.Discovery.Bootstrap {
+		ai, err := peer.AddrInfoFromString(s)
+		if err != nil {
+			n.log.Warn("bad bootstrap peer", "addr", s, "err", err)
+			continue
+		}
+		g.Go(func() error {
+			ctx, cancel := context.WithTimeout(n.ctx, 30*time.Second)
+			defer cancel()
+			if err := n.host.Connect(ctx, *ai); err != nil {
+				n.log.Warn("bootstrap peer unreachable", "peer", ai.ID, "err", err)
+				return nil
+			}
+			n.log.Info("connected to bootstrap peer", "peer", ai.ID)
+			return nil
+		})
+	}
+	_ = g.Wait()
+	if n.dht != nil && n.ctx.Err() == nil {
+		if err := n.dht.Bootstrap(n.ctx); err != nil {
+			n.log.Warn("DHT bootstrap failed", "err", err)
+		}
+	}
+}
+
+type mdnsNotifee struct{ n *Node }
+
+func (m mdnsNotifee) HandlePeerFound(ai peer.AddrInfo) {
+	n := m.n
+	if ai.ID == n.host.ID() || n.ctx.Err() != nil {
+		return
+	}
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		ctx, cancel := context.WithTimeout(n.ctx, 15*time.Second)
+		defer cancel()
+		if err := n.host.Connect(ctx, ai); err != nil {
+			n.log.Debug("mDNS peer unreachable", "peer", ai.ID, "err", err)
+			return
+		}
+		n.log.Info("connected to peer found by mDNS", "peer", ai.ID)
+	}()
+}
+
+// Close stops discovery, closes every connection and the host, and waits for
+// the node's goroutines.
+func (n *Node) Close() error {
+	var errs []error
+	n.close.Do(func() {
+		n.cancel()
+		if n.mdns != nil {
+			errs = append(errs, n.mdns.Close())
+		}
+		n.wg.Wait()
+		if n.dht != nil {
+			errs = append(errs, n.dht.Close())
+		}
+		errs = append(errs, n.host.Close())
+	})
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("close node: %w", err)
+	}
+	return nil
+}
