@@ -72,7 +72,7 @@ type Swarm struct {
 	AutoNAT         bool            `toml:"autonat" comment:"Find out whether this node is publicly reachable (AutoNAT v2)."`
 	HolePunching    bool            `toml:"hole_punching" comment:"Upgrade relayed connections to direct ones by hole punching (DCUtR)."`
 	RelayClient     bool            `toml:"relay_client" comment:"Use circuit relays to be reachable when behind NAT."`
-	StaticRelays    []string        `toml:"static_relays" comment:"Relays to use (multiaddrs ending in /p2p/<peer-id>); empty means relays found through the DHT."`
+	StaticRelays    []string        `toml:"static_relays" comment:"Relays to use (multiaddrs ending in /p2p/<peer-id>); empty means connected peers that offer the relay service."`
 	RelayService    bool            `toml:"relay_service" comment:"Act as a circuit relay (v2) for other peers."`
 }
 

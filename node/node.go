@@ -24,6 +24,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/protocol"
 	"github.com/libp2p/go-libp2p/core/routing"
 	"github.com/libp2p/go-libp2p/p2p/discovery/mdns"
+	"github.com/libp2p/go-libp2p/p2p/host/autorelay"
 	"github.com/libp2p/go-libp2p/p2p/net/connmgr"
 	"github.com/libp2p/go-libp2p/p2p/protocol/ping"
 	"github.com/libp2p/go-libp2p/p2p/security/noise"
@@ -53,6 +54,7 @@ type Node struct {
 	log  *slog.Logger
 	mdns mdns.Service
 
+	ready  chan struct{} // closed once host is set
 	dials  singleflight.Group
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -79,10 +81,10 @@ func New(ctx context.Context, cfg config.Config, key crypto.PrivKey, opts Option
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	n := &Node{cfg: cfg, log: log}
+	n := &Node{cfg: cfg, log: log, ready: make(chan struct{})}
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 
-	hopts, err := hostOptions(cfg, key, opts)
+	hopts, err := hostOptions(cfg, key, opts, n.relayCandidates)
 	if err != nil {
 		n.cancel()
 		return nil, fmt.Errorf("start node: %w", err)
@@ -106,6 +108,7 @@ func New(ctx context.Context, cfg config.Config, key crypto.PrivKey, opts Option
 		return nil, fmt.Errorf("start node: %w", err)
 	}
 	n.host = h
+	close(n.ready)
 
 	if cfg.Discovery.MDNS {
 		n.mdns = mdns.NewMdnsService(h, "_warren-"+cfg.Network+"._udp", mdnsNotifee{n})
@@ -123,7 +126,7 @@ func New(ctx context.Context, cfg config.Config, key crypto.PrivKey, opts Option
 	return n, nil
 }
 
-func hostOptions(cfg config.Config, key crypto.PrivKey, opts Options) ([]libp2p.Option, error) {
+func hostOptions(cfg config.Config, key crypto.PrivKey, opts Options, relays autorelay.PeerSource) ([]libp2p.Option, error) {
 	o := []libp2p.Option{
 		libp2p.Identity(key),
 		libp2p.ListenAddrStrings(cfg.Addresses.Listen...),
@@ -191,6 +194,8 @@ func hostOptions(cfg config.Config, key crypto.PrivKey, opts Options) ([]libp2p.
 				relays = append(relays, *ai)
 			}
 			o = append(o, libp2p.EnableAutoRelayWithStaticRelays(relays))
+		} else {
+			o = append(o, libp2p.EnableAutoRelayWithPeerSource(relays))
 		}
 	} else if !sw.RelayService {
 		o = append(o, libp2p.DisableRelay())
@@ -421,6 +426,38 @@ func (n *Node) bootstrap() {
 			n.log.Warn("DHT bootstrap failed", "err", err)
 		}
 	}
+}
+
+// relayHop is the protocol a circuit relay v2 offers its clients.
+const relayHop = "/libp2p/circuit/relay/0.2.0/hop"
+
+// relayCandidates feeds autorelay with connected peers that offer the relay
+// service, when no static relays are configured.
+func (n *Node) relayCandidates(ctx context.Context, num int) <-chan peer.AddrInfo {
+	out := make(chan peer.AddrInfo)
+	go func() {
+		defer close(out)
+		select { // autorelay may ask before libp2p.New has returned the host
+		case <-n.ready:
+		case <-ctx.Done():
+			return
+		}
+		for _, p := range n.host.Network().Peers() {
+			if num <= 0 {
+				return
+			}
+			if ok, _ := n.host.Peerstore().SupportsProtocols(p, relayHop); len(ok) == 0 {
+				continue
+			}
+			select {
+			case out <- n.host.Peerstore().PeerInfo(p):
+				num--
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return out
 }
 
 type mdnsNotifee struct{ n *Node }

@@ -1,0 +1,266 @@
+// Package e2e runs warren as a user would: the real binary, daemons as
+// separate processes on --profile test repos, talking over 127.0.0.1.
+package e2e
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// bin is the warren binary built once for the whole package.
+var bin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "warren-e2e-bin")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	}
+	bin = filepath.Join(dir, "warren")
+	args := []string{"build", "-o", bin}
+	if raceEnabled {
+		args = append(args, "-race")
+	}
+	build := exec.Command("go", append(args, "github.com/warren-p2p/warren/cmd/warren")...)
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "build warren:", err)
+		os.Exit(2)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// result is what one CLI run printed.
+type result struct {
+	Out, Err string
+	Code     int
+}
+
+// cli runs `warren --repo repo args...` to completion.
+func cli(t *testing.T, repo string, args ...string) result {
+	t.Helper()
+	return cliIn(t, repo, nil, args...)
+}
+
+func cliIn(t *testing.T, repo string, stdin []byte, args ...string) result {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, append([]string{"--repo", repo}, args...)...)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	if stdin != nil {
+		cmd.Stdin = bytes.NewReader(stdin)
+	}
+	err := cmd.Run()
+	r := result{Out: out.String(), Err: errb.String()}
+	if ee, ok := err.(*exec.ExitError); ok {
+		r.Code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatalf("run warren %v: %v", args, err)
+	}
+	if strings.Contains(r.Err, "panic:") || strings.Contains(r.Err, "goroutine ") {
+		t.Fatalf("warren %v panicked:\n%s", args, r.Err)
+	}
+	return r
+}
+
+// ok runs the CLI and fails the test unless it exits 0.
+func ok(t *testing.T, repo string, args ...string) string {
+	t.Helper()
+	r := cli(t, repo, args...)
+	if r.Code != 0 {
+		t.Fatalf("warren %v: exit %d\nstdout: %s\nstderr: %s", args, r.Code, r.Out, r.Err)
+	}
+	return r.Out
+}
+
+// fails runs the CLI, expects a non-zero exit with a one-line error that
+// contains every want, and returns that line.
+func fails(t *testing.T, repo string, want []string, args ...string) string {
+	t.Helper()
+	r := cli(t, repo, args...)
+	if r.Code == 0 {
+		t.Fatalf("warren %v: succeeded, expected an error\nstdout: %s", args, r.Out)
+	}
+	line := strings.TrimSpace(r.Err)
+	if strings.Count(line, "\n") != 0 || !strings.HasPrefix(line, "warren: ") {
+		t.Errorf("warren %v: error is not one line starting with 'warren: ':\n%s", args, r.Err)
+	}
+	for _, w := range want {
+		if !strings.Contains(line, w) {
+			t.Errorf("warren %v: error %q does not mention %q", args, line, w)
+		}
+	}
+	return line
+}
+
+// jsonOut runs the CLI and decodes its stdout.
+func jsonOut(t *testing.T, repo string, v any, args ...string) {
+	t.Helper()
+	out := ok(t, repo, args...)
+	if err := json.Unmarshal([]byte(out), v); err != nil {
+		t.Fatalf("warren %v: output is not JSON: %v\n%s", args, err, out)
+	}
+}
+
+// daemon is a running `warren daemon` process.
+type daemon struct {
+	t    *testing.T
+	Repo string
+	ID   string
+	cmd  *exec.Cmd
+	mu   sync.Mutex
+	out  bytes.Buffer
+	done chan struct{}
+	err  error
+}
+
+// newRepo makes a --profile test repo and returns its path.
+func newRepo(t *testing.T) string {
+	t.Helper()
+	repo := filepath.Join(shortTemp(t), "r")
+	ok(t, repo, "init", "--profile", "test")
+	return repo
+}
+
+// shortTemp returns a short temporary directory: unix socket paths are
+// limited to 108 bytes, and t.TempDir() paths can be long.
+func shortTemp(t *testing.T) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "we")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	return dir
+}
+
+// startDaemon starts a daemon on repo and waits until its API answers.
+func startDaemon(t *testing.T, repo string, extra ...string) *daemon {
+	t.Helper()
+	d := &daemon{t: t, Repo: repo, done: make(chan struct{})}
+	d.cmd = exec.Command(bin, append([]string{"--repo", repo, "daemon", "--init-profile", "test"}, extra...)...)
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.cmd.Stdout, d.cmd.Stderr = pw, pw
+	if err := d.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	pw.Close()
+	ready := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(pr)
+		for sc.Scan() {
+			line := sc.Text()
+			d.mu.Lock()
+			d.out.WriteString(line + "\n")
+			d.mu.Unlock()
+			if id, found := strings.CutPrefix(line, "peer ID: "); found {
+				select {
+				case ready <- id:
+				default:
+				}
+			}
+		}
+	}()
+	go func() { d.err = d.cmd.Wait(); close(d.done) }()
+	t.Cleanup(func() { d.Kill() })
+	select {
+	case id := <-ready:
+		d.ID = id
+	case <-d.done:
+		t.Fatalf("daemon on %s exited early: %v\n%s", repo, d.err, d.Output())
+	case <-time.After(60 * time.Second):
+		t.Fatalf("daemon on %s did not start:\n%s", repo, d.Output())
+	}
+	// "peer ID" is printed before the API line; wait for the API to answer.
+	deadline := time.Now().Add(30 * time.Second)
+	for cli(t, repo, "id").Code != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("daemon API on %s never answered:\n%s", repo, d.Output())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return d
+}
+
+// Output returns everything the daemon printed so far.
+func (d *daemon) Output() string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.out.String()
+}
+
+// Addr returns the daemon's first TCP multiaddr with /p2p/.
+func (d *daemon) Addr() string {
+	var id struct {
+		Addrs []string `json:"addrs"`
+	}
+	jsonOut(d.t, d.Repo, &id, "id", "--json")
+	for _, a := range id.Addrs {
+		if strings.Contains(a, "/tcp/") {
+			return a
+		}
+	}
+	d.t.Fatalf("daemon has no TCP address: %v", id.Addrs)
+	return ""
+}
+
+// Signal sends sig and waits for the process to exit.
+func (d *daemon) Signal(sig syscall.Signal) error {
+	if d.cmd.Process == nil {
+		return nil
+	}
+	_ = d.cmd.Process.Signal(sig)
+	select {
+	case <-d.done:
+		return d.err
+	case <-time.After(20 * time.Second):
+		_ = d.cmd.Process.Kill()
+		<-d.done
+		return fmt.Errorf("daemon did not exit within 20s of %v", sig)
+	}
+}
+
+// Stop ends the daemon with SIGTERM and checks it exited cleanly.
+func (d *daemon) Stop() {
+	d.t.Helper()
+	if err := d.Signal(syscall.SIGTERM); err != nil {
+		d.t.Fatalf("daemon on %s: %v\n%s", d.Repo, err, d.Output())
+	}
+}
+
+// Kill ends the daemon with SIGKILL.
+func (d *daemon) Kill() { _ = d.Signal(syscall.SIGKILL) }
+
+// eventually retries f until it returns nil or the timeout passes.
+func eventually(t *testing.T, timeout time.Duration, f func() error) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		err := f()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal(err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}

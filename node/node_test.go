@@ -1,0 +1,146 @@
+package node
+
+import (
+	"context"
+	"crypto/rand"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/network"
+	"go.uber.org/goleak"
+
+	"github.com/warren-p2p/warren/config"
+)
+
+func newTestNode(t *testing.T, mutate ...func(*config.Config)) *Node {
+	t.Helper()
+	cfg, _ := config.ForProfile(config.ProfileTest)
+	cfg.Addresses.Listen = cfg.Addresses.Listen[:1] // TCP only: quicker to start and stop
+	for _, m := range mutate {
+		m(&cfg)
+	}
+	key, _, err := crypto.GenerateEd25519Key(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := New(context.Background(), cfg, key, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = n.Close() })
+	return n
+}
+
+func TestConnectByPeerIDThroughDHT(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	a, hub, c := newTestNode(t), newTestNode(t), newTestNode(t)
+	// a and c each know only hub.
+	for _, n := range []*Node{a, c} {
+		if _, err := n.Connect(ctx, hub.Addrs()[0]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The DHT adds peers to its routing table after identify; wait for hub to know c.
+	deadline := time.Now().Add(10 * time.Second)
+	for hub.DHT().RoutingTable().Find(c.ID()) == "" || hub.DHT().RoutingTable().Find(a.ID()) == "" {
+		if time.Now().After(deadline) {
+			t.Fatal("hub's routing table never learned its peers")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	// a was never given c's address, but the DHT's own refresh may have led
+	// it to c already. Forget c entirely so Connect must look it up.
+	a.DHT().RoutingTable().RemovePeer(c.ID())
+	_ = a.Host().Network().ClosePeer(c.ID())
+	a.Host().Peerstore().ClearAddrs(c.ID())
+	if len(a.Host().Peerstore().Addrs(c.ID())) != 0 {
+		t.Fatal("a still knows c's addresses; the test would not exercise the DHT")
+	}
+	if _, err := a.Connect(ctx, c.ID().String()); err != nil {
+		t.Fatalf("connect by peer ID alone: %v", err)
+	}
+	if a.Host().Network().Connectedness(c.ID()) != network.Connected {
+		t.Fatal("not connected after Connect")
+	}
+	rtts, err := a.Ping(ctx, c.ID(), 3)
+	if err != nil || len(rtts) != 3 {
+		t.Fatalf("ping: %v %v", rtts, err)
+	}
+	found := false
+	for _, p := range a.Peers() {
+		found = found || p.ID == c.ID().String()
+	}
+	if !found {
+		t.Fatalf("peers of a lack c: %+v", a.Peers())
+	}
+	if err := a.Disconnect(c.ID()); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Disconnect(c.ID()); err == nil {
+		t.Fatal("disconnecting a peer twice should say it is not connected")
+	}
+	for _, n := range []*Node{a, hub, c} {
+		if err := n.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func TestConnectWithoutDHTNeedsAnAddress(t *testing.T) {
+	a := newTestNode(t, func(c *config.Config) { c.Discovery.DHT = "off" })
+	b := newTestNode(t)
+	_, err := a.Connect(context.Background(), b.ID().String())
+	if err == nil || !strings.Contains(err.Error(), "DHT is off") {
+		t.Fatalf("got %v", err)
+	}
+}
+
+func TestSeparateNetworksUseSeparateDHTs(t *testing.T) {
+	if DHTProtocolPrefix("a") == DHTProtocolPrefix("b") {
+		t.Fatal("two networks share a DHT protocol")
+	}
+}
+
+func TestParseTargetErrors(t *testing.T) {
+	cases := map[string]string{
+		"":                          "empty peer",
+		"nonsense":                  `"nonsense"`,
+		"/ip4/1.2.3.4/tcp/1":        "end in /p2p/",
+		"/ip4/999.1.1.1/tcp/1/p2p/": "bad multiaddr",
+	}
+	for in, want := range cases {
+		_, err := ParseTarget(in)
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("ParseTarget(%q) = %v, want error containing %q", in, err, want)
+		}
+	}
+	if _, err := ParseTarget("/ip4/127.0.0.1/tcp/1/p2p/12D3KooWGRUVh7jHdxHPDHNZzuBFxLZ3Pf4pVjsB9RwQKNCjTuuZ"); err != nil {
+		t.Errorf("good multiaddr: %v", err)
+	}
+	if _, err := ParsePeerID("Qm"); err == nil || !strings.Contains(err.Error(), `"Qm"`) {
+		t.Errorf("ParsePeerID: %v", err)
+	}
+}
+
+func TestPingValidates(t *testing.T) {
+	a := newTestNode(t)
+	if _, err := a.Ping(context.Background(), a.ID(), 1); err == nil {
+		t.Error("ping self accepted")
+	}
+	if _, err := a.Ping(context.Background(), a.ID(), 0); err == nil {
+		t.Error("count 0 accepted")
+	}
+}
+
+func TestNewRejectsBadConfig(t *testing.T) {
+	cfg := config.Default()
+	cfg.Discovery.DHT = "maybe"
+	key, _, _ := crypto.GenerateEd25519Key(rand.Reader)
+	if _, err := New(context.Background(), cfg, key, Options{}); err == nil || !strings.Contains(err.Error(), "discovery.dht") {
+		t.Fatalf("got %v", err)
+	}
+}
