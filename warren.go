@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/warren-p2p/warren/config"
+	"github.com/warren-p2p/warren/msg"
 	"github.com/warren-p2p/warren/node"
 )
 
@@ -40,6 +41,7 @@ type Options struct {
 type Node struct {
 	*node.Node
 	Metrics *prometheus.Registry
+	Msg     *msg.Service // direct messages, dispatcher, request/response
 
 	log     *slog.Logger
 	closers []func() error // closed in reverse order

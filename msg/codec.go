@@ -1,0 +1,262 @@
+package msg
+
+import (
+	"bufio"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+
+	"google.golang.org/protobuf/encoding/protowire"
+)
+
+// Wire format. Every frame is an unsigned varint length followed by that many
+// bytes of a protobuf message (encoded by hand with protowire):
+//
+//	message Envelope {
+//	  bytes   type       = 1; // required, a valid type name
+//	  bytes   id         = 2; // required, exactly 16 bytes
+//	  bytes   payload    = 3;
+//	  fixed64 sent       = 4; // sender's clock, Unix nanoseconds
+//	  uint64  flags      = 5; // 1 request, 2 response, 4 error (with response)
+//	  uint64  corr       = 6; // correlation id of a request and its response
+//	  uint64  timeout_ms = 7; // requester's remaining time (request only)
+//	}
+//
+// Unknown fields are skipped so later versions can add fields. The encoder
+// writes `sent` first so the sender's writer can stamp it in place (see
+// stampSent) with one clock read per batch instead of one per message.
+const (
+	fieldType    protowire.Number = 1
+	fieldID      protowire.Number = 2
+	fieldPayload protowire.Number = 3
+	fieldSent    protowire.Number = 4
+	fieldFlags   protowire.Number = 5
+	fieldCorr    protowire.Number = 6
+	fieldTimeout protowire.Number = 7
+)
+
+const (
+	flagRequest  = 1
+	flagResponse = 2
+	flagError    = 4
+	knownFlags   = flagRequest | flagResponse | flagError
+)
+
+// envelopeOverhead bounds everything in an envelope except the payload bytes:
+// type (2+64), id (2+16), payload header (1+10), sent (1+8), flags, corr,
+// timeout (3*(1+10)). A frame longer than MaxMessageSize+envelopeOverhead is
+// rejected from its length prefix alone.
+const envelopeOverhead = 256
+
+// ErrFrameTooLarge is wrapped by the error returned when a frame's length
+// prefix exceeds the limit.
+var ErrFrameTooLarge = errors.New("frame too large")
+
+// envelope is the decoded form of one frame. typ and payload alias the frame
+// buffer after decodeEnvelope.
+type envelope struct {
+	typ     []byte
+	id      ID
+	payload []byte
+	sent    int64
+	flags   uint64
+	corr    uint64
+	timeout uint64 // milliseconds
+}
+
+// envelopeSize returns the encoded size of an envelope without the length prefix.
+func envelopeSize(typLen, payloadLen int, flags, corr, timeout uint64) int {
+	n := 1 + protowire.SizeBytes(typLen) +
+		1 + protowire.SizeBytes(len(ID{})) +
+		1 + protowire.SizeBytes(payloadLen) +
+		1 + 8
+	if flags != 0 {
+		n += 1 + protowire.SizeVarint(flags)
+	}
+	if corr != 0 {
+		n += 1 + protowire.SizeVarint(corr)
+	}
+	if timeout != 0 {
+		n += 1 + protowire.SizeVarint(timeout)
+	}
+	return n
+}
+
+// appendFrame appends the length-prefixed encoding of an envelope to dst.
+// typ is passed separately as a string to avoid converting it per message.
+func appendFrame(dst []byte, typ string, id *ID, payload []byte, sent int64, flags, corr, timeout uint64) []byte {
+	size := envelopeSize(len(typ), len(payload), flags, corr, timeout)
+	dst = protowire.AppendVarint(dst, uint64(size))
+	dst = protowire.AppendTag(dst, fieldSent, protowire.Fixed64Type)
+	dst = protowire.AppendFixed64(dst, uint64(sent))
+	dst = protowire.AppendTag(dst, fieldType, protowire.BytesType)
+	dst = protowire.AppendString(dst, typ)
+	dst = protowire.AppendTag(dst, fieldID, protowire.BytesType)
+	dst = protowire.AppendBytes(dst, id[:])
+	dst = protowire.AppendTag(dst, fieldPayload, protowire.BytesType)
+	dst = protowire.AppendBytes(dst, payload)
+	if flags != 0 {
+		dst = protowire.AppendTag(dst, fieldFlags, protowire.VarintType)
+		dst = protowire.AppendVarint(dst, flags)
+	}
+	if corr != 0 {
+		dst = protowire.AppendTag(dst, fieldCorr, protowire.VarintType)
+		dst = protowire.AppendVarint(dst, corr)
+	}
+	if timeout != 0 {
+		dst = protowire.AppendTag(dst, fieldTimeout, protowire.VarintType)
+		dst = protowire.AppendVarint(dst, timeout)
+	}
+	return dst
+}
+
+// stampSent overwrites the sent field of one frame produced by appendFrame.
+func stampSent(frame []byte, sent int64) {
+	_, n := protowire.ConsumeVarint(frame)
+	binary.LittleEndian.PutUint64(frame[n+1:], uint64(sent))
+}
+
+// decodeEnvelope parses one frame body (without its length prefix) into e.
+// e.typ and e.payload alias b. It validates what the rest of the package
+// relies on: a valid type name, a 16-byte id, known flag combinations and a
+// correlation id on requests and responses.
+func decodeEnvelope(b []byte, e *envelope) error {
+	*e = envelope{}
+	var haveType, haveID bool
+	for len(b) > 0 {
+		num, typ, n := protowire.ConsumeTag(b)
+		if n < 0 {
+			return fmt.Errorf("decode envelope: field tag: %w", protowire.ParseError(n))
+		}
+		b = b[n:]
+		switch {
+		case num == fieldType && typ == protowire.BytesType:
+			v, n := protowire.ConsumeBytes(b)
+			if n < 0 {
+				return fmt.Errorf("decode envelope: type: %w", protowire.ParseError(n))
+			}
+			e.typ, haveType, b = v, true, b[n:]
+		case num == fieldID && typ == protowire.BytesType:
+			v, n := protowire.ConsumeBytes(b)
+			if n < 0 {
+				return fmt.Errorf("decode envelope: id: %w", protowire.ParseError(n))
+			}
+			if len(v) != len(e.id) {
+				return fmt.Errorf("decode envelope: id is %d bytes, want %d", len(v), len(e.id))
+			}
+			copy(e.id[:], v)
+			haveID, b = true, b[n:]
+		case num == fieldPayload && typ == protowire.BytesType:
+			v, n := protowire.ConsumeBytes(b)
+			if n < 0 {
+				return fmt.Errorf("decode envelope: payload: %w", protowire.ParseError(n))
+			}
+			e.payload, b = v, b[n:]
+		case num == fieldSent && typ == protowire.Fixed64Type:
+			v, n := protowire.ConsumeFixed64(b)
+			if n < 0 {
+				return fmt.Errorf("decode envelope: sent: %w", protowire.ParseError(n))
+			}
+			e.sent, b = int64(v), b[n:]
+		case (num == fieldFlags || num == fieldCorr || num == fieldTimeout) && typ == protowire.VarintType:
+			v, n := protowire.ConsumeVarint(b)
+			if n < 0 {
+				return fmt.Errorf("decode envelope: field %d: %w", num, protowire.ParseError(n))
+			}
+			switch num {
+			case fieldFlags:
+				e.flags = v
+			case fieldCorr:
+				e.corr = v
+			default:
+				e.timeout = v
+			}
+			b = b[n:]
+		case num <= fieldTimeout:
+			return fmt.Errorf("decode envelope: field %d has wire type %d, not the expected one", num, typ)
+		default: // unknown field from a later version: skip it
+			n := protowire.ConsumeFieldValue(num, typ, b)
+			if n < 0 {
+				return fmt.Errorf("decode envelope: unknown field %d: %w", num, protowire.ParseError(n))
+			}
+			b = b[n:]
+		}
+	}
+	if !haveType || !validTypeBytes(e.typ) {
+		return fmt.Errorf("decode envelope: missing or invalid type %q (want 1-%d of [A-Za-z0-9._/-])", truncate(e.typ), MaxTypeLen)
+	}
+	if !haveID {
+		return errors.New("decode envelope: missing id")
+	}
+	if e.flags&^knownFlags != 0 {
+		return fmt.Errorf("decode envelope: unknown flags %#x", e.flags)
+	}
+	req, resp := e.flags&flagRequest != 0, e.flags&flagResponse != 0
+	switch {
+	case req && resp:
+		return errors.New("decode envelope: both request and response flags set")
+	case e.flags&flagError != 0 && !resp:
+		return errors.New("decode envelope: error flag without response flag")
+	case (req || resp) && e.corr == 0:
+		return errors.New("decode envelope: request or response without correlation id")
+	}
+	return nil
+}
+
+func truncate(b []byte) string {
+	if len(b) > 80 {
+		return string(b[:80]) + "..."
+	}
+	return string(b)
+}
+
+// frameReader reads length-prefixed frames. The length prefix is checked
+// against max before any buffer is grown, so a peer cannot make us allocate
+// more than max bytes.
+type frameReader struct {
+	r   *bufio.Reader
+	max int
+	buf []byte
+}
+
+func newFrameReader(r io.Reader, max, bufSize int) *frameReader {
+	return &frameReader{r: bufio.NewReaderSize(r, bufSize), max: max}
+}
+
+// next returns the next frame body. It stays valid until the next call.
+func (fr *frameReader) next() ([]byte, error) {
+	n, err := binary.ReadUvarint(fr.r)
+	if err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, io.EOF // clean end between frames
+		}
+		return nil, fmt.Errorf("read frame length: %w", err)
+	}
+	if n > uint64(fr.max) {
+		return nil, fmt.Errorf("frame of %d bytes exceeds limit of %d: %w", n, fr.max, ErrFrameTooLarge)
+	}
+	buf := fr.buf
+	switch {
+	case n > keepFrameBuf:
+		buf = make([]byte, n) // rare big frame: do not keep it around
+	case uint64(cap(buf)) < n:
+		fr.buf = make([]byte, keepFrameBuf)
+		buf = fr.buf
+	}
+	buf = buf[:n]
+	if _, err := io.ReadFull(fr.r, buf); err != nil {
+		if errors.Is(err, io.EOF) {
+			err = io.ErrUnexpectedEOF
+		}
+		return nil, fmt.Errorf("read frame body of %d bytes: %w", n, err)
+	}
+	return buf, nil
+}
+
+// keepFrameBuf is the size of the reusable frame buffer; larger frames get a
+// buffer of their own that is released after use.
+const keepFrameBuf = 64 << 10
+
+// buffered reports whether more input is already buffered (no syscall needed).
+func (fr *frameReader) buffered() bool { return fr.r.Buffered() > 0 }

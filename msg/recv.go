@@ -1,0 +1,116 @@
+package msg
+
+import (
+	"errors"
+	"io"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+)
+
+// readBufSize is the bufio size of a stream reader.
+const readBufSize = 64 << 10
+
+// handleStream serves one inbound stream: it reads frames until the stream
+// ends and dispatches each.
+func (s *Service) handleStream(str network.Stream) {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		_ = str.Reset()
+		return
+	}
+	s.wg.Add(1)
+	s.inbound[str] = struct{}{}
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.inbound, str)
+		s.mu.Unlock()
+		s.wg.Done()
+	}()
+	_ = str.CloseWrite() // we only read on this stream
+	s.readLoop(str)
+}
+
+func (s *Service) readLoop(str network.Stream) {
+	remote := str.Conn().RemotePeer()
+	fr := newFrameReader(str, s.maxBody, readBufSize)
+	var e envelope
+	now := time.Now()
+	for {
+		refill := !fr.buffered()
+		body, err := fr.next()
+		if err != nil {
+			switch {
+			case errors.Is(err, ErrFrameTooLarge):
+				s.badFrames.Add(1)
+				s.log.Warn("msg: oversized frame; resetting stream", "peer", remote, "err", err)
+				_ = str.Reset()
+			case errors.Is(err, io.EOF) || s.ctx.Err() != nil:
+				_ = str.Close()
+			default:
+				s.log.Debug("msg: stream read ended", "peer", remote, "err", err)
+				_ = str.Reset()
+			}
+			return
+		}
+		if refill {
+			now = time.Now()
+		}
+		if err := decodeEnvelope(body, &e); err != nil {
+			// Framing is intact, so skip just this frame.
+			s.badFrames.Add(1)
+			s.log.Warn("msg: malformed message skipped", "peer", remote, "err", err)
+			continue
+		}
+		s.dispatch(remote, &e, now)
+	}
+}
+
+// dispatch routes one decoded envelope.
+func (s *Service) dispatch(from peer.ID, e *envelope, now time.Time) {
+	ts := s.knownTypeBytes(e.typ)
+	counted := ts
+	if counted == nil {
+		counted = s.other
+	}
+	counted.msgsIn.Add(1)
+	counted.bytesIn.Add(uint64(len(e.payload)))
+
+	switch {
+	case e.flags&flagResponse != 0:
+		s.deliverReply(from, e, now)
+		return
+	case e.flags&flagRequest != 0:
+		s.serveRequest(from, e, ts, now)
+		return
+	}
+	if ts == nil {
+		counted.unhandled.Add(1)
+		s.log.Debug("msg: message of unknown type", "peer", from, "type", truncate(e.typ))
+		return
+	}
+	subs := ts.subs.Load()
+	if subs == nil || len(*subs) == 0 {
+		ts.unhandled.Add(1)
+		s.log.Debug("msg: message without subscriber", "peer", from, "type", ts.name)
+		return
+	}
+	m := s.newMessage(ts.name, from, e, now)
+	for _, sub := range *subs {
+		sub.deliver(m)
+	}
+}
+
+// newMessage builds a Message; the payload is copied out of the frame buffer
+// into its own (pointer-free, so cheap for the GC) allocation.
+func (s *Service) newMessage(typ string, from peer.ID, e *envelope, now time.Time) *Message {
+	m := &Message{Type: typ, ID: e.id, From: from, Time: now, Sent: time.Unix(0, e.sent)}
+	if len(e.payload) > 0 {
+		m.Payload = make([]byte, len(e.payload))
+		copy(m.Payload, e.payload)
+	}
+	return m
+}

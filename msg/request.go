@@ -1,0 +1,223 @@
+package msg
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime/debug"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+)
+
+// maxErrorText bounds the error text sent back to a requester.
+const maxErrorText = 4096
+
+// maxHandlerTimeout caps the deadline a requester can impose on a handler.
+const maxHandlerTimeout = time.Hour
+
+// RemoteError is returned by Request when the remote peer answered with an
+// error: its handler failed, or it has no handler for the type.
+type RemoteError struct {
+	Peer    peer.ID
+	Type    string
+	Message string
+}
+
+func (e *RemoteError) Error() string {
+	return fmt.Sprintf("msg: request %q to %s: remote error: %s", e.Type, e.Peer, e.Message)
+}
+
+type pendingKey struct {
+	peer peer.ID
+	corr uint64
+}
+
+type reply struct {
+	m   *Message
+	err error
+}
+
+// Request sends a request of type typ to p and waits for the reply of p's
+// handler for typ. Without a ctx deadline, Options.RequestTimeout applies; the
+// remaining time is sent along and bounds the remote handler's ctx. A remote
+// handler error (or a missing handler: "no handler for type X") is returned as
+// a *RemoteError. If the stream to p fails, or p disconnects, the request
+// fails at once instead of waiting for the timeout.
+func (s *Service) Request(ctx context.Context, p peer.ID, typ string, payload []byte) (*Message, error) {
+	start := time.Now()
+	m, err := s.request(ctx, p, typ, payload)
+	if s.metrics != nil {
+		s.metrics.observeRequest(s, typ, start, err)
+	}
+	return m, err
+}
+
+func (s *Service) request(ctx context.Context, p peer.ID, typ string, payload []byte) (*Message, error) {
+	start := time.Now()
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, s.opts.RequestTimeout)
+		defer cancel()
+	}
+	deadline, _ := ctx.Deadline()
+	timeoutMs := time.Until(deadline).Milliseconds()
+	if timeoutMs <= 0 {
+		return nil, fmt.Errorf("msg: request %q to %s: %w", typ, p, context.DeadlineExceeded)
+	}
+
+	key := pendingKey{peer: p, corr: s.corr.Add(1)}
+	ch := make(chan reply, 1)
+	s.reqMu.Lock()
+	s.pending[key] = ch
+	s.reqMu.Unlock()
+	defer func() {
+		s.reqMu.Lock()
+		delete(s.pending, key)
+		s.reqMu.Unlock()
+	}()
+
+	id := s.newID()
+	if err := s.send(ctx, p, typ, payload, High, &id, flagRequest, key.corr, uint64(timeoutMs)); err != nil {
+		return nil, fmt.Errorf("msg: request %q to %s: %w", typ, p, err)
+	}
+	select {
+	case r := <-ch:
+		if r.err != nil {
+			var re *RemoteError
+			if errors.As(r.err, &re) {
+				return nil, r.err
+			}
+			return nil, fmt.Errorf("msg: request %q to %s: %w", typ, p, r.err)
+		}
+		return r.m, nil
+	case <-ctx.Done():
+		return nil, fmt.Errorf("msg: request %q to %s: no reply after %s: %w",
+			typ, p, time.Since(start).Round(time.Millisecond), ctx.Err())
+	}
+}
+
+// deliverReply hands a response to the waiting Request. Responses nobody
+// waits for any more (timed out) are counted as late replies.
+func (s *Service) deliverReply(from peer.ID, e *envelope, now time.Time) {
+	key := pendingKey{peer: from, corr: e.corr}
+	s.reqMu.Lock()
+	ch := s.pending[key]
+	delete(s.pending, key)
+	s.reqMu.Unlock()
+	if ch == nil {
+		s.lateReplies.Add(1)
+		s.log.Debug("msg: reply without pending request (late or unknown)", "peer", from, "corr", e.corr)
+		return
+	}
+	typ := string(e.typ)
+	if e.flags&flagError != 0 {
+		ch <- reply{err: &RemoteError{Peer: from, Type: typ, Message: string(e.payload)}}
+		return
+	}
+	ch <- reply{m: s.newMessage(typ, from, e, now)}
+}
+
+// failPending fails the pending requests to p.
+func (s *Service) failPending(p peer.ID, err error) {
+	s.reqMu.Lock()
+	defer s.reqMu.Unlock()
+	for k, ch := range s.pending {
+		if k.peer == p {
+			delete(s.pending, k)
+			ch <- reply{err: err}
+		}
+	}
+}
+
+func (s *Service) failAllPending(err error) {
+	s.reqMu.Lock()
+	defer s.reqMu.Unlock()
+	for k, ch := range s.pending {
+		delete(s.pending, k)
+		ch <- reply{err: err}
+	}
+}
+
+// serveRequest runs the handler of a request in its own goroutine, at most
+// MaxConcurrentHandlers at once: when all are busy, the reader waits here,
+// which applies backpressure to the requesting peer. Replies are sent from
+// the handler goroutine, never from the reader, so two peers' readers cannot
+// deadlock on each other's send queues.
+func (s *Service) serveRequest(from peer.ID, e *envelope, ts *typeState, now time.Time) {
+	typ := string(e.typ)
+	var h Handler
+	if ts != nil {
+		if hp := ts.handler.Load(); hp != nil {
+			h = *hp
+		}
+	}
+	if h == nil {
+		if ts != nil {
+			ts.unhandled.Add(1)
+		} else {
+			s.other.unhandled.Add(1)
+		}
+	}
+	if err := s.handlers.Acquire(s.ctx, 1); err != nil {
+		return // closing
+	}
+	timeout := time.Duration(min(e.timeout, uint64(maxHandlerTimeout/time.Millisecond))) * time.Millisecond
+	if timeout == 0 {
+		timeout = s.opts.RequestTimeout
+	}
+	corr := e.corr
+	var m *Message
+	if h != nil {
+		m = s.newMessage(ts.name, from, e, now)
+	}
+	s.wg.Add(1) // the reader holds a count, so Close cannot be waiting on zero
+	go func() {
+		defer s.wg.Done()
+		defer s.handlers.Release(1)
+		ctx, cancel := context.WithTimeout(s.ctx, timeout)
+		defer cancel()
+		var out []byte
+		var err error
+		if h == nil {
+			err = fmt.Errorf("no handler for type %q", typ)
+		} else {
+			out, err = s.runHandler(ctx, h, m)
+		}
+		// A reply gets its own bounded time: the handler's may be used up,
+		// and a late reply still tells the requester what happened.
+		rctx, rcancel := context.WithTimeout(s.ctx, s.opts.RequestTimeout)
+		defer rcancel()
+		s.sendReply(rctx, from, typ, corr, out, err)
+	}()
+}
+
+func (s *Service) runHandler(ctx context.Context, h Handler, m *Message) (out []byte, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			s.log.Error("msg: request handler panicked", "type", m.Type, "peer", m.From, "panic", r, "stack", string(debug.Stack()))
+			out, err = nil, fmt.Errorf("handler for type %q panicked", m.Type)
+		}
+	}()
+	return h(ctx, m)
+}
+
+func (s *Service) sendReply(ctx context.Context, to peer.ID, typ string, corr uint64, out []byte, herr error) {
+	flags := uint64(flagResponse)
+	if herr == nil && len(out) > s.opts.MaxMessageSize {
+		herr = fmt.Errorf("reply of %d bytes exceeds the limit of %d bytes", len(out), s.opts.MaxMessageSize)
+	}
+	if herr != nil {
+		flags |= flagError
+		text := herr.Error()
+		if len(text) > maxErrorText {
+			text = text[:maxErrorText]
+		}
+		out = []byte(text)
+	}
+	id := s.newID()
+	if err := s.send(ctx, to, typ, out, High, &id, flags, corr, 0); err != nil {
+		s.droppedReplies.Add(1)
+		s.log.Warn("msg: reply not sent", "peer", to, "type", typ, "err", err)
+	}
+}

@@ -1,0 +1,396 @@
+package msg
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
+	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sync/semaphore"
+	"golang.org/x/sync/singleflight"
+)
+
+// Defaults for Options.
+const (
+	DefaultNetwork               = "default"
+	DefaultMaxMessageSize        = 4 << 20
+	MaxMaxMessageSize            = 256 << 20
+	DefaultSendQueue             = 4096
+	DefaultRequestTimeout        = 10 * time.Second
+	DefaultOpenTimeout           = 15 * time.Second
+	DefaultMaxConcurrentHandlers = 64
+	maxNetworkLen                = 64
+)
+
+// Options configure a Service. The zero value is usable.
+type Options struct {
+	// Network separates warren networks: the protocol is
+	// /warren/<Network>/msg/1.0.0, so nodes of different networks never
+	// exchange messages. 1-64 characters of [A-Za-z0-9._-]; default "default".
+	Network string
+	// MaxMessageSize is the largest payload in bytes, checked on Send and,
+	// from the length prefix, before reading a frame (default 4 MiB, at most
+	// 256 MiB). All nodes of a network should use the same value.
+	MaxMessageSize int
+	// Logger receives the service's logs (default: discarded).
+	Logger *slog.Logger
+	// Registerer, if non-nil, gets the service's Prometheus collectors;
+	// Close unregisters them.
+	Registerer prometheus.Registerer
+	// SendQueue bounds the messages queued per peer and per priority
+	// (default 4096). Send blocks while the queue is full.
+	SendQueue int
+	// RequestTimeout applies to Request when its ctx has no deadline
+	// (default 10 s).
+	RequestTimeout time.Duration
+	// OpenTimeout bounds opening the stream to a peer (default 15 s).
+	OpenTimeout time.Duration
+	// MaxConcurrentHandlers bounds request handlers running at once
+	// (default 64). When all are busy, reading from the requesting peer's
+	// stream waits.
+	MaxConcurrentHandlers int
+}
+
+func (o *Options) normalize() error {
+	if o.Network == "" {
+		o.Network = DefaultNetwork
+	}
+	if err := checkName(o.Network, maxNetworkLen, false); err != nil {
+		return fmt.Errorf("msg: invalid Options.Network %q: %w", o.Network, err)
+	}
+	switch {
+	case o.MaxMessageSize < 0 || o.MaxMessageSize > MaxMaxMessageSize:
+		return fmt.Errorf("msg: Options.MaxMessageSize is %d; want 0 (default %d) to %d", o.MaxMessageSize, DefaultMaxMessageSize, MaxMaxMessageSize)
+	case o.MaxMessageSize == 0:
+		o.MaxMessageSize = DefaultMaxMessageSize
+	}
+	if o.Logger == nil {
+		o.Logger = discardLogger()
+	}
+	switch {
+	case o.SendQueue < 0:
+		return fmt.Errorf("msg: Options.SendQueue is %d; want >= 0 (0 means %d)", o.SendQueue, DefaultSendQueue)
+	case o.SendQueue == 0:
+		o.SendQueue = DefaultSendQueue
+	}
+	switch {
+	case o.RequestTimeout < 0:
+		return fmt.Errorf("msg: Options.RequestTimeout is %s; want >= 0 (0 means %s)", o.RequestTimeout, DefaultRequestTimeout)
+	case o.RequestTimeout == 0:
+		o.RequestTimeout = DefaultRequestTimeout
+	}
+	switch {
+	case o.OpenTimeout < 0:
+		return fmt.Errorf("msg: Options.OpenTimeout is %s; want >= 0 (0 means %s)", o.OpenTimeout, DefaultOpenTimeout)
+	case o.OpenTimeout == 0:
+		o.OpenTimeout = DefaultOpenTimeout
+	}
+	switch {
+	case o.MaxConcurrentHandlers < 0:
+		return fmt.Errorf("msg: Options.MaxConcurrentHandlers is %d; want >= 0 (0 means %d)", o.MaxConcurrentHandlers, DefaultMaxConcurrentHandlers)
+	case o.MaxConcurrentHandlers == 0:
+		o.MaxConcurrentHandlers = DefaultMaxConcurrentHandlers
+	}
+	return nil
+}
+
+// ProtocolID returns the direct-message protocol of a network name.
+func ProtocolID(network string) protocol.ID {
+	return protocol.ID("/warren/" + network + "/msg/1.0.0")
+}
+
+// Handler answers a request. Its ctx ends when the requester's deadline
+// passes or the Service closes. A returned error is sent to the requester,
+// whose Request returns it as a *RemoteError.
+type Handler func(ctx context.Context, m *Message) ([]byte, error)
+
+// typeState holds everything about one known message type. Known types are
+// those with a local subscriber or handler or that were sent locally; only
+// they get their own statistics and metric labels.
+type typeState struct {
+	name    string
+	subs    atomic.Pointer[[]*Subscription] // copy-on-write
+	handler atomic.Pointer[Handler]
+
+	msgsIn, bytesIn, msgsOut, bytesOut atomic.Uint64
+	dropped, duplicates, unhandled     atomic.Uint64
+	sendFailed                         atomic.Uint64
+}
+
+// Service sends and receives typed direct messages over one host.
+type Service struct {
+	h       host.Host
+	opts    Options
+	proto   protocol.ID
+	log     *slog.Logger
+	maxBody int // largest frame body accepted
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	idPrefix  [8]byte
+	idCounter atomic.Uint64
+	corr      atomic.Uint64
+
+	types atomic.Pointer[map[string]*typeState] // copy-on-write, writes under mu
+	other *typeState
+
+	mu        sync.Mutex
+	closed    bool
+	subs      map[*Subscription]struct{}
+	nextSubID uint64
+	inbound   map[network.Stream]struct{}
+	failures  map[peer.ID]*peerFailure
+
+	pmu   sync.RWMutex
+	peers map[peer.ID]*outPeer
+	opens singleflight.Group
+
+	reqMu   sync.Mutex
+	pending map[pendingKey]chan reply
+
+	handlers  *semaphore.Weighted
+	frames    sync.Pool // *frame
+	notifiee  *network.NotifyBundle
+	metrics   *metrics
+	closeOnce sync.Once
+
+	badFrames, lateReplies, droppedReplies atomic.Uint64
+}
+
+// New starts a message service on h. It registers the stream handler for
+// ProtocolID(opts.Network) and, if opts.Registerer is set, its metrics.
+func New(h host.Host, opts Options) (*Service, error) {
+	if h == nil {
+		return nil, fmt.Errorf("msg: New: host is nil")
+	}
+	if err := opts.normalize(); err != nil {
+		return nil, err
+	}
+	s := &Service{
+		h:        h,
+		opts:     opts,
+		proto:    ProtocolID(opts.Network),
+		log:      opts.Logger.With("component", "msg", "network", opts.Network),
+		maxBody:  opts.MaxMessageSize + envelopeOverhead,
+		other:    &typeState{name: OtherType},
+		subs:     make(map[*Subscription]struct{}),
+		inbound:  make(map[network.Stream]struct{}),
+		failures: make(map[peer.ID]*peerFailure),
+		peers:    make(map[peer.ID]*outPeer),
+		pending:  make(map[pendingKey]chan reply),
+		handlers: semaphore.NewWeighted(int64(opts.MaxConcurrentHandlers)),
+	}
+	if _, err := rand.Read(s.idPrefix[:]); err != nil {
+		return nil, fmt.Errorf("msg: New: read random id prefix: %w", err)
+	}
+	empty := map[string]*typeState{}
+	s.types.Store(&empty)
+	s.frames.New = func() any { return &frame{} }
+	if opts.Registerer != nil {
+		m, err := newMetrics(s, opts.Registerer)
+		if err != nil {
+			return nil, err
+		}
+		s.metrics = m
+	}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	s.notifiee = &network.NotifyBundle{DisconnectedF: s.disconnected}
+	h.Network().Notify(s.notifiee)
+	h.SetStreamHandler(s.proto, s.handleStream)
+	return s, nil
+}
+
+// Protocol returns the protocol ID the service speaks.
+func (s *Service) Protocol() protocol.ID { return s.proto }
+
+// Close stops the service: it removes the stream handler, resets all its
+// streams, closes all subscriptions (queued messages counted as dropped),
+// counts messages still in send queues as failed, fails pending requests and
+// waits for every goroutine it started, including running handlers (which see
+// their ctx cancelled). Close is idempotent.
+func (s *Service) Close() error {
+	s.closeOnce.Do(s.close)
+	return nil
+}
+
+func (s *Service) close() {
+	s.mu.Lock()
+	s.closed = true
+	subs := make([]*Subscription, 0, len(s.subs))
+	for sub := range s.subs {
+		subs = append(subs, sub)
+	}
+	inbound := make([]network.Stream, 0, len(s.inbound))
+	for str := range s.inbound {
+		inbound = append(inbound, str)
+	}
+	s.mu.Unlock()
+
+	s.cancel()
+	s.h.RemoveStreamHandler(s.proto)
+	s.h.Network().StopNotify(s.notifiee)
+
+	for _, str := range inbound {
+		_ = str.Reset()
+	}
+	for _, sub := range subs {
+		sub.shut()
+	}
+	s.pmu.Lock()
+	peers := make([]*outPeer, 0, len(s.peers))
+	for _, p := range s.peers {
+		peers = append(peers, p)
+	}
+	s.pmu.Unlock()
+	for _, p := range peers {
+		p.fail(ErrClosed, 0)
+	}
+	s.failAllPending(ErrClosed)
+	s.wg.Wait()
+	if s.metrics != nil {
+		s.metrics.unregister()
+	}
+}
+
+// track registers a goroutine that must end before Close returns.
+// It returns false if the service is closed.
+func (s *Service) track() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return false
+	}
+	s.wg.Add(1)
+	return true
+}
+
+// knownType returns the state of a known type, or nil.
+func (s *Service) knownType(typ string) *typeState {
+	return (*s.types.Load())[typ]
+}
+
+// knownTypeBytes is knownType for the receive path (no allocation).
+func (s *Service) knownTypeBytes(typ []byte) *typeState {
+	return (*s.types.Load())[string(typ)]
+}
+
+// addType returns the state of typ, making it a known type if needed.
+// typ must be valid.
+func (s *Service) addType(typ string) *typeState {
+	if ts := s.knownType(typ); ts != nil {
+		return ts
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	old := *s.types.Load()
+	if ts := old[typ]; ts != nil {
+		return ts
+	}
+	next := make(map[string]*typeState, len(old)+1)
+	for k, v := range old {
+		next[k] = v
+	}
+	ts := &typeState{name: typ}
+	next[typ] = ts
+	s.types.Store(&next)
+	return ts
+}
+
+// Subscribe returns a subscription that receives every direct message of typ
+// (not requests: those go to the Handler). Several subscriptions of one type
+// each receive every message.
+func (s *Service) Subscribe(typ string, opts SubscribeOptions) (*Subscription, error) {
+	if err := ValidateType(typ); err != nil {
+		return nil, fmt.Errorf("msg: subscribe: %w", err)
+	}
+	if err := opts.normalize(); err != nil {
+		return nil, fmt.Errorf("msg: subscribe %q: %w", typ, err)
+	}
+	ts := s.addType(typ)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil, fmt.Errorf("msg: subscribe %q: %w", typ, ErrClosed)
+	}
+	s.nextSubID++
+	sub := newSubscription(s, ts, s.nextSubID, opts)
+	s.subs[sub] = struct{}{}
+	var list []*Subscription
+	if cur := ts.subs.Load(); cur != nil {
+		list = append(list, *cur...)
+	}
+	list = append(list, sub)
+	ts.subs.Store(&list)
+	return sub, nil
+}
+
+func (s *Service) removeSubscription(sub *Subscription) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.subs[sub]; !ok {
+		return
+	}
+	delete(s.subs, sub)
+	cur := sub.ts.subs.Load()
+	if cur == nil {
+		return
+	}
+	list := make([]*Subscription, 0, len(*cur))
+	for _, x := range *cur {
+		if x != sub {
+			list = append(list, x)
+		}
+	}
+	sub.ts.subs.Store(&list)
+}
+
+// Handle registers the request handler of typ. Only one handler per type:
+// registering a second one is refused (use RemoveHandler first).
+func (s *Service) Handle(typ string, h Handler) error {
+	if err := ValidateType(typ); err != nil {
+		return fmt.Errorf("msg: handle: %w", err)
+	}
+	if h == nil {
+		return fmt.Errorf("msg: handle %q: handler is nil", typ)
+	}
+	ts := s.addType(typ)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return fmt.Errorf("msg: handle %q: %w", typ, ErrClosed)
+	}
+	if !ts.handler.CompareAndSwap(nil, &h) {
+		return fmt.Errorf("msg: handle %q: a handler is already registered for this type", typ)
+	}
+	return nil
+}
+
+// RemoveHandler unregisters the request handler of typ, if any. Requests
+// already running finish.
+func (s *Service) RemoveHandler(typ string) {
+	if ts := s.knownType(typ); ts != nil {
+		ts.handler.Store(nil)
+	}
+}
+
+// newID returns a fresh message ID.
+func (s *Service) newID() ID {
+	var id ID
+	copy(id[:8], s.idPrefix[:])
+	binary.BigEndian.PutUint64(id[8:], s.idCounter.Add(1))
+	return id
+}
+
+func discardLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
