@@ -9,5 +9,9 @@ import (
 func pid() int { return os.Getpid() }
 
 // addCapabilityCommands adds the commands of the capabilities built on the
-// node (tunnels, messages, topics).
-func addCapabilityCommands(root *cobra.Command, e *env) {}
+// node; each keeps its commands in its own file.
+func addCapabilityCommands(root *cobra.Command, e *env) {
+	root.AddCommand(msgCmds(e)...)
+	root.AddCommand(gossipCmds(e)...)
+	root.AddCommand(tunnelCmds(e)...)
+}
