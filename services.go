@@ -3,6 +3,10 @@ package warren
 import (
 	"context"
 	"fmt"
+	"path/filepath"
+
+	"github.com/warren-p2p/warren/config"
+	"github.com/warren-p2p/warren/tunnel"
 
 	"github.com/warren-p2p/warren/msg"
 )
@@ -24,5 +28,28 @@ func (n *Node) startServices(ctx context.Context, opts Options) error {
 	}
 	n.Msg = ms
 	n.closers = append(n.closers, ms.Close)
+
+	statePath := ""
+	if opts.RepoDir != "" {
+		statePath = filepath.Join(opts.RepoDir, config.TunnelsFile)
+	}
+	tm, err := tunnel.NewManager(n.Host(), tunnel.Options{
+		StatePath:      statePath,
+		DialTimeout:    cfg.Tunnels.DialTimeout.Std(),
+		UDPIdleTimeout: cfg.Tunnels.UDPIdleTimeout.Std(),
+		Logger:         n.log.With("component", "tunnel"),
+		Registerer:     n.Metrics,
+	})
+	if err != nil {
+		return fmt.Errorf("start tunnels: %w", err)
+	}
+	n.Tunnels = tm
+	n.closers = append(n.closers, tm.Close)
+	// A tunnel that fails to come back stays listed with its error.
+	for _, t := range tm.Restore(ctx) {
+		if t.Error != "" {
+			n.log.Warn("tunnel not restored", "protocol", t.Protocol, "listen", t.ListenAddress, "target", t.TargetAddress, "err", t.Error)
+		}
+	}
 	return nil
 }

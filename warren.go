@@ -20,6 +20,7 @@ import (
 	"github.com/warren-p2p/warren/config"
 	"github.com/warren-p2p/warren/msg"
 	"github.com/warren-p2p/warren/node"
+	"github.com/warren-p2p/warren/tunnel"
 )
 
 // Version is warren's version, reported by `warren version` and the API.
@@ -41,7 +42,8 @@ type Options struct {
 type Node struct {
 	*node.Node
 	Metrics *prometheus.Registry
-	Msg     *msg.Service // direct messages, dispatcher, request/response
+	Msg     *msg.Service    // direct messages, dispatcher, request/response
+	Tunnels *tunnel.Manager // TCP and UDP services over libp2p streams
 
 	log     *slog.Logger
 	closers []func() error // closed in reverse order

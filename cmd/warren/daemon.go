@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -66,6 +67,7 @@ func runDaemon(ctx context.Context, e *env, profile, level, format string) error
 		return err
 	}
 	defer repo.Unlock()
+	raiseFDLimit(log)
 
 	n, err := warren.Open(ctx, repo, log)
 	if err != nil {
@@ -139,4 +141,20 @@ func peerIDOf(r *config.Repo) (peer.ID, error) {
 		return "", fmt.Errorf("derive peer ID from %s: %w", r.Path(config.KeyFile), err)
 	}
 	return id, nil
+}
+
+// raiseFDLimit lifts the soft limit on open files to the hard limit: every
+// tunnelled connection holds a socket on each side.
+func raiseFDLimit(log *slog.Logger) {
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil || lim.Cur >= lim.Max {
+		return
+	}
+	old := lim.Cur
+	lim.Cur = lim.Max
+	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		log.Warn("could not raise the open-file limit", "soft", old, "hard", lim.Max, "err", err)
+		return
+	}
+	log.Debug("raised the open-file limit", "from", old, "to", lim.Cur)
 }

@@ -1,0 +1,179 @@
+package tunnel
+
+import (
+	"errors"
+	"io"
+	"net"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+const (
+	// bigBufSize is the pooled buffer used while data flows.
+	bigBufSize = 128 << 10
+	// smallBufSize is what an idle stream reader holds while blocked.
+	smallBufSize = 1 << 10
+	// maxDatagram is the largest UDP payload a frame can carry.
+	maxDatagram = 65535
+)
+
+// errNoRawRead reports that readiness-based reading is unavailable.
+var errNoRawRead = errors.New("raw read not supported")
+
+// bigHoldGrace bounds how long a blocked stream read may keep a pooled
+// buffer before giving it back and waiting with the small one.
+const bigHoldGrace = 100 * time.Millisecond
+
+// bufPool hands out large copy buffers. Buffers are only held while data is
+// flowing, never while a connection is idle.
+type bufPool struct {
+	p    sync.Pool
+	held atomic.Int64 // buffers currently out of the pool
+}
+
+func newBufPool() *bufPool {
+	return &bufPool{p: sync.Pool{New: func() any {
+		b := make([]byte, bigBufSize)
+		return &b
+	}}}
+}
+
+func (p *bufPool) get() *[]byte {
+	p.held.Add(1)
+	return p.p.Get().(*[]byte)
+}
+
+func (p *bufPool) put(b *[]byte) {
+	p.held.Add(-1)
+	p.p.Put(b)
+}
+
+// copyFromLocal copies src (a local TCP or unix connection) to dst until
+// src reports EOF (returns nil) or an error. While src is idle no buffer is
+// held: the goroutine waits for readability in the netpoller and only then
+// takes a pooled buffer, returning it as soon as a read would block.
+func (p *bufPool) copyFromLocal(dst io.Writer, src net.Conn, count func(int)) error {
+	sc, ok := src.(syscall.Conn)
+	if !ok {
+		return p.copyFromReader(dst, src, count)
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return p.copyFromReader(dst, src, count)
+	}
+	var buf *[]byte
+	defer func() {
+		if buf != nil {
+			p.put(buf)
+		}
+	}()
+	for {
+		n, err := p.rawRead(rc, &buf, 0, bigBufSize)
+		if errors.Is(err, errNoRawRead) {
+			return p.copyFromReader(dst, src, count)
+		}
+		if err != nil {
+			return &opError{op: "read local", err: err}
+		}
+		if n == 0 {
+			return nil // EOF
+		}
+		if _, err := dst.Write((*buf)[:n]); err != nil {
+			return &opError{op: "write stream", err: err}
+		}
+		count(n)
+	}
+}
+
+// copyFromReader copies src to dst until EOF (returns nil) or an error. It
+// blocks in Read with a small buffer and switches to a pooled large buffer
+// once a read fills the small one, going back as soon as a read comes back
+// short (the reader has drained what was buffered).
+func (p *bufPool) copyFromReader(dst io.Writer, src io.Reader, count func(int)) error {
+	small := make([]byte, smallBufSize)
+	for {
+		n, err := src.Read(small)
+		if n > 0 {
+			if _, werr := dst.Write(small[:n]); werr != nil {
+				return &opError{op: "write", err: werr}
+			}
+			count(n)
+		}
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return &opError{op: "read", err: err}
+		}
+		if n < len(small) {
+			continue
+		}
+		if err := p.drain(dst, src, count); err != nil {
+			if err == io.EOF {
+				return nil
+			}
+			return err
+		}
+	}
+}
+
+// drain reads with a pooled buffer while reads fill it completely. If src
+// supports read deadlines, a read that blocks longer than bigHoldGrace gives
+// the buffer back (the data ended exactly at a buffer boundary and the
+// connection went idle).
+func (p *bufPool) drain(dst io.Writer, src io.Reader, count func(int)) error {
+	dl, _ := src.(interface{ SetReadDeadline(time.Time) error })
+	if dl != nil && dl.SetReadDeadline(time.Now().Add(bigHoldGrace)) != nil {
+		dl = nil
+	}
+	if dl != nil {
+		defer func() { _ = dl.SetReadDeadline(time.Time{}) }()
+	}
+	bp := p.get()
+	defer p.put(bp)
+	buf := *bp
+	for {
+		n, err := src.Read(buf)
+		if n > 0 {
+			if _, werr := dst.Write(buf[:n]); werr != nil {
+				return &opError{op: "write", err: werr}
+			}
+			count(n)
+		}
+		if err == io.EOF {
+			return io.EOF
+		}
+		if err != nil {
+			if ne, ok := errors.AsType[net.Error](err); ok && ne.Timeout() && dl != nil {
+				return nil
+			}
+			return &opError{op: "read", err: err}
+		}
+		if n < len(buf) {
+			return nil
+		}
+		if dl != nil {
+			_ = dl.SetReadDeadline(time.Now().Add(bigHoldGrace))
+		}
+	}
+}
+
+// opError names which side of a copy failed, for logs.
+type opError struct {
+	op  string
+	err error
+}
+
+func (e *opError) Error() string { return e.op + ": " + e.err.Error() }
+func (e *opError) Unwrap() error { return e.err }
+
+// closeRST closes c; for TCP the peer gets a reset rather than a FIN, so an
+// aborted tunnel is never mistaken for a clean end of data.
+func closeRST(c net.Conn) {
+	if tc, ok := c.(*net.TCPConn); ok {
+		_ = tc.SetLinger(0)
+	}
+	_ = c.Close()
+}

@@ -1,0 +1,114 @@
+package tunnel
+
+import (
+	"bytes"
+	"crypto/rand"
+	"net"
+	"sync"
+	"testing"
+	"time"
+)
+
+// lockedBuffer is a goroutine-safe bytes.Buffer.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) Len() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Len()
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// A stream-side reader whose data ends exactly at the small buffer size
+// must not keep a pooled buffer while it then sits idle.
+func TestCopyFromReaderReleasesBufferWhenIdle(t *testing.T) {
+	p := newBufPool()
+	src, w := net.Pipe()
+	defer w.Close()
+	var dst lockedBuffer
+	done := make(chan error, 1)
+	go func() { done <- p.copyFromReader(&dst, src, func(int) {}) }()
+
+	if _, err := w.Write(make([]byte, smallBufSize)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "first chunk", func() bool { return dst.Len() == smallBufSize })
+	waitFor(t, "pooled buffer to be returned while idle", func() bool { return p.held.Load() == 0 })
+
+	// Bulk data still flows after the idle period.
+	data := make([]byte, 3*bigBufSize+17)
+	_, _ = rand.Read(data)
+	if _, err := w.Write(data); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "bulk data", func() bool { return dst.Len() == smallBufSize+len(data) })
+	waitFor(t, "buffer returned after bulk", func() bool { return p.held.Load() == 0 })
+	w.Close()
+	if err := <-done; err != nil {
+		t.Fatalf("copy ended with %v, want nil at EOF", err)
+	}
+	if !bytes.Equal(dst.b.Bytes()[smallBufSize:], data) {
+		t.Fatal("copied data differs")
+	}
+}
+
+// The local side waits for readability without a buffer.
+func TestCopyFromLocalHoldsNoBufferWhenIdle(t *testing.T) {
+	p := newBufPool()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	client, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	server, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer server.Close()
+	var dst lockedBuffer
+	done := make(chan error, 1)
+	go func() { done <- p.copyFromLocal(&dst, server, func(int) {}) }()
+
+	time.Sleep(20 * time.Millisecond)
+	if n := p.held.Load(); n != 0 {
+		t.Fatalf("%d buffers held before any data", n)
+	}
+	data := make([]byte, 1<<20)
+	_, _ = rand.Read(data)
+	if _, err := client.Write(data); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "data", func() bool { return dst.Len() == len(data) })
+	waitFor(t, "buffer returned while idle", func() bool { return p.held.Load() == 0 })
+	_ = client.(*net.TCPConn).CloseWrite()
+	if err := <-done; err != nil {
+		t.Fatalf("copy ended with %v, want nil at EOF", err)
+	}
+	if !bytes.Equal(dst.b.Bytes(), data) {
+		t.Fatal("copied data differs")
+	}
+}

@@ -1,0 +1,135 @@
+package tunnel
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/peerstore"
+	manet "github.com/multiformats/go-multiaddr/net"
+)
+
+// startForward binds the local listener of a forward tunnel and starts its
+// accept loop.
+func (m *Manager) startForward(t *tunnel) error {
+	if t.transport == TransportUDP {
+		return m.startUDPForward(t)
+	}
+	var lc net.ListenConfig
+	ln, err := lc.Listen(t.ctx, t.bind.network, t.bind.address)
+	if err != nil {
+		return fmt.Errorf("tunnel: forward %q: listen on %s: %w", t.proto, t.bind.maddr, err)
+	}
+	if err := m.setBound(t, ln.Addr(), func() { _ = ln.Close() }); err != nil {
+		_ = ln.Close()
+		return err
+	}
+	m.wg.Go(func() { m.acceptLoop(t, ln) })
+	return nil
+}
+
+// setBound records the real bound address (port 0 resolved) and how to stop.
+func (m *Manager) setBound(t *tunnel, addr net.Addr, stop func()) error {
+	bound, err := manet.FromNetAddr(addr)
+	if err != nil {
+		return fmt.Errorf("tunnel: forward %q: bound address %v: %w", t.proto, addr, err)
+	}
+	m.mu.Lock()
+	t.listenAddr = bound.String()
+	t.fspec.ListenAddr = bound.String()
+	t.stop = stop
+	t.err = ""
+	m.mu.Unlock()
+	return nil
+}
+
+func (m *Manager) acceptLoop(t *tunnel, ln net.Listener) {
+	var delay time.Duration
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) || t.ctx.Err() != nil {
+				return
+			}
+			// E.g. out of file descriptors: back off and keep serving.
+			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+			m.log.Warn("tunnel: accept failed", "tunnel", t.id, "listen", t.listenAddr, "err", err, "retry_in", delay)
+			select {
+			case <-time.After(delay):
+			case <-t.ctx.Done():
+				return
+			}
+			continue
+		}
+		delay = 0
+		m.wg.Go(func() { m.forwardConn(t, c) })
+	}
+}
+
+// forwardConn carries one accepted connection over a new stream.
+func (m *Manager) forwardConn(t *tunnel, c net.Conn) {
+	s, err := m.openStream(t)
+	if err != nil {
+		closeRST(c)
+		if t.ctx.Err() == nil {
+			t.fail()
+			m.log.Warn("tunnel: forward connection failed", "tunnel", t.id, "protocol", string(t.proto),
+				"peer", t.peer.String(), "client", c.RemoteAddr().String(), "err", err)
+		}
+		return
+	}
+	laddr := c.RemoteAddr().String()
+	if a, err := manet.FromNetAddr(c.RemoteAddr()); err == nil {
+		laddr = a.String()
+	}
+	a := m.register(t, s, c, laddr)
+	if a == nil {
+		_ = s.Reset()
+		closeRST(c)
+		return
+	}
+	a.splice()
+}
+
+// openStream opens a stream to the tunnel's peer, connecting first if
+// needed. Limited (relayed) connections are allowed.
+func (m *Manager) openStream(t *tunnel) (network.Stream, error) {
+	if len(t.peerAddrs) > 0 {
+		m.h.Peerstore().AddAddrs(t.peer, t.peerAddrs, peerstore.AddressTTL)
+	}
+	ctx, cancel := context.WithTimeout(t.ctx, m.opts.DialTimeout)
+	defer cancel()
+	ctx = network.WithAllowLimitedConn(ctx, "tunnel")
+	if err := m.connect(t.peer); err != nil {
+		return nil, err
+	}
+	s, err := m.h.NewStream(ctx, t.peer, t.proto)
+	if err != nil {
+		return nil, fmt.Errorf("open stream %s to peer %s: %w", t.proto, t.peer, err)
+	}
+	return s, nil
+}
+
+// connect makes sure there is a connection to p, coalescing concurrent
+// attempts (a burst of client connections makes one dial).
+func (m *Manager) connect(p peer.ID) error {
+	switch m.h.Network().Connectedness(p) {
+	case network.Connected, network.Limited:
+		return nil
+	}
+	_, err, _ := m.connects.Do(p.String(), func() (any, error) {
+		// Bound by the Manager, not one caller: the result is shared.
+		ctx, cancel := context.WithTimeout(m.ctx, m.opts.DialTimeout)
+		defer cancel()
+		ctx = network.WithAllowLimitedConn(ctx, "tunnel")
+		return nil, m.h.Connect(ctx, peer.AddrInfo{ID: p})
+	})
+	if err != nil {
+		return fmt.Errorf("connect to peer %s: %w", p, err)
+	}
+	return nil
+}

@@ -1,0 +1,342 @@
+package tunnel_test
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/warren-p2p/warren/tunnel"
+)
+
+func TestValidation(t *testing.T) {
+	e := newEnv(t)
+	defer e.close()
+	h := e.host()
+	other := e.host()
+	m := e.manager(h, tunnel.Options{})
+	ctx := context.Background()
+	okTarget := "/ip4/127.0.0.1/tcp/8080"
+	listens := []struct {
+		spec tunnel.ListenSpec
+		want []string // substrings of the error
+	}{
+		{tunnel.ListenSpec{Protocol: "/ssh", Target: okTarget}, []string{`"/ssh"`, "/x/", "AllowCustomProtocol"}},
+		{tunnel.ListenSpec{Protocol: "", Target: okTarget}, []string{"protocol is empty"}},
+		{tunnel.ListenSpec{Protocol: "/x/", Target: okTarget}, []string{`"/x/"`}},
+		{tunnel.ListenSpec{Protocol: "/x/a b", Target: okTarget}, []string{`"/x/a b"`, "whitespace"}},
+		{tunnel.ListenSpec{Protocol: "ssh", Target: okTarget, AllowCustomProtocol: true}, []string{`"ssh"`, "start with /"}},
+		{tunnel.ListenSpec{Protocol: "/x/t", Target: "not-a-multiaddr"}, []string{`"not-a-multiaddr"`, "multiaddr"}},
+		{tunnel.ListenSpec{Protocol: "/x/t", Target: "/ip4/127.0.0.1/tcp/0"}, []string{`"/ip4/127.0.0.1/tcp/0"`, "non-zero"}},
+		{tunnel.ListenSpec{Protocol: "/x/t", Target: "/ip4/127.0.0.1/sctp/80"}, []string{"/ip4/127.0.0.1/sctp/80", "unsupported"}},
+		{tunnel.ListenSpec{Protocol: "/x/t", Target: "/ip4/127.0.0.1"}, []string{`"/ip4/127.0.0.1"`, "expected"}},
+		{tunnel.ListenSpec{Protocol: "/x/t", Target: "/ip4/127.0.0.1/tcp/80/p2p/" + other.ID().String()}, []string{"components"}},
+		{tunnel.ListenSpec{Protocol: "/x/t", Target: "/ip4/127.0.0.1/udp/53", ReportPeerID: true}, []string{"ReportPeerID", "UDP"}},
+		{tunnel.ListenSpec{Protocol: "/x/t", Target: okTarget, Allow: []peer.ID{"garbage"}}, []string{"allow[0]"}},
+	}
+	for _, tc := range listens {
+		_, err := m.Listen(ctx, tc.spec)
+		if err == nil {
+			t.Errorf("Listen(%+v) succeeded, want error", tc.spec)
+			continue
+		}
+		for _, w := range tc.want {
+			if !strings.Contains(err.Error(), w) {
+				t.Errorf("Listen(%+v) error %q does not mention %q", tc.spec, err, w)
+			}
+		}
+	}
+	forwards := []struct {
+		spec tunnel.ForwardSpec
+		want []string
+	}{
+		{tunnel.ForwardSpec{Protocol: "/bad", ListenAddr: "/ip4/127.0.0.1/tcp/0", Peer: other.ID().String()}, []string{`"/bad"`, "--allow-custom-protocol"}},
+		{tunnel.ForwardSpec{Protocol: "/x/t", ListenAddr: "/dns4/localhost/tcp/0", Peer: other.ID().String()}, []string{"/dns4/localhost/tcp/0", "DNS"}},
+		{tunnel.ForwardSpec{Protocol: "/x/t", ListenAddr: "127.0.0.1:80", Peer: other.ID().String()}, []string{`"127.0.0.1:80"`}},
+		{tunnel.ForwardSpec{Protocol: "/x/t", ListenAddr: "/ip4/127.0.0.1/tcp/0", Peer: "notapeer"}, []string{`"notapeer"`, "peer ID"}},
+		{tunnel.ForwardSpec{Protocol: "/x/t", ListenAddr: "/ip4/127.0.0.1/tcp/0", Peer: "/ip4/127.0.0.1/tcp/4001"}, []string{`"/ip4/127.0.0.1/tcp/4001"`, "/p2p/"}},
+		{tunnel.ForwardSpec{Protocol: "/x/t", ListenAddr: "/ip4/127.0.0.1/tcp/0", Peer: ""}, []string{"peer is empty"}},
+		{tunnel.ForwardSpec{Protocol: "/x/t", ListenAddr: "/ip4/127.0.0.1/tcp/0", Peer: h.ID().String()}, []string{"this host"}},
+	}
+	for _, tc := range forwards {
+		_, err := m.Forward(ctx, tc.spec)
+		if err == nil {
+			t.Errorf("Forward(%+v) succeeded, want error", tc.spec)
+			continue
+		}
+		for _, w := range tc.want {
+			if !strings.Contains(err.Error(), w) {
+				t.Errorf("Forward(%+v) error %q does not mention %q", tc.spec, err, w)
+			}
+		}
+	}
+	// Custom protocols are fine with the flag.
+	if _, err := m.Listen(ctx, tunnel.ListenSpec{Protocol: "/custom/1", Target: okTarget, AllowCustomProtocol: true}); err != nil {
+		t.Errorf("custom protocol with AllowCustomProtocol: %v", err)
+	}
+	// A protocol the host already serves is refused.
+	if _, err := m.Listen(ctx, tunnel.ListenSpec{Protocol: "/ipfs/id/1.0.0", Target: okTarget, AllowCustomProtocol: true}); err == nil {
+		t.Error("Listen on the host's identify protocol succeeded")
+	}
+	if len(m.List()) != 1 {
+		t.Errorf("List after failed calls = %+v, want only the custom tunnel", m.List())
+	}
+}
+
+func TestDuplicates(t *testing.T) {
+	e := newEnv(t)
+	defer e.close()
+	h, other := e.host(), e.host()
+	m := e.manager(h, tunnel.Options{})
+	ctx := context.Background()
+	if _, err := m.Listen(ctx, tunnel.ListenSpec{Protocol: "/x/dup", Target: "/ip4/127.0.0.1/tcp/1234"}); err != nil {
+		t.Fatal(err)
+	}
+	_, err := m.Listen(ctx, tunnel.ListenSpec{Protocol: "/x/dup", Target: "/ip4/127.0.0.1/tcp/5678"})
+	if err == nil || !strings.Contains(err.Error(), "already") || !strings.Contains(err.Error(), "/x/dup") {
+		t.Fatalf("second listener on the same protocol: %v", err)
+	}
+	f, err := m.Forward(ctx, tunnel.ForwardSpec{Protocol: "/x/dup", ListenAddr: "/ip4/127.0.0.1/tcp/0", Peer: other.ID().String()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = m.Forward(ctx, tunnel.ForwardSpec{Protocol: "/x/other", ListenAddr: f.ListenAddress, Peer: other.ID().String()})
+	if err == nil || !strings.Contains(err.Error(), f.ListenAddress) {
+		t.Fatalf("second forward on the same address: %v", err)
+	}
+	// Two port-0 forwards are distinct addresses.
+	if _, err := m.Forward(ctx, tunnel.ForwardSpec{Protocol: "/x/dup", ListenAddr: "/ip4/127.0.0.1/tcp/0", Peer: other.ID().String()}); err != nil {
+		t.Fatalf("second port-0 forward: %v", err)
+	}
+}
+
+func TestCloseTunnelsFilter(t *testing.T) {
+	e := newEnv(t)
+	defer e.close()
+	ctx := context.Background()
+	target, _ := e.tcpServer(echo)
+	p := e.pair(target, tunnel.ListenSpec{}, tunnel.Options{})
+	m := p.cm
+	other := p.server.ID().String()
+	mk := func(proto string) tunnel.Info {
+		in, err := m.Forward(ctx, tunnel.ForwardSpec{Protocol: proto, ListenAddr: "/ip4/127.0.0.1/tcp/0", Peer: other})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return in
+	}
+	a1 := mk("/x/a")
+	mk("/x/a")
+	mk("/x/b")
+	if _, err := m.Listen(ctx, tunnel.ListenSpec{Protocol: "/x/a", Target: "/ip4/127.0.0.1/tcp/9"}); err != nil {
+		t.Fatal(err)
+	}
+	// p.forward (/x/test) + 3 forwards + 1 listen.
+	if n := len(m.List()); n != 5 {
+		t.Fatalf("List has %d tunnels, want 5", n)
+	}
+	if _, _, err := m.CloseTunnels(tunnel.Filter{}); err == nil || !strings.Contains(err.Error(), "empty") {
+		t.Errorf("empty filter: %v", err)
+	}
+	if _, _, err := m.CloseTunnels(tunnel.Filter{All: true, Protocol: "/x/a"}); err == nil {
+		t.Error("All combined with Protocol accepted")
+	}
+	// AND of fields: protocol /x/a and the first forward's address.
+	if n, _, err := m.CloseTunnels(tunnel.Filter{Protocol: "/x/a", ListenAddress: a1.ListenAddress}); err != nil || n != 1 {
+		t.Fatalf("close by protocol+listen address = %d, %v; want 1", n, err)
+	}
+	// Nothing matches a protocol+address pair that disagree.
+	if n, _, err := m.CloseTunnels(tunnel.Filter{Protocol: "/x/b", ListenAddress: a1.ListenAddress}); err != nil || n != 0 {
+		t.Fatalf("non-matching AND = %d, %v; want 0", n, err)
+	}
+	// Protocol alone closes the remaining forward and the listener on /x/a.
+	if n, _, err := m.CloseTunnels(tunnel.Filter{Protocol: "/x/a"}); err != nil || n != 2 {
+		t.Fatalf("close by protocol = %d, %v; want 2", n, err)
+	}
+	// TargetAddress matches forwards by /p2p/<id>.
+	if n, _, err := m.CloseTunnels(tunnel.Filter{TargetAddress: "/p2p/" + other, Protocol: "/x/b"}); err != nil || n != 1 {
+		t.Fatalf("close by target = %d, %v; want 1", n, err)
+	}
+	// The closed listener's protocol is free again.
+	if _, err := m.Listen(ctx, tunnel.ListenSpec{Protocol: "/x/a", Target: "/ip4/127.0.0.1/tcp/9"}); err != nil {
+		t.Fatalf("re-listen after close: %v", err)
+	}
+	// Closing a tunnel with a live connection resets it and counts it.
+	c := dial(t, p.forward.ListenAddress)
+	defer c.Close()
+	_, _ = c.Write([]byte("x"))
+	if _, err := io.ReadFull(c, make([]byte, 1)); err != nil {
+		t.Fatal(err)
+	}
+	n, s, err := m.CloseTunnels(tunnel.Filter{All: true})
+	if err != nil || n != 2 || s != 1 {
+		t.Fatalf("close all = %d tunnels, %d streams, %v; want 2, 1", n, s, err)
+	}
+	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := c.Read(make([]byte, 1)); err == nil {
+		t.Fatal("connection survived closing its tunnel")
+	}
+	if len(m.List()) != 0 {
+		t.Fatalf("List after close all: %+v", m.List())
+	}
+	if _, err := net.DialTimeout("tcp", strings.TrimPrefix(strings.Replace(a1.ListenAddress, "/tcp/", ":", 1), "/ip4/"), time.Second); err == nil {
+		t.Error("closed forward still accepting")
+	}
+}
+
+func TestPersistence(t *testing.T) {
+	e := newEnv(t)
+	defer e.close()
+	ctx := context.Background()
+	target, accepted := e.tcpServer(echo)
+	dir := t.TempDir()
+	serverState := filepath.Join(dir, "server.json")
+	clientState := filepath.Join(dir, "client.json")
+	server, client := e.host(), e.host()
+	sm := e.manager(server, tunnel.Options{StatePath: serverState})
+	if _, err := sm.Listen(ctx, tunnel.ListenSpec{Protocol: "/x/p", Target: target, Allow: []peer.ID{client.ID()}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sm.Listen(ctx, tunnel.ListenSpec{Protocol: "/x/temp", Target: target, Temp: true}); err != nil {
+		t.Fatal(err)
+	}
+	cm1, err := tunnel.NewManager(client, tunnel.Options{StatePath: clientState})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fwd1, err := cm1.Forward(ctx, tunnel.ForwardSpec{Protocol: "/x/p", ListenAddr: "/ip4/127.0.0.1/tcp/0", Peer: peerAddr(server)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fwd2, err := cm1.Forward(ctx, tunnel.ForwardSpec{Protocol: "/x/p", ListenAddr: "/ip4/127.0.0.1/tcp/0", Peer: server.ID().String()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cm1.Forward(ctx, tunnel.ForwardSpec{Protocol: "/x/p", ListenAddr: "/ip4/127.0.0.1/tcp/0", Peer: server.ID().String(), Temp: true}); err != nil {
+		t.Fatal(err)
+	}
+	if err := cm1.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	for path, want := range map[string]int{serverState: 1, clientState: 2} {
+		fi, err := os.Stat(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Mode().Perm() != 0o600 {
+			t.Errorf("%s mode %v, want 0600", path, fi.Mode().Perm())
+		}
+		if n := savedCount(t, path); n != want {
+			t.Errorf("%s has %d tunnels, want %d (temp tunnels are not saved)", path, n, want)
+		}
+	}
+
+	// Restart the client with the second forward's port taken: the first
+	// comes back on its old port, the second is listed with its error.
+	port2 := fwd2.ListenAddress[strings.LastIndex(fwd2.ListenAddress, "/")+1:]
+	blocker, err := net.Listen("tcp", "127.0.0.1:"+port2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cm2 := e.manager(client, tunnel.Options{StatePath: clientState})
+	if len(cm2.List()) != 0 {
+		t.Fatal("tunnels started before Restore")
+	}
+	restored := cm2.Restore(ctx)
+	if len(restored) != 2 {
+		t.Fatalf("Restore returned %d tunnels, want 2: %+v", len(restored), restored)
+	}
+	if restored[0].Error != "" || restored[0].ListenAddress != fwd1.ListenAddress {
+		t.Errorf("first forward restored as %+v, want no error on %s", restored[0], fwd1.ListenAddress)
+	}
+	if restored[1].Error == "" || !strings.Contains(restored[1].Error, port2) {
+		t.Errorf("second forward restored as %+v, want an error naming port %s", restored[1], port2)
+	}
+	if l := cm2.List(); len(l) != 2 || l[1].Error == "" {
+		t.Errorf("List after restore = %+v, want the failed tunnel listed with its error", l)
+	}
+	if n := savedCount(t, clientState); n != 2 {
+		t.Errorf("state after failed restore has %d tunnels, want 2 (failed one kept)", n)
+	}
+	c := dial(t, fwd1.ListenAddress)
+	if err := sendAndCheckEcho(c, 4096); err != nil {
+		t.Fatalf("restored forward: %v", err)
+	}
+	c.Close()
+	if accepted.Load() != 1 {
+		t.Errorf("target accepted %d, want 1", accepted.Load())
+	}
+
+	// Free the port and Restore again: the failed tunnel is retried.
+	blocker.Close()
+	again := cm2.Restore(ctx)
+	if len(again) != 1 || again[0].Error != "" || again[0].ListenAddress != fwd2.ListenAddress {
+		t.Fatalf("retry restore = %+v", again)
+	}
+
+	// Closing removes from the state file.
+	if n, _, err := cm2.CloseTunnels(tunnel.Filter{ListenAddress: fwd1.ListenAddress}); err != nil || n != 1 {
+		t.Fatalf("close = %d, %v", n, err)
+	}
+	if n := savedCount(t, clientState); n != 1 {
+		t.Errorf("state after close has %d tunnels, want 1", n)
+	}
+
+	// A corrupt state file is an error, never silently overwritten.
+	bad := filepath.Join(dir, "bad.json")
+	if err := os.WriteFile(bad, []byte("{not json"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tunnel.NewManager(client, tunnel.Options{StatePath: bad}); err == nil || !strings.Contains(err.Error(), bad) {
+		t.Errorf("NewManager with corrupt state: %v", err)
+	}
+}
+
+// An invalid saved spec is listed with its error and kept in the file.
+func TestRestoreInvalidEntryKept(t *testing.T) {
+	e := newEnv(t)
+	defer e.close()
+	path := filepath.Join(t.TempDir(), "state.json")
+	doc := `{"version":1,"tunnels":[{"kind":"listen","listen":{"protocol":"/nox","target":"/ip4/127.0.0.1/tcp/22"}},
+	{"kind":"listen","listen":{"protocol":"/x/ok","target":"/ip4/127.0.0.1/tcp/22"}}]}`
+	if err := os.WriteFile(path, []byte(doc), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	m := e.manager(e.host(), tunnel.Options{StatePath: path})
+	got := m.Restore(context.Background())
+	if len(got) != 2 || got[0].Error == "" || !strings.Contains(got[0].Error, "/x/") || got[1].Error != "" {
+		t.Fatalf("Restore = %+v", got)
+	}
+	if n := savedCount(t, path); n != 2 {
+		t.Fatalf("state has %d tunnels after restore, want 2", n)
+	}
+	if n, _, err := m.CloseTunnels(tunnel.Filter{Protocol: "/nox"}); err != nil || n != 1 {
+		t.Fatalf("close invalid tunnel = %d, %v", n, err)
+	}
+	if n := savedCount(t, path); n != 1 {
+		t.Fatalf("state has %d tunnels after close, want 1", n)
+	}
+}
+
+func savedCount(t *testing.T, path string) int {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc struct {
+		Tunnels []json.RawMessage `json:"tunnels"`
+	}
+	if err := json.Unmarshal(b, &doc); err != nil {
+		t.Fatalf("state file %s: %v\n%s", path, err, b)
+	}
+	return len(doc.Tunnels)
+}

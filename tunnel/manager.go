@@ -1,0 +1,596 @@
+package tunnel
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
+	ma "github.com/multiformats/go-multiaddr"
+	"golang.org/x/sync/singleflight"
+)
+
+// ErrClosed is returned by Manager methods after Close.
+var ErrClosed = errors.New("tunnel: manager is closed")
+
+// Manager owns the tunnels of one libp2p host.
+type Manager struct {
+	h    host.Host
+	opts Options
+	log  *slog.Logger
+	met  *metrics
+	bufs *bufPool
+
+	ctx    context.Context // cancelled by Close
+	cancel context.CancelFunc
+	wg     sync.WaitGroup // every goroutine the Manager starts or adopts
+
+	// opMu serialises configuration changes (Listen, Forward,
+	// CloseTunnels, Restore, Close) and state file writes.
+	opMu sync.Mutex
+
+	mu      sync.Mutex // guards the fields below and tunnel.err/stop
+	closed  bool
+	nextID  uint64
+	tunnels map[uint64]*tunnel
+	pending []savedTunnel // loaded from StatePath, not yet restored
+	nextSID uint64
+	streams map[uint64]*activeStream
+
+	connects singleflight.Group
+}
+
+// tunnel is one listen or forward tunnel.
+type tunnel struct {
+	id        uint64
+	kind      string
+	proto     protocol.ID
+	transport string
+	lspec     ListenSpec  // kind == KindListen
+	fspec     ForwardSpec // kind == KindForward; ListenAddr is the bound address once started
+
+	// listen
+	target endpoint
+	allow  map[peer.ID]struct{}
+	// forward
+	bind      endpoint
+	peer      peer.ID
+	peerAddrs []ma.Multiaddr
+
+	listenAddr string // display
+	targetAddr string // display
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	closed atomic.Bool // set under Manager.mu when the tunnel is being closed
+	stop   func()      // releases the listener or stream handler; guarded by Manager.mu
+	err    string      // non-empty when not running; guarded by Manager.mu
+
+	active                                     atomic.Int64
+	bytesIn, bytesOut, opened, refused, failed atomic.Uint64
+	dropped                                    atomic.Uint64
+	met                                        tunnelMetrics
+}
+
+func (t *tunnel) temp() bool {
+	if t.kind == KindListen {
+		return t.lspec.Temp
+	}
+	return t.fspec.Temp
+}
+
+// NewManager creates a Manager for h. If opts.StatePath names an existing
+// state file it is loaded (a corrupt file is an error, never overwritten);
+// call Restore to start the saved tunnels.
+func NewManager(h host.Host, opts Options) (*Manager, error) {
+	if h == nil {
+		return nil, errors.New("tunnel: host is nil")
+	}
+	if opts.DialTimeout < 0 || opts.UDPIdleTimeout < 0 {
+		return nil, fmt.Errorf("tunnel: negative timeout in options (DialTimeout %v, UDPIdleTimeout %v)", opts.DialTimeout, opts.UDPIdleTimeout)
+	}
+	if opts.DialTimeout == 0 {
+		opts.DialTimeout = defaultDialTimeout
+	}
+	if opts.UDPIdleTimeout == 0 {
+		opts.UDPIdleTimeout = defaultUDPIdleTimeout
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	met, err := newMetrics(opts.Registerer)
+	if err != nil {
+		return nil, err
+	}
+	var pending []savedTunnel
+	if opts.StatePath != "" {
+		if pending, err = loadState(opts.StatePath); err != nil {
+			return nil, err
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Manager{
+		h:       h,
+		opts:    opts,
+		log:     log,
+		met:     met,
+		bufs:    newBufPool(),
+		ctx:     ctx,
+		cancel:  cancel,
+		tunnels: make(map[uint64]*tunnel),
+		pending: pending,
+		streams: make(map[uint64]*activeStream),
+	}, nil
+}
+
+// Listen starts a listen tunnel: streams from remote peers on spec.Protocol
+// are connected to spec.Target.
+func (m *Manager) Listen(ctx context.Context, spec ListenSpec) (Info, error) {
+	if err := ctx.Err(); err != nil {
+		return Info{}, fmt.Errorf("tunnel: listen %q: %w", spec.Protocol, err)
+	}
+	t, err := m.newListenTunnel(spec)
+	if err != nil {
+		return Info{}, err
+	}
+	return m.add(t)
+}
+
+// Forward starts a forward tunnel: connections accepted on spec.ListenAddr
+// are carried over new streams to spec.Peer on spec.Protocol.
+func (m *Manager) Forward(ctx context.Context, spec ForwardSpec) (Info, error) {
+	if err := ctx.Err(); err != nil {
+		return Info{}, fmt.Errorf("tunnel: forward %q: %w", spec.Protocol, err)
+	}
+	t, err := m.newForwardTunnel(spec)
+	if err != nil {
+		return Info{}, err
+	}
+	return m.add(t)
+}
+
+func (m *Manager) newListenTunnel(spec ListenSpec) (*tunnel, error) {
+	proto, err := validateProtocol(spec.Protocol, spec.AllowCustomProtocol)
+	if err != nil {
+		return nil, err
+	}
+	target, err := parseEndpoint("target", spec.Target, false)
+	if err != nil {
+		return nil, err
+	}
+	if spec.ReportPeerID && target.transport == TransportUDP {
+		return nil, fmt.Errorf("tunnel: target %q: ReportPeerID (--report-peer-id) needs a TCP or unix target, not UDP", spec.Target)
+	}
+	var allow map[peer.ID]struct{}
+	if len(spec.Allow) > 0 {
+		allow = make(map[peer.ID]struct{}, len(spec.Allow))
+		for i, p := range spec.Allow {
+			if _, err := peer.IDFromBytes([]byte(p)); err != nil {
+				return nil, fmt.Errorf("tunnel: allow[%d] %q: not a valid peer ID: %w", i, p.String(), err)
+			}
+			allow[p] = struct{}{}
+		}
+	}
+	spec.Allow = slices.Clone(spec.Allow)
+	return &tunnel{
+		kind:       KindListen,
+		proto:      proto,
+		transport:  target.transport,
+		lspec:      spec,
+		target:     target,
+		allow:      allow,
+		listenAddr: "/p2p/" + m.h.ID().String(),
+		targetAddr: target.maddr.String(),
+	}, nil
+}
+
+func (m *Manager) newForwardTunnel(spec ForwardSpec) (*tunnel, error) {
+	proto, err := validateProtocol(spec.Protocol, spec.AllowCustomProtocol)
+	if err != nil {
+		return nil, err
+	}
+	bind, err := parseEndpoint("listen address", spec.ListenAddr, true)
+	if err != nil {
+		return nil, err
+	}
+	pid, addrs, err := parsePeer(spec.Peer)
+	if err != nil {
+		return nil, err
+	}
+	if pid == m.h.ID() {
+		return nil, fmt.Errorf("tunnel: peer %q is this host: expected a remote peer", spec.Peer)
+	}
+	return &tunnel{
+		kind:       KindForward,
+		proto:      proto,
+		transport:  bind.transport,
+		fspec:      spec,
+		bind:       bind,
+		peer:       pid,
+		peerAddrs:  addrs,
+		listenAddr: bind.maddr.String(),
+		targetAddr: "/p2p/" + pid.String(),
+	}, nil
+}
+
+// add checks t against existing tunnels, starts it, records it and saves
+// the state file.
+func (m *Manager) add(t *tunnel) (Info, error) {
+	m.opMu.Lock()
+	defer m.opMu.Unlock()
+	if err := m.conflict(t); err != nil {
+		return Info{}, err
+	}
+	m.mu.Lock()
+	if m.closed {
+		m.mu.Unlock()
+		return Info{}, ErrClosed
+	}
+	m.nextID++
+	t.id = m.nextID
+	m.mu.Unlock()
+	m.prepare(t)
+	if err := m.start(t); err != nil {
+		t.cancel()
+		return Info{}, err
+	}
+	m.mu.Lock()
+	m.tunnels[t.id] = t
+	m.mu.Unlock()
+	if err := m.saveLocked(); err != nil {
+		m.mu.Lock()
+		delete(m.tunnels, t.id)
+		m.mu.Unlock()
+		m.shutdownTunnel(t)
+		return Info{}, err
+	}
+	m.log.Info("tunnel: started", "id", t.id, "kind", t.kind, "protocol", string(t.proto),
+		"listen", t.listenAddr, "target", t.targetAddr)
+	return m.Info(t.id)
+}
+
+// conflict refuses a second listener on a protocol or a second forward on a
+// listen address. Called with opMu held.
+func (m *Manager) conflict(t *tunnel) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, o := range m.tunnels {
+		if o.kind != t.kind {
+			continue
+		}
+		switch t.kind {
+		case KindListen:
+			if o.proto == t.proto {
+				return fmt.Errorf("tunnel: listen %q: protocol already has a listener (tunnel %d, target %s); close it first", t.proto, o.id, o.targetAddr)
+			}
+		case KindForward:
+			if o.transport == t.transport && (o.listenAddr == t.listenAddr || o.bind.maddr.String() == t.listenAddr) && !isPortZero(t.bind) {
+				return fmt.Errorf("tunnel: forward %q: listen address %s is already used by tunnel %d (protocol %s); close it first", t.proto, t.listenAddr, o.id, o.proto)
+			}
+		}
+	}
+	return nil
+}
+
+func isPortZero(e endpoint) bool {
+	if e.transport == TransportUnix {
+		return false
+	}
+	_, port, err := net.SplitHostPort(e.address)
+	return err == nil && port == "0"
+}
+
+// prepare gives t its context and metrics.
+func (m *Manager) prepare(t *tunnel) {
+	t.ctx, t.cancel = context.WithCancel(m.ctx)
+	t.met = m.met.forTunnel(string(t.proto), t.kind)
+}
+
+// start binds t's listener or stream handler. Called with opMu held.
+func (m *Manager) start(t *tunnel) error {
+	if t.kind == KindListen {
+		return m.startListen(t)
+	}
+	return m.startForward(t)
+}
+
+// Info returns the current description of tunnel id.
+func (m *Manager) Info(id uint64) (Info, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	t, ok := m.tunnels[id]
+	if !ok {
+		return Info{}, fmt.Errorf("tunnel: no tunnel with id %d", id)
+	}
+	return m.infoLocked(t), nil
+}
+
+func (m *Manager) infoLocked(t *tunnel) Info {
+	in := Info{
+		ID:               t.id,
+		Kind:             t.kind,
+		Transport:        t.transport,
+		Protocol:         string(t.proto),
+		ListenAddress:    t.listenAddr,
+		TargetAddress:    t.targetAddr,
+		ActiveStreams:    int(t.active.Load()),
+		BytesIn:          t.bytesIn.Load(),
+		BytesOut:         t.bytesOut.Load(),
+		Opened:           t.opened.Load(),
+		Refused:          t.refused.Load(),
+		Failed:           t.failed.Load(),
+		DroppedDatagrams: t.dropped.Load(),
+		Error:            t.err,
+	}
+	if t.kind == KindListen {
+		in.ReportPeerID = t.lspec.ReportPeerID
+		in.AllowCustomProtocol = t.lspec.AllowCustomProtocol
+		in.Temp = t.lspec.Temp
+		for _, p := range t.lspec.Allow {
+			in.Allow = append(in.Allow, p.String())
+		}
+	} else {
+		in.AllowCustomProtocol = t.fspec.AllowCustomProtocol
+		in.Temp = t.fspec.Temp
+	}
+	return in
+}
+
+// List describes every tunnel, including ones that failed to restore, in
+// creation order.
+func (m *Manager) List() []Info {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := make([]Info, 0, len(m.tunnels))
+	for _, t := range m.tunnels {
+		out = append(out, m.infoLocked(t))
+	}
+	slices.SortFunc(out, func(a, b Info) int { return cmp.Compare(a.ID, b.ID) })
+	return out
+}
+
+// Streams describes every active tunnelled connection, oldest first.
+func (m *Manager) Streams() []StreamInfo {
+	m.mu.Lock()
+	out := make([]StreamInfo, 0, len(m.streams))
+	for _, a := range m.streams {
+		out = append(out, a.info())
+	}
+	m.mu.Unlock()
+	slices.SortFunc(out, func(a, b StreamInfo) int { return cmp.Compare(a.ID, b.ID) })
+	return out
+}
+
+// CloseStream resets one tunnelled connection (both the stream and the
+// local connection).
+func (m *Manager) CloseStream(id uint64) error {
+	m.mu.Lock()
+	a, ok := m.streams[id]
+	m.mu.Unlock()
+	if !ok {
+		return fmt.Errorf("tunnel: close stream %d: no active stream with that id (see Streams)", id)
+	}
+	a.abort(errStreamClosed)
+	return nil
+}
+
+// CloseAllStreams resets every tunnelled connection and returns how many.
+func (m *Manager) CloseAllStreams() int {
+	m.mu.Lock()
+	all := make([]*activeStream, 0, len(m.streams))
+	for _, a := range m.streams {
+		all = append(all, a)
+	}
+	m.mu.Unlock()
+	for _, a := range all {
+		a.abort(errStreamClosed)
+	}
+	return len(all)
+}
+
+// CloseTunnels closes the tunnels matching f, resets their active
+// connections and removes them from the state file. It returns how many
+// tunnels and connections were closed. An empty filter is an error.
+func (m *Manager) CloseTunnels(f Filter) (tunnels, streams int, err error) {
+	if err := f.validate(); err != nil {
+		return 0, 0, err
+	}
+	m.opMu.Lock()
+	defer m.opMu.Unlock()
+	m.mu.Lock()
+	if m.closed {
+		m.mu.Unlock()
+		return 0, 0, ErrClosed
+	}
+	var victims []*tunnel
+	for id, t := range m.tunnels {
+		if f.match(t) {
+			victims = append(victims, t)
+			delete(m.tunnels, id)
+			t.closed.Store(true)
+		}
+	}
+	var conns []*activeStream
+	for _, a := range m.streams {
+		if a.t.closed.Load() {
+			conns = append(conns, a)
+		}
+	}
+	m.mu.Unlock()
+	for _, t := range victims {
+		m.shutdownTunnel(t)
+		m.log.Info("tunnel: closed", "id", t.id, "kind", t.kind, "protocol", string(t.proto))
+	}
+	for _, a := range conns {
+		a.abort(errTunnelClosed)
+	}
+	if len(victims) > 0 {
+		err = m.saveLocked()
+	}
+	return len(victims), len(conns), err
+}
+
+// shutdownTunnel stops accepting on t and cancels its pending dials. Active
+// connections are handled by the caller.
+func (m *Manager) shutdownTunnel(t *tunnel) {
+	t.closed.Store(true)
+	m.mu.Lock()
+	stop := t.stop
+	t.stop = nil
+	m.mu.Unlock()
+	if stop != nil {
+		stop()
+	}
+	if t.cancel != nil {
+		t.cancel()
+	}
+}
+
+// Close stops every tunnel, resets every connection and waits for all the
+// Manager's goroutines to end. Saved state is kept for the next Restore.
+func (m *Manager) Close() error {
+	m.opMu.Lock()
+	defer m.opMu.Unlock()
+	m.mu.Lock()
+	if m.closed {
+		m.mu.Unlock()
+		return nil
+	}
+	m.closed = true
+	tunnels := make([]*tunnel, 0, len(m.tunnels))
+	for _, t := range m.tunnels {
+		t.closed.Store(true)
+		tunnels = append(tunnels, t)
+	}
+	conns := make([]*activeStream, 0, len(m.streams))
+	for _, a := range m.streams {
+		conns = append(conns, a)
+	}
+	m.mu.Unlock()
+	for _, t := range tunnels {
+		m.shutdownTunnel(t)
+	}
+	for _, a := range conns {
+		a.abort(errManagerClosed)
+	}
+	m.cancel()
+	m.wg.Wait()
+	return nil
+}
+
+// enter registers a goroutine the Manager did not start (a libp2p stream
+// handler) with the WaitGroup; false means the Manager is closed.
+func (m *Manager) enter() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return false
+	}
+	m.wg.Add(1)
+	return true
+}
+
+// register records a new tunnelled connection; nil means the tunnel or
+// Manager is closing and the caller must tear the connection down.
+func (m *Manager) register(t *tunnel, s network.Stream, local net.Conn, laddr string) *activeStream {
+	remote := s.Conn().RemotePeer()
+	a := &activeStream{
+		m:      m,
+		t:      t,
+		s:      s,
+		local:  local,
+		peer:   remote,
+		laddr:  laddr,
+		raddr:  s.Conn().RemoteMultiaddr().String() + "/p2p/" + remote.String(),
+		opened: time.Now(),
+		done:   make(chan struct{}),
+	}
+	a.touch()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed || t.closed.Load() {
+		return nil
+	}
+	m.nextSID++
+	a.id = m.nextSID
+	m.streams[a.id] = a
+	t.active.Add(1)
+	t.opened.Add(1)
+	t.met.active.Inc()
+	t.met.opened.Inc()
+	return a
+}
+
+func (m *Manager) unregister(a *activeStream) {
+	m.mu.Lock()
+	_, ok := m.streams[a.id]
+	delete(m.streams, a.id)
+	m.mu.Unlock()
+	if ok {
+		a.t.active.Add(-1)
+		a.t.met.active.Dec()
+	}
+}
+
+// fail counts a connection that could not be established.
+func (t *tunnel) fail() {
+	t.failed.Add(1)
+	t.met.failed.Inc()
+}
+
+func (f Filter) validate() error {
+	some := f.ID != 0 || f.Protocol != "" || f.ListenAddress != "" || f.TargetAddress != ""
+	switch {
+	case f.All && some:
+		return errors.New("tunnel: filter: All cannot be combined with ID, Protocol, ListenAddress or TargetAddress")
+	case !f.All && !some:
+		return errors.New("tunnel: filter is empty: set All to close every tunnel, or give at least one of ID, Protocol, ListenAddress, TargetAddress")
+	}
+	return nil
+}
+
+func (f Filter) match(t *tunnel) bool {
+	if f.All {
+		return true
+	}
+	if f.ID != 0 && f.ID != t.id {
+		return false
+	}
+	if f.Protocol != "" && f.Protocol != string(t.proto) {
+		return false
+	}
+	if f.ListenAddress != "" {
+		want := normalizeAddr(f.ListenAddress)
+		requested := t.fspec.ListenAddr
+		if t.kind == KindForward && t.bind.maddr != nil {
+			requested = t.bind.maddr.String()
+		}
+		if want != t.listenAddr && (t.kind != KindForward || want != normalizeAddr(requested)) {
+			return false
+		}
+	}
+	if f.TargetAddress != "" {
+		want := normalizeAddr(f.TargetAddress)
+		ok := want == t.targetAddr
+		if t.kind == KindForward {
+			ok = ok || f.TargetAddress == t.peer.String() || want == normalizeAddr(t.fspec.Peer)
+		} else {
+			ok = ok || want == normalizeAddr(t.lspec.Target)
+		}
+		if !ok {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,92 @@
+package tunnel
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// metrics are the Manager's prometheus collectors. Labels are the tunnel
+// protocol and kind, both bounded by local configuration.
+type metrics struct {
+	opened   *prometheus.CounterVec
+	refused  *prometheus.CounterVec
+	failed   *prometheus.CounterVec
+	bytesIn  *prometheus.CounterVec
+	bytesOut *prometheus.CounterVec
+	dropped  *prometheus.CounterVec
+	active   *prometheus.GaugeVec
+}
+
+// tunnelMetrics are one tunnel's resolved children, so the data path does
+// no label lookups.
+type tunnelMetrics struct {
+	opened, refused, failed, bytesIn, bytesOut, dropped prometheus.Counter
+	active                                              prometheus.Gauge
+}
+
+func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+	labels := []string{"protocol", "kind"}
+	counter := func(name, help string) *prometheus.CounterVec {
+		return prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "warren", Subsystem: "tunnel", Name: name, Help: help,
+		}, labels)
+	}
+	m := &metrics{
+		opened:   counter("streams_opened_total", "Tunnelled connections established."),
+		refused:  counter("streams_refused_total", "Streams refused because the remote peer is not allowed."),
+		failed:   counter("streams_failed_total", "Tunnelled connections that could not be established."),
+		bytesIn:  counter("bytes_in_total", "Bytes received from remote peers."),
+		bytesOut: counter("bytes_out_total", "Bytes sent to remote peers."),
+		dropped:  counter("udp_dropped_datagrams_total", "UDP datagrams dropped."),
+		active: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: "warren", Subsystem: "tunnel", Name: "active_streams",
+			Help: "Tunnelled connections currently open.",
+		}, labels),
+	}
+	if reg == nil {
+		return m, nil
+	}
+	// If another Manager already registered on this registry, share its
+	// collectors rather than failing.
+	if err := register(reg, &m.opened); err != nil {
+		return nil, err
+	}
+	for _, c := range []**prometheus.CounterVec{&m.refused, &m.failed, &m.bytesIn, &m.bytesOut, &m.dropped} {
+		if err := register(reg, c); err != nil {
+			return nil, err
+		}
+	}
+	if err := register(reg, &m.active); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+func register[C prometheus.Collector](reg prometheus.Registerer, c *C) error {
+	err := reg.Register(*c)
+	var are prometheus.AlreadyRegisteredError
+	if errors.As(err, &are) {
+		if existing, ok := are.ExistingCollector.(C); ok {
+			*c = existing
+			return nil
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("tunnel: register metrics: %w", err)
+	}
+	return nil
+}
+
+func (m *metrics) forTunnel(proto, kind string) tunnelMetrics {
+	return tunnelMetrics{
+		opened:   m.opened.WithLabelValues(proto, kind),
+		refused:  m.refused.WithLabelValues(proto, kind),
+		failed:   m.failed.WithLabelValues(proto, kind),
+		bytesIn:  m.bytesIn.WithLabelValues(proto, kind),
+		bytesOut: m.bytesOut.WithLabelValues(proto, kind),
+		dropped:  m.dropped.WithLabelValues(proto, kind),
+		active:   m.active.WithLabelValues(proto, kind),
+	}
+}

@@ -1,0 +1,260 @@
+package tunnel
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+
+	"github.com/libp2p/go-libp2p/core/protocol"
+)
+
+const stateVersion = 1
+
+// stateFile is the JSON document at Options.StatePath.
+type stateFile struct {
+	Version int           `json:"version"`
+	Tunnels []savedTunnel `json:"tunnels"`
+}
+
+// savedTunnel is one persistent tunnel: exactly one of Listen or Forward is
+// set, matching Kind. A forward's ListenAddr is the address it was bound to,
+// so a port-0 forward comes back on the same port.
+type savedTunnel struct {
+	Kind    string       `json:"kind"`
+	Listen  *ListenSpec  `json:"listen,omitempty"`
+	Forward *ForwardSpec `json:"forward,omitempty"`
+}
+
+func loadState(path string) ([]savedTunnel, error) {
+	data, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("tunnel: read state file %q: %w", path, err)
+	}
+	var st stateFile
+	if err := json.Unmarshal(data, &st); err != nil {
+		return nil, fmt.Errorf("tunnel: state file %q is not valid (fix or remove it): %w", path, err)
+	}
+	if st.Version != stateVersion {
+		return nil, fmt.Errorf("tunnel: state file %q has version %d, expected %d", path, st.Version, stateVersion)
+	}
+	for i, e := range st.Tunnels {
+		ok := (e.Kind == KindListen && e.Listen != nil && e.Forward == nil) ||
+			(e.Kind == KindForward && e.Forward != nil && e.Listen == nil)
+		if !ok {
+			return nil, fmt.Errorf("tunnel: state file %q: tunnels[%d]: expected kind %q with a listen spec or kind %q with a forward spec, got kind %q",
+				path, i, KindListen, KindForward, e.Kind)
+		}
+	}
+	return st.Tunnels, nil
+}
+
+// saveLocked writes every non-Temp tunnel, plus saved tunnels not restored
+// yet, to the state file. Called with opMu held.
+func (m *Manager) saveLocked() error {
+	if m.opts.StatePath == "" {
+		return nil
+	}
+	m.mu.Lock()
+	ts := make([]*tunnel, 0, len(m.tunnels))
+	for _, t := range m.tunnels {
+		if !t.temp() {
+			ts = append(ts, t)
+		}
+	}
+	slices.SortFunc(ts, func(a, b *tunnel) int { return cmp.Compare(a.id, b.id) })
+	st := stateFile{Version: stateVersion, Tunnels: make([]savedTunnel, 0, len(ts)+len(m.pending))}
+	for _, t := range ts {
+		if t.kind == KindListen {
+			spec := t.lspec
+			st.Tunnels = append(st.Tunnels, savedTunnel{Kind: KindListen, Listen: &spec})
+		} else {
+			spec := t.fspec
+			st.Tunnels = append(st.Tunnels, savedTunnel{Kind: KindForward, Forward: &spec})
+		}
+	}
+	st.Tunnels = append(st.Tunnels, m.pending...)
+	m.mu.Unlock()
+	data, err := json.MarshalIndent(st, "", "  ")
+	if err != nil {
+		return fmt.Errorf("tunnel: encode state: %w", err)
+	}
+	if err := writeFileAtomic(m.opts.StatePath, append(data, '\n')); err != nil {
+		return fmt.Errorf("tunnel: save state file %q: %w", m.opts.StatePath, err)
+	}
+	return nil
+}
+
+// writeFileAtomic replaces path with data (mode 0600) so that readers see
+// either the old or the new content, never a partial file.
+func writeFileAtomic(path string, data []byte) (err error) {
+	dir, base := filepath.Split(path)
+	if dir == "" {
+		dir = "."
+	}
+	f, err := os.CreateTemp(dir, "."+base+".tmp-*")
+	if err != nil {
+		return err
+	}
+	tmp := f.Name()
+	defer func() {
+		if err != nil {
+			_ = f.Close()
+			_ = os.Remove(tmp)
+		}
+	}()
+	if err = f.Chmod(0o600); err != nil {
+		return err
+	}
+	if _, err = f.Write(data); err != nil {
+		return err
+	}
+	if err = f.Sync(); err != nil {
+		return err
+	}
+	if err = f.Close(); err != nil {
+		return err
+	}
+	if err = os.Rename(tmp, path); err != nil {
+		return err
+	}
+	if d, derr := os.Open(dir); derr == nil {
+		_ = d.Sync() // make the rename durable where supported
+		_ = d.Close()
+	}
+	return nil
+}
+
+// Restore starts the tunnels saved in the state file, and retries tunnels
+// whose earlier restore failed. A tunnel that cannot start stays listed
+// with Info.Error set and stays saved. It returns the restored tunnels.
+func (m *Manager) Restore(ctx context.Context) []Info {
+	m.opMu.Lock()
+	defer m.opMu.Unlock()
+	m.mu.Lock()
+	if m.closed {
+		m.mu.Unlock()
+		return nil
+	}
+	pending := m.pending
+	m.pending = nil
+	var retry []*tunnel
+	for _, t := range m.tunnels {
+		if t.err != "" && t.stop == nil && !t.invalid() {
+			retry = append(retry, t)
+		}
+	}
+	m.mu.Unlock()
+	slices.SortFunc(retry, func(a, b *tunnel) int { return cmp.Compare(a.id, b.id) })
+
+	ids := make([]uint64, 0, len(pending)+len(retry))
+	for _, st := range pending {
+		ids = append(ids, m.restoreOne(ctx, st).id)
+	}
+	for _, t := range retry {
+		if err := ctx.Err(); err != nil {
+			break
+		}
+		t.cancel()
+		m.prepare(t)
+		if err := m.start(t); err != nil {
+			t.cancel()
+			m.setErr(t, err)
+		} else {
+			m.log.Info("tunnel: restored", "id", t.id, "kind", t.kind, "protocol", string(t.proto))
+		}
+		ids = append(ids, t.id)
+	}
+	if err := m.saveLocked(); err != nil {
+		m.log.Error("tunnel: save state after restore failed", "err", err)
+	}
+	out := make([]Info, 0, len(ids))
+	for _, id := range ids {
+		if in, err := m.Info(id); err == nil {
+			out = append(out, in)
+		}
+	}
+	return out
+}
+
+// restoreOne recreates one saved tunnel. It is always recorded: on failure
+// with its error, so it is neither lost from List nor from the state file.
+func (m *Manager) restoreOne(ctx context.Context, st savedTunnel) *tunnel {
+	var t *tunnel
+	var err error
+	if st.Kind == KindListen {
+		t, err = m.newListenTunnel(*st.Listen)
+	} else {
+		t, err = m.newForwardTunnel(*st.Forward)
+	}
+	if err != nil {
+		t = placeholder(st)
+	} else if err = ctx.Err(); err != nil {
+		err = fmt.Errorf("tunnel: not restored: %w", err)
+	} else {
+		err = m.conflict(t)
+	}
+	m.mu.Lock()
+	m.nextID++
+	t.id = m.nextID
+	m.mu.Unlock()
+	m.prepare(t)
+	if err == nil {
+		err = m.start(t)
+	}
+	if err != nil {
+		t.cancel()
+		t.err = err.Error()
+	}
+	m.mu.Lock()
+	m.tunnels[t.id] = t
+	m.mu.Unlock()
+	if err != nil {
+		m.log.Warn("tunnel: restore failed; kept with its error", "id", t.id, "kind", t.kind,
+			"protocol", string(t.proto), "err", err)
+	} else {
+		m.log.Info("tunnel: restored", "id", t.id, "kind", t.kind, "protocol", string(t.proto),
+			"listen", t.listenAddr, "target", t.targetAddr)
+	}
+	return t
+}
+
+// placeholder stands for a saved tunnel whose spec no longer validates.
+func placeholder(st savedTunnel) *tunnel {
+	t := &tunnel{kind: st.Kind}
+	if st.Kind == KindListen {
+		t.lspec = *st.Listen
+		t.proto = protocol.ID(t.lspec.Protocol)
+		t.targetAddr = t.lspec.Target
+	} else {
+		t.fspec = *st.Forward
+		t.proto = protocol.ID(t.fspec.Protocol)
+		t.listenAddr = t.fspec.ListenAddr
+		t.targetAddr = t.fspec.Peer
+	}
+	return t
+}
+
+// invalid reports a placeholder: retrying it cannot succeed.
+func (t *tunnel) invalid() bool {
+	if t.kind == KindListen {
+		return t.target.maddr == nil
+	}
+	return t.bind.maddr == nil
+}
+
+func (m *Manager) setErr(t *tunnel, err error) {
+	m.mu.Lock()
+	t.err = err.Error()
+	m.mu.Unlock()
+	m.log.Warn("tunnel: restore failed; kept with its error", "id", t.id, "kind", t.kind,
+		"protocol", string(t.proto), "err", err)
+}

@@ -1,0 +1,148 @@
+package tunnel
+
+import (
+	"log/slog"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Tunnel kinds, as reported in Info.Kind and StreamInfo.Kind.
+const (
+	// KindListen is a tunnel that accepts streams from remote peers on a
+	// protocol and connects each one to a local target (kubo "p2p listen").
+	KindListen = "listen"
+	// KindForward is a tunnel that accepts local connections and carries each
+	// one over a new stream to a remote peer (kubo "p2p forward", ssh -L).
+	KindForward = "forward"
+)
+
+// Transports a tunnel carries, as reported in Info.Transport.
+const (
+	TransportTCP  = "tcp"
+	TransportUDP  = "udp"
+	TransportUnix = "unix"
+)
+
+const (
+	defaultDialTimeout    = 30 * time.Second
+	defaultUDPIdleTimeout = 60 * time.Second
+)
+
+// Options configure a Manager. The zero value is usable.
+type Options struct {
+	// StatePath is the file where persistent (non-Temp) tunnels are saved as
+	// JSON (written atomically, mode 0600). Empty means no persistence.
+	StatePath string
+	// DialTimeout bounds opening a stream for a forward (including connecting
+	// to the peer) and dialling the target of a listener. Default 30s.
+	DialTimeout time.Duration
+	// UDPIdleTimeout closes a UDP association after this long without a
+	// datagram in either direction. Default 60s.
+	UDPIdleTimeout time.Duration
+	// Logger receives operational logs. Nil discards them.
+	Logger *slog.Logger
+	// Registerer receives the tunnel metrics. Nil registers nothing.
+	Registerer prometheus.Registerer
+}
+
+// ListenSpec describes a listen tunnel: remote peers opening a stream on
+// Protocol are connected to Target.
+type ListenSpec struct {
+	// Protocol is the libp2p protocol to serve, e.g. "/x/ssh".
+	Protocol string `json:"protocol"`
+	// Target is the multiaddr of the local service:
+	// /ip4|ip6|dns|dns4|dns6/<host>/tcp|udp/<port> or /unix/<path>.
+	Target string `json:"target"`
+	// Allow, if non-empty, lists the only peers allowed through. Other peers
+	// are refused (stream reset) before the target is dialled.
+	Allow []peer.ID `json:"allow,omitempty"`
+	// ReportPeerID writes the remote peer ID and "\n" to the target before
+	// any tunnelled byte (kubo --report-peer-id). TCP and unix targets only.
+	ReportPeerID bool `json:"report_peer_id,omitempty"`
+	// AllowCustomProtocol permits protocol names outside "/x/".
+	AllowCustomProtocol bool `json:"allow_custom_protocol,omitempty"`
+	// Temp tunnels are not saved to the state file.
+	Temp bool `json:"temp,omitempty"`
+}
+
+// ForwardSpec describes a forward tunnel: connections accepted on ListenAddr
+// are each carried over a new stream to Peer on Protocol.
+type ForwardSpec struct {
+	// Protocol is the remote peer's tunnel protocol, e.g. "/x/ssh".
+	Protocol string `json:"protocol"`
+	// ListenAddr is the local multiaddr to accept connections on:
+	// /ip4|ip6/<ip>/tcp|udp/<port> (port 0 picks a free port) or /unix/<path>.
+	ListenAddr string `json:"listen_address"`
+	// Peer is a peer ID, or a multiaddr ending in /p2p/<peer-id> whose
+	// addresses are added to the peerstore.
+	Peer string `json:"peer"`
+	// AllowCustomProtocol permits protocol names outside "/x/".
+	AllowCustomProtocol bool `json:"allow_custom_protocol,omitempty"`
+	// Temp tunnels are not saved to the state file.
+	Temp bool `json:"temp,omitempty"`
+}
+
+// Info describes one tunnel.
+//
+// For a listen tunnel ListenAddress is "/p2p/<own peer ID>" and TargetAddress
+// is the target multiaddr; for a forward tunnel ListenAddress is the real
+// bound multiaddr and TargetAddress is "/p2p/<peer ID>" (as kubo's "p2p ls").
+// BytesIn counts bytes received from remote peers, BytesOut bytes sent to them.
+type Info struct {
+	ID                  uint64   `json:"id"`
+	Kind                string   `json:"kind"`
+	Transport           string   `json:"transport,omitempty"`
+	Protocol            string   `json:"protocol"`
+	ListenAddress       string   `json:"listen_address"`
+	TargetAddress       string   `json:"target_address"`
+	Allow               []string `json:"allow,omitempty"`
+	ReportPeerID        bool     `json:"report_peer_id"`
+	AllowCustomProtocol bool     `json:"allow_custom_protocol"`
+	Temp                bool     `json:"temp"`
+	ActiveStreams       int      `json:"active_streams"`
+	BytesIn             uint64   `json:"bytes_in"`
+	BytesOut            uint64   `json:"bytes_out"`
+	// Opened counts tunnelled connections established.
+	Opened uint64 `json:"streams_opened"`
+	// Refused counts streams refused because the peer is not in Allow.
+	Refused uint64 `json:"streams_refused"`
+	// Failed counts connections that could not be established (target or
+	// peer unreachable, protocol not supported by the peer, ...).
+	Failed uint64 `json:"streams_failed"`
+	// DroppedDatagrams counts UDP datagrams dropped because a client's
+	// stream could not keep up or could not be opened.
+	DroppedDatagrams uint64 `json:"dropped_datagrams,omitempty"`
+	// Error is set when the tunnel is not running, e.g. a restore failed
+	// (port taken). The tunnel stays listed and saved until closed.
+	Error string `json:"error,omitempty"`
+}
+
+// StreamInfo describes one active tunnelled connection.
+type StreamInfo struct {
+	ID       uint64 `json:"id"`
+	TunnelID uint64 `json:"tunnel_id"`
+	Kind     string `json:"kind"`
+	Protocol string `json:"protocol"`
+	// Peer is the remote peer ID.
+	Peer string `json:"peer"`
+	// LocalAddr is the local end of the tunnelled connection: the client
+	// address for a forward, the target address for a listen tunnel.
+	LocalAddr string `json:"local_address"`
+	// RemoteAddr is the remote peer's connection multiaddr (with /p2p/<id>).
+	RemoteAddr string    `json:"remote_address"`
+	BytesIn    uint64    `json:"bytes_in"`
+	BytesOut   uint64    `json:"bytes_out"`
+	Opened     time.Time `json:"opened"`
+}
+
+// Filter selects tunnels for Manager.CloseTunnels. Either All is set, or at
+// least one of the other fields; the given fields are ANDed.
+type Filter struct {
+	All           bool   `json:"all,omitempty"`
+	ID            uint64 `json:"id,omitempty"`
+	Protocol      string `json:"protocol,omitempty"`
+	ListenAddress string `json:"listen_address,omitempty"`
+	TargetAddress string `json:"target_address,omitempty"`
+}

@@ -1,0 +1,142 @@
+package tunnel
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"unicode"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
+	ma "github.com/multiformats/go-multiaddr"
+	manet "github.com/multiformats/go-multiaddr/net"
+)
+
+// maxProtocolLen keeps names well inside multistream-select's token limit.
+const maxProtocolLen = 512
+
+// endpoint is a parsed local address: what to dial or listen on.
+type endpoint struct {
+	maddr     ma.Multiaddr
+	network   string // for net.Dial / net.Listen: tcp4, udp6, unix, ...
+	address   string // host:port or path
+	transport string // TransportTCP, TransportUDP or TransportUnix
+}
+
+// validateProtocol enforces kubo's rule: names live under /x/ unless the
+// caller explicitly allows custom protocols.
+func validateProtocol(p string, allowCustom bool) (protocol.ID, error) {
+	switch {
+	case p == "":
+		return "", fmt.Errorf("tunnel: protocol is empty: expected a name like /x/my-service")
+	case len(p) > maxProtocolLen:
+		return "", fmt.Errorf("tunnel: protocol %.40q...: longer than %d bytes", p, maxProtocolLen)
+	case strings.IndexFunc(p, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }) >= 0:
+		return "", fmt.Errorf("tunnel: protocol %q: must not contain whitespace or control characters", p)
+	case !strings.HasPrefix(p, "/x/") && !allowCustom:
+		return "", fmt.Errorf("tunnel: protocol %q: names must start with /x/ (set AllowCustomProtocol, --allow-custom-protocol, to use another name)", p)
+	case !strings.HasPrefix(p, "/"):
+		return "", fmt.Errorf("tunnel: protocol %q: must start with /", p)
+	case p == "/x/" || p == "/":
+		return "", fmt.Errorf("tunnel: protocol %q: name is empty after the prefix, expected e.g. /x/my-service", p)
+	}
+	return protocol.ID(p), nil
+}
+
+// parseEndpoint parses a local address. what names the input in errors.
+// Targets (dial) accept dns names and need a non-zero port; listen addresses
+// accept IP addresses only and port 0.
+func parseEndpoint(what, s string, listen bool) (endpoint, error) {
+	hostForms := "/ip4|ip6|dns|dns4|dns6/<host>"
+	if listen {
+		hostForms = "/ip4|ip6/<ip>"
+	}
+	expected := hostForms + "/tcp|udp/<port> or /unix/<path>"
+	fail := func(format string, args ...any) (endpoint, error) {
+		return endpoint{}, fmt.Errorf("tunnel: %s %q: %s (expected %s)", what, s, fmt.Sprintf(format, args...), expected)
+	}
+	if s == "" {
+		return fail("is empty")
+	}
+	m, err := ma.NewMultiaddr(s)
+	if err != nil {
+		return fail("not a valid multiaddr: %v", err)
+	}
+	comps := []ma.Component(m)
+	if len(comps) == 1 && comps[0].Protocol().Code == ma.P_UNIX {
+		network, addr, err := manet.DialArgs(m)
+		if err != nil {
+			return fail("%v", err)
+		}
+		return endpoint{maddr: m, network: network, address: addr, transport: TransportUnix}, nil
+	}
+	i := 0
+	if len(comps) > 0 && comps[0].Protocol().Code == ma.P_IP6ZONE {
+		i++
+	}
+	if len(comps) != i+2 {
+		return fail("has %d components", len(comps))
+	}
+	switch code := comps[i].Protocol().Code; code {
+	case ma.P_IP4, ma.P_IP6:
+	case ma.P_DNS, ma.P_DNS4, ma.P_DNS6:
+		if listen {
+			return fail("cannot listen on a DNS name")
+		}
+	default:
+		return fail("unsupported address protocol /%s", comps[i].Protocol().Name)
+	}
+	if i == 1 && comps[i].Protocol().Code != ma.P_IP6 {
+		return fail("an ip6zone must be followed by /ip6")
+	}
+	var transport string
+	switch comps[i+1].Protocol().Code {
+	case ma.P_TCP:
+		transport = TransportTCP
+	case ma.P_UDP:
+		transport = TransportUDP
+	default:
+		return fail("unsupported transport /%s", comps[i+1].Protocol().Name)
+	}
+	port, err := strconv.ParseUint(comps[i+1].Value(), 10, 16)
+	if err != nil {
+		return fail("bad port %q", comps[i+1].Value())
+	}
+	if port == 0 && !listen {
+		return fail("port must be non-zero")
+	}
+	network, addr, err := manet.DialArgs(m)
+	if err != nil {
+		return fail("%v", err)
+	}
+	return endpoint{maddr: m, network: network, address: addr, transport: transport}, nil
+}
+
+// parsePeer accepts a peer ID or a multiaddr ending in /p2p/<peer-id>.
+func parsePeer(s string) (peer.ID, []ma.Multiaddr, error) {
+	const expected = "expected a peer ID or a multiaddr ending in /p2p/<peer-id>"
+	if s == "" {
+		return "", nil, fmt.Errorf("tunnel: peer is empty: %s", expected)
+	}
+	if strings.HasPrefix(s, "/") {
+		ai, err := peer.AddrInfoFromString(s)
+		if err != nil {
+			return "", nil, fmt.Errorf("tunnel: peer %q: %s: %w", s, expected, err)
+		}
+		return ai.ID, ai.Addrs, nil
+	}
+	id, err := peer.Decode(s)
+	if err != nil {
+		return "", nil, fmt.Errorf("tunnel: peer %q: %s: %w", s, expected, err)
+	}
+	return id, nil, nil
+}
+
+// normalizeAddr returns the canonical string of a multiaddr, or s itself if
+// it does not parse, for comparing user input with tunnel addresses.
+func normalizeAddr(s string) string {
+	if m, err := ma.NewMultiaddr(s); err == nil {
+		return m.String()
+	}
+	return s
+}
