@@ -1,0 +1,50 @@
+package config
+
+import (
+	"flag"
+	"os"
+	"strings"
+	"testing"
+)
+
+var update = flag.Bool("update", false, "rewrite docs/config.md from the defaults")
+
+const docPath = "../docs/config.md"
+
+const docHead = `# Configuration
+
+The repo's ` + "`config.toml`" + ` holds every setting, each with its documentation. A setting left out
+keeps its default; an unknown setting or a bad value stops the daemon with an error that names it.
+
+Profiles (` + "`warren init --profile NAME`" + `, ` + "`warren daemon --init-profile NAME`" + `):
+
+- ` + "`default`" + `: listens on all interfaces, TCP and QUIC on port 4101; mDNS, DHT (auto mode), NAT port
+  mapping, AutoNAT, hole punching and the relay client on.
+- ` + "`test`" + `: loopback only (` + "`127.0.0.1`" + `, TCP and QUIC, port 0), no bootstrap peers, no mDNS, DHT in
+  server mode among the nodes you connect, no NAT traversal: for tests and local experiments.
+
+The default profile's file, as ` + "`warren init`" + ` writes it (this page is checked against the code by
+` + "`go test ./config`" + `; ` + "`go test ./config -update`" + ` rewrites it):
+
+`
+
+func TestConfigDocIsCurrent(t *testing.T) {
+	c := Default()
+	text, err := c.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := docHead + "```toml\n" + string(text) + "```\n"
+	if *update {
+		if err := os.WriteFile(docPath, []byte(want), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := os.ReadFile(docPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.TrimSpace(string(got)) != strings.TrimSpace(want) {
+		t.Fatal("docs/config.md is out of date with config.Default(); run go test ./config -update")
+	}
+}
