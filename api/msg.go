@@ -1,3 +1,1014 @@
 package api
 
-func (s *Server) msgRoutes() {}
+// Direct messages: send (one, or a streamed bulk body), subscribe (an NDJSON
+// stream of received messages with visible drops), request, answer requests
+// (an NDJSON stream of incoming requests plus a reply endpoint) and stats.
+// docs/api-msg.md is the reference of these endpoints.
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/warren-p2p/warren/msg"
+	"github.com/warren-p2p/warren/node"
+)
+
+// MaxSubscribeBuffer bounds the buffer a subscriber may ask for.
+const MaxSubscribeBuffer = 1 << 20
+
+// subscribeBatch is the most messages a subscription stream takes from the
+// dispatcher per write (one flush per batch).
+const subscribeBatch = 256
+
+// Content types of the bulk send body.
+const (
+	ContentTypeLines  = "text/plain"           // one message payload per line
+	ContentTypeNDJSON = "application/x-ndjson" // one BulkMessage per line
+)
+
+// SendRequest is the body of POST /v1/messages/send.
+type SendRequest struct {
+	Peer     string `json:"peer"`               // peer ID
+	Type     string `json:"type"`               // message type
+	Payload  []byte `json:"payload"`            // base64 in JSON
+	Priority string `json:"priority,omitempty"` // high, normal (default) or low
+	// ID, if set (32 hex digits), is the message id, so that a retried send
+	// is recognised by de-duplicating subscribers.
+	ID string `json:"id,omitempty"`
+}
+
+// SendResult is the answer of POST /v1/messages/send and
+// POST /v1/messages/send/bulk.
+type SendResult struct {
+	Sent int64 `json:"sent"` // messages queued for the peer
+}
+
+// BulkSendError is the error body of POST /v1/messages/send/bulk: the
+// messages before the failing one were queued.
+type BulkSendError struct {
+	Error string `json:"error"`
+	Sent  int64  `json:"sent"`
+}
+
+// BulkParams are the query parameters of POST /v1/messages/send/bulk.
+type BulkParams struct {
+	Peer     string
+	Type     string // default type of every message (required for Lines)
+	Priority string // default priority
+	// NDJSON selects a body of BulkMessage lines; otherwise every line of the
+	// body is one payload.
+	NDJSON bool
+}
+
+// BulkMessage is one line of an NDJSON bulk send body. Type and Priority
+// override the query's.
+type BulkMessage struct {
+	Payload  []byte `json:"payload"`
+	Type     string `json:"type,omitempty"`
+	Priority string `json:"priority,omitempty"`
+	ID       string `json:"id,omitempty"`
+}
+
+// ReceivedMessage is a message as the API streams it (and a request's reply).
+type ReceivedMessage struct {
+	Type    string    `json:"type"`
+	From    string    `json:"from"`
+	ID      string    `json:"id"`
+	Time    time.Time `json:"time"`          // when this node received it
+	Sent    time.Time `json:"sent,omitzero"` // when the sender wrote it (sender's clock)
+	Payload []byte    `json:"payload"`       // base64 in JSON
+}
+
+// SubscribeOptions are the query parameters of GET /v1/messages/subscribe.
+type SubscribeOptions struct {
+	Policy string // block (default), drop-oldest or drop-newest
+	Buffer int    // 0: the default (1024)
+	Dedup  bool
+	Count  int // end the stream after this many messages; 0: never
+}
+
+// SubscriptionInfo is the first record of a subscription stream.
+type SubscriptionInfo struct {
+	Type   string `json:"type"`
+	Policy string `json:"policy"`
+	Buffer int    `json:"buffer"`
+	Dedup  bool   `json:"dedup"`
+	Count  int    `json:"count,omitempty"`
+}
+
+// MessageEvent is one record of a subscription stream: exactly one of a
+// message (the ReceivedMessage fields inline), Subscribed (first record) or
+// Dropped (the subscription's total drops, sent whenever it changes).
+type MessageEvent struct {
+	*ReceivedMessage
+	Subscribed *SubscriptionInfo `json:"subscribed,omitempty"`
+	Dropped    *uint64           `json:"dropped,omitempty"`
+}
+
+// RequestRequest is the body of POST /v1/messages/request.
+type RequestRequest struct {
+	Peer    string `json:"peer"`
+	Type    string `json:"type"`
+	Payload []byte `json:"payload"`
+	// TimeoutMS bounds the wait for the reply; 0 means the daemon's
+	// messages.request_timeout.
+	TimeoutMS int64 `json:"timeout_ms,omitempty"`
+}
+
+// HandlingInfo is the first record of a handle stream.
+type HandlingInfo struct {
+	Type string `json:"type"`
+}
+
+// IncomingRequest is a request streamed to a responder. Answer it with
+// POST /v1/messages/reply naming its RID.
+type IncomingRequest struct {
+	RID      string    `json:"rid"`
+	Type     string    `json:"type"`
+	From     string    `json:"from"`
+	ID       string    `json:"id"`
+	Time     time.Time `json:"time"`
+	Deadline time.Time `json:"deadline"` // the requester gives up then
+	Payload  []byte    `json:"payload"`
+}
+
+// RequestEvent is one record of a handle stream: Handling first, then
+// requests (the IncomingRequest fields inline).
+type RequestEvent struct {
+	*IncomingRequest
+	Handling *HandlingInfo `json:"handling,omitempty"`
+}
+
+// ReplyRequest is the body of POST /v1/messages/reply: Payload, or Error to
+// make the requester's call fail with that text.
+type ReplyRequest struct {
+	RID     string `json:"rid"`
+	Payload []byte `json:"payload,omitempty"`
+	Error   string `json:"error,omitempty"`
+}
+
+// MessageStats is the body of GET /v1/messages/stats.
+type MessageStats = msg.Stats
+
+// ---------------------------------------------------------------- server
+
+// msgAPI holds the state of the message endpoints of one Server.
+type msgAPI struct {
+	s       *Server
+	nextRID atomic.Uint64
+	mu      sync.Mutex
+	pending map[string]chan ReplyRequest // by RID; buffered(1)
+}
+
+func (s *Server) msgRoutes() {
+	a := &msgAPI{s: s, pending: map[string]chan ReplyRequest{}}
+	m := s.mux
+	m.HandleFunc("POST /v1/messages/send", a.send)
+	m.HandleFunc("POST /v1/messages/send/bulk", a.sendBulk)
+	m.HandleFunc("GET /v1/messages/subscribe", a.subscribe)
+	m.HandleFunc("POST /v1/messages/request", a.request)
+	m.HandleFunc("GET /v1/messages/handle", a.handle)
+	m.HandleFunc("POST /v1/messages/reply", a.reply)
+	m.HandleFunc("GET /v1/messages/stats", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, s.node.Msg.Stats())
+	})
+}
+
+func (a *msgAPI) maxSize() int { return a.s.node.Config().Messages.MaxMessageSize }
+
+// bodyLimit is the largest JSON body that can carry a maximal payload.
+func (a *msgAPI) bodyLimit() int64 { return int64(base64.StdEncoding.EncodedLen(a.maxSize())) + 64<<10 }
+
+// fail answers an error on one line (libp2p dial errors span several).
+func fail(w http.ResponseWriter, code int, err error) {
+	writeError(w, code, errors.New(oneLine(err.Error())))
+}
+
+// oneLine folds a multi-line error text onto one line.
+func oneLine(s string) string {
+	s = strings.TrimSpace(s)
+	if !strings.ContainsAny(s, "\r\n") {
+		return s
+	}
+	f := strings.FieldsFunc(s, func(r rune) bool { return r == '\n' || r == '\r' })
+	for i := range f {
+		f[i] = strings.TrimSpace(f[i])
+	}
+	return strings.Join(f, "; ")
+}
+
+// checkQuery refuses query parameters the endpoint does not know, so a
+// misspelt one is not silently ignored.
+func checkQuery(q url.Values, known ...string) error {
+	for k := range q {
+		found := false
+		for _, n := range known {
+			found = found || k == n
+		}
+		if !found {
+			return fmt.Errorf("unknown query parameter %q: expected %s", k, strings.Join(known, ", "))
+		}
+	}
+	return nil
+}
+
+func checkType(typ string) error {
+	if err := msg.ValidateType(typ); err != nil {
+		return fmt.Errorf("bad message type %q: expected 1 to %d characters of A-Za-z0-9._/- (%s)",
+			typ, msg.MaxTypeLen, strings.TrimPrefix(strings.TrimPrefix(err.Error(), "msg: "), fmt.Sprintf("invalid message type %q: ", typ)))
+	}
+	return nil
+}
+
+func parsePriority(s string) (msg.Priority, error) {
+	p, err := msg.ParsePriority(s)
+	if err != nil {
+		return 0, fmt.Errorf("bad priority %q: expected high, normal or low", s)
+	}
+	return p, nil
+}
+
+func parsePolicy(s string) (msg.Policy, error) {
+	p, err := msg.ParsePolicy(s)
+	if err != nil {
+		return 0, fmt.Errorf("bad policy %q: expected block, drop-oldest or drop-newest", s)
+	}
+	return p, nil
+}
+
+func parseMsgID(s string) (msg.ID, error) {
+	if s == "" {
+		return msg.ID{}, nil
+	}
+	id, err := msg.ParseID(s)
+	if err != nil {
+		return id, fmt.Errorf("bad message id %q: expected 32 hex digits", s)
+	}
+	return id, nil
+}
+
+// target parses a peer ID and makes sure this node is connected to it
+// (looking it up in the DHT when its address is unknown). The status says
+// whose fault a failure is.
+func (a *msgAPI) target(ctx context.Context, s string) (peer.ID, int, error) {
+	p, err := node.ParsePeerID(s)
+	if err != nil {
+		return "", http.StatusBadRequest, err
+	}
+	if p == a.s.node.ID() {
+		return "", http.StatusBadRequest, fmt.Errorf("peer %s is this node's own peer ID: messages go to other peers", p)
+	}
+	if _, err := a.s.node.Connect(ctx, p.String()); err != nil {
+		return "", statusFor(err), fmt.Errorf("reach peer: %w", err)
+	}
+	return p, 0, nil
+}
+
+func (a *msgAPI) checkSize(n int, what string) error {
+	if n > a.maxSize() {
+		return fmt.Errorf("%s is %d bytes, over the limit of %d bytes (messages.max_message_size)", what, n, a.maxSize())
+	}
+	return nil
+}
+
+// readBody decodes a JSON body of at most limit bytes.
+func readBody(w http.ResponseWriter, r *http.Request, limit int64, v any) bool {
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, limit))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		var mb *http.MaxBytesError
+		if errors.As(err, &mb) {
+			fail(w, http.StatusRequestEntityTooLarge, fmt.Errorf("request body of %s is over %d bytes: the payload is larger than messages.max_message_size allows", r.URL.Path, limit))
+			return false
+		}
+		fail(w, http.StatusBadRequest, fmt.Errorf("request body of %s: expected JSON of the documented form (docs/api-msg.md): %v", r.URL.Path, err))
+		return false
+	}
+	return true
+}
+
+func (a *msgAPI) send(w http.ResponseWriter, r *http.Request) {
+	var req SendRequest
+	if !readBody(w, r, a.bodyLimit(), &req) {
+		return
+	}
+	prio, err := parsePriority(req.Priority)
+	if err == nil {
+		err = checkType(req.Type)
+	}
+	var id msg.ID
+	if err == nil {
+		id, err = parseMsgID(req.ID)
+	}
+	if err == nil {
+		err = a.checkSize(len(req.Payload), "the payload")
+	}
+	if err != nil {
+		fail(w, http.StatusBadRequest, err)
+		return
+	}
+	p, code, err := a.target(r.Context(), req.Peer)
+	if err != nil {
+		fail(w, code, fmt.Errorf("send %q: %w", req.Type, err))
+		return
+	}
+	if err := a.s.node.Msg.Send(r.Context(), p, req.Type, req.Payload, msg.SendOptions{Priority: prio, ID: id}); err != nil {
+		fail(w, statusFor(err), err)
+		return
+	}
+	writeJSON(w, http.StatusOK, SendResult{Sent: 1})
+}
+
+// lineReader reads lines of at most max bytes without allocating per line.
+type lineReader struct {
+	br   *bufio.Reader
+	max  int
+	buf  []byte
+	line int
+}
+
+// next returns the next line without its '\n' (valid until the next call),
+// io.EOF at the end, or an error naming the line that is too long.
+func (lr *lineReader) next() ([]byte, error) {
+	lr.buf = lr.buf[:0]
+	for {
+		frag, err := lr.br.ReadSlice('\n')
+		if len(lr.buf)+len(frag) > lr.max+1 { // +1: the '\n'
+			return nil, fmt.Errorf("line %d is longer than %d bytes (messages.max_message_size)", lr.line+1, lr.max)
+		}
+		switch {
+		case err == nil:
+			lr.line++
+			if len(lr.buf) == 0 {
+				return frag[:len(frag)-1], nil
+			}
+			lr.buf = append(lr.buf, frag[:len(frag)-1]...)
+			return lr.buf, nil
+		case errors.Is(err, bufio.ErrBufferFull):
+			lr.buf = append(lr.buf, frag...)
+		case errors.Is(err, io.EOF):
+			lr.buf = append(lr.buf, frag...)
+			if len(lr.buf) == 0 {
+				return nil, io.EOF
+			}
+			lr.line++
+			return lr.buf, nil // a last line without '\n'
+		default:
+			return nil, err
+		}
+	}
+}
+
+func (a *msgAPI) sendBulk(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	var sent int64
+	rc := http.NewResponseController(w)
+	_ = rc.EnableFullDuplex() // so an error can be answered before the body ends
+	failBulk := func(code int, err error) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(code)
+		_ = json.NewEncoder(w).Encode(BulkSendError{Error: oneLine(err.Error()), Sent: sent})
+		_ = rc.Flush()
+		// Read (and discard) what the client is still sending for a moment,
+		// so it reads this answer instead of a reset connection.
+		_ = rc.SetReadDeadline(time.Now().Add(time.Second))
+		_, _ = io.Copy(io.Discard, io.LimitReader(r.Body, 16<<20))
+	}
+	if err := checkQuery(q, "peer", "type", "priority"); err != nil {
+		failBulk(http.StatusBadRequest, err)
+		return
+	}
+	ct, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if err != nil || (ct != ContentTypeLines && ct != ContentTypeNDJSON) {
+		failBulk(http.StatusUnsupportedMediaType, fmt.Errorf("bulk send: Content-Type %q: expected %s (one payload per line) or %s (one JSON object per line)",
+			r.Header.Get("Content-Type"), ContentTypeLines, ContentTypeNDJSON))
+		return
+	}
+	ndjson := ct == ContentTypeNDJSON
+	typ, prioText := q.Get("type"), q.Get("priority")
+	prio, err := parsePriority(prioText)
+	if err == nil && (typ != "" || !ndjson) {
+		err = checkType(typ)
+	}
+	if err != nil {
+		failBulk(http.StatusBadRequest, err)
+		return
+	}
+	ctx := r.Context()
+	p, code, err := a.target(ctx, q.Get("peer"))
+	if err != nil {
+		failBulk(code, fmt.Errorf("bulk send: %w", err))
+		return
+	}
+	limit := a.maxSize()
+	if ndjson {
+		limit = int(a.bodyLimit())
+	}
+	lr := &lineReader{br: bufio.NewReaderSize(r.Body, 64<<10), max: limit}
+	ms := a.s.node.Msg
+	for {
+		line, err := lr.next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			code := http.StatusBadRequest
+			if ctx.Err() != nil {
+				code = http.StatusServiceUnavailable
+			}
+			failBulk(code, fmt.Errorf("bulk send: read the request body: %w; %d messages sent before it", err, sent))
+			return
+		}
+		mt, opts, payload := typ, msg.SendOptions{Priority: prio}, line
+		if ndjson {
+			if len(bytes.TrimSpace(line)) == 0 {
+				continue
+			}
+			var bm BulkMessage
+			if err := json.Unmarshal(line, &bm); err != nil {
+				failBulk(http.StatusBadRequest, fmt.Errorf("bulk send: line %d: expected a JSON object {\"payload\": base64, \"type\", \"priority\", \"id\"}: %v", lr.line, err))
+				return
+			}
+			if bm.Type != "" {
+				mt = bm.Type
+			}
+			if bm.Priority != "" {
+				opts.Priority, err = parsePriority(bm.Priority)
+			}
+			if err == nil {
+				opts.ID, err = parseMsgID(bm.ID)
+			}
+			if err == nil && mt == "" {
+				err = errors.New("no message type: give ?type= or a \"type\" field")
+			}
+			if err == nil && bm.Type != "" {
+				err = checkType(mt)
+			}
+			if err != nil {
+				failBulk(http.StatusBadRequest, fmt.Errorf("bulk send: line %d: %w", lr.line, err))
+				return
+			}
+			payload = bm.Payload
+		}
+		if err := a.checkSize(len(payload), "the payload"); err != nil {
+			failBulk(http.StatusBadRequest, fmt.Errorf("bulk send: line %d: %w; %d messages sent before it", lr.line, err, sent))
+			return
+		}
+		if err := ms.Send(ctx, p, mt, payload, opts); err != nil {
+			failBulk(statusFor(err), fmt.Errorf("bulk send: line %d: %w; %d messages sent before it", lr.line, err, sent))
+			return
+		}
+		sent++
+	}
+	writeJSON(w, http.StatusOK, SendResult{Sent: sent})
+}
+
+// appendMessageJSON appends m as one ReceivedMessage JSON line. Every field
+// is JSON-safe without escaping: types are validated names, peer IDs base58,
+// ids hex, times RFC 3339, payloads base64.
+func appendMessageJSON(b []byte, m *msg.Message) []byte {
+	b = append(b, `{"type":"`...)
+	b = append(b, m.Type...)
+	b = append(b, `","from":"`...)
+	b = append(b, m.From.String()...)
+	b = append(b, `","id":"`...)
+	b = append(b, m.ID.String()...)
+	b = append(b, `","time":"`...)
+	b = m.Time.AppendFormat(b, time.RFC3339Nano)
+	if !m.Sent.IsZero() {
+		b = append(b, `","sent":"`...)
+		b = m.Sent.AppendFormat(b, time.RFC3339Nano)
+	}
+	b = append(b, `","payload":"`...)
+	b = base64.StdEncoding.AppendEncode(b, m.Payload)
+	return append(b, "\"}\n"...)
+}
+
+func (a *msgAPI) subscribe(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	if err := checkQuery(q, "type", "policy", "buffer", "dedup", "n"); err != nil {
+		fail(w, http.StatusBadRequest, err)
+		return
+	}
+	typ := q.Get("type")
+	info := SubscriptionInfo{Type: typ}
+	policy, err := parsePolicy(q.Get("policy"))
+	if err == nil {
+		err = checkType(typ)
+	}
+	if err == nil && q.Has("buffer") {
+		info.Buffer, err = strconv.Atoi(q.Get("buffer"))
+		if err != nil || info.Buffer < 0 || info.Buffer > MaxSubscribeBuffer {
+			err = fmt.Errorf("bad buffer %q: expected 0 (the default, %d) to %d messages", q.Get("buffer"), msg.DefaultSubscribeBuffer, MaxSubscribeBuffer)
+		}
+	}
+	if err == nil && q.Has("dedup") {
+		info.Dedup, err = strconv.ParseBool(q.Get("dedup"))
+		if err != nil {
+			err = fmt.Errorf("bad dedup %q: expected true or false", q.Get("dedup"))
+		}
+	}
+	if err == nil && q.Has("n") {
+		info.Count, err = strconv.Atoi(q.Get("n"))
+		if err != nil || info.Count < 0 {
+			err = fmt.Errorf("bad n %q: expected a number of messages >= 0 (0: no limit)", q.Get("n"))
+		}
+	}
+	if err != nil {
+		fail(w, http.StatusBadRequest, err)
+		return
+	}
+	if info.Buffer == 0 {
+		info.Buffer = msg.DefaultSubscribeBuffer
+	}
+	info.Policy = policy.String()
+	sub, err := a.s.node.Msg.Subscribe(typ, msg.SubscribeOptions{Buffer: info.Buffer, Policy: policy, Dedup: info.Dedup})
+	if err != nil {
+		fail(w, http.StatusServiceUnavailable, err)
+		return
+	}
+	defer sub.Close()
+
+	ctx := r.Context()
+	nd := newNDJSON(w)
+	// A client that stops reading blocks our writes (that is the Block
+	// policy's backpressure); when the server closes, unblock them.
+	stop := context.AfterFunc(ctx, func() { _ = nd.rc.SetWriteDeadline(time.Now()) })
+	defer stop()
+	if nd.Send(MessageEvent{Subscribed: &info}) != nil {
+		return
+	}
+	batch := make([]*msg.Message, 0, subscribeBatch)
+	line := make([]byte, 0, 512)
+	var delivered int
+	var lastDropped uint64
+	for info.Count == 0 || delivered < info.Count {
+		room := subscribeBatch
+		if info.Count > 0 {
+			room = min(room, info.Count-delivered)
+		}
+		got, err := sub.NextBatch(ctx, batch[:0:room])
+		if err != nil {
+			if errors.Is(err, msg.ErrClosed) { // the service is closing
+				a.s.log.Info("message subscription ended: the message service closed", "type", typ)
+			}
+			return
+		}
+		for i, m := range got {
+			line = appendMessageJSON(line[:0], m)
+			got[i] = nil
+			if _, err := w.Write(line); err != nil {
+				return
+			}
+		}
+		delivered += len(got)
+		if d := sub.Dropped(); d != lastDropped {
+			lastDropped = d
+			if err := nd.enc.Encode(MessageEvent{Dropped: &d}); err != nil {
+				return
+			}
+		}
+		if nd.rc.Flush() != nil {
+			return
+		}
+	}
+}
+
+func (a *msgAPI) request(w http.ResponseWriter, r *http.Request) {
+	var req RequestRequest
+	if !readBody(w, r, a.bodyLimit(), &req) {
+		return
+	}
+	err := checkType(req.Type)
+	if err == nil {
+		err = a.checkSize(len(req.Payload), "the payload")
+	}
+	if err == nil && req.TimeoutMS < 0 {
+		err = fmt.Errorf("bad timeout_ms %d: expected a number of milliseconds > 0 (0: messages.request_timeout)", req.TimeoutMS)
+	}
+	if err != nil {
+		fail(w, http.StatusBadRequest, err)
+		return
+	}
+	timeout := a.s.node.Config().Messages.RequestTimeout.Std()
+	if req.TimeoutMS > 0 {
+		timeout = time.Duration(req.TimeoutMS) * time.Millisecond
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), timeout)
+	defer cancel()
+	p, code, err := a.target(ctx, req.Peer)
+	if err != nil {
+		fail(w, code, fmt.Errorf("request %q: %w", req.Type, err))
+		return
+	}
+	m, err := a.s.node.Msg.Request(ctx, p, req.Type, req.Payload)
+	if err != nil {
+		var re *msg.RemoteError
+		switch {
+		case errors.As(err, &re):
+			fail(w, http.StatusBadGateway, fmt.Errorf("request %q to %s: the remote peer answered with an error: %s", req.Type, p, re.Message))
+		case errors.Is(err, context.DeadlineExceeded):
+			fail(w, http.StatusGatewayTimeout, fmt.Errorf("request %q to %s: timed out: no reply within %s", req.Type, p, timeout))
+		default:
+			fail(w, statusFor(err), err)
+		}
+		return
+	}
+	writeJSON(w, http.StatusOK, ReceivedMessage{Type: m.Type, From: m.From.String(), ID: m.ID.String(), Time: m.Time, Sent: m.Sent, Payload: nonNil(m.Payload)})
+}
+
+func (a *msgAPI) handle(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	if err := checkQuery(q, "type"); err != nil {
+		fail(w, http.StatusBadRequest, err)
+		return
+	}
+	typ := q.Get("type")
+	if err := checkType(typ); err != nil {
+		fail(w, http.StatusBadRequest, err)
+		return
+	}
+	ctx, cancel := context.WithCancel(r.Context())
+	defer cancel()
+	incoming := make(chan *IncomingRequest)
+	h := func(hctx context.Context, m *msg.Message) ([]byte, error) {
+		in := &IncomingRequest{RID: strconv.FormatUint(a.nextRID.Add(1), 10), Type: m.Type, From: m.From.String(),
+			ID: m.ID.String(), Time: m.Time, Payload: nonNil(m.Payload)}
+		in.Deadline, _ = hctx.Deadline()
+		ch := make(chan ReplyRequest, 1)
+		a.mu.Lock()
+		a.pending[in.RID] = ch
+		a.mu.Unlock()
+		defer func() {
+			a.mu.Lock()
+			delete(a.pending, in.RID)
+			a.mu.Unlock()
+		}()
+		select {
+		case incoming <- in:
+		case <-hctx.Done():
+			return nil, fmt.Errorf("timed out: the responder for %q did not take the request before the requester's deadline", typ)
+		case <-ctx.Done():
+			return nil, fmt.Errorf("the responder for %q went away", typ)
+		}
+		select {
+		case rep := <-ch:
+			if rep.Error != "" {
+				return nil, errors.New(rep.Error)
+			}
+			return rep.Payload, nil
+		case <-hctx.Done():
+			return nil, fmt.Errorf("timed out: the responder for %q did not reply before the requester's deadline", typ)
+		case <-ctx.Done():
+			return nil, fmt.Errorf("the responder for %q went away before replying", typ)
+		}
+	}
+	if err := a.s.node.Msg.Handle(typ, h); err != nil {
+		fail(w, http.StatusConflict, fmt.Errorf("answer requests of type %q: another responder already answers them (one per type): %w", typ, err))
+		return
+	}
+	defer a.s.node.Msg.RemoveHandler(typ) // runs before cancel: no new request reaches h after
+
+	nd := newNDJSON(w)
+	stop := context.AfterFunc(ctx, func() { _ = nd.rc.SetWriteDeadline(time.Now()) })
+	defer stop()
+	if nd.Send(RequestEvent{Handling: &HandlingInfo{Type: typ}}) != nil {
+		return
+	}
+	for {
+		select {
+		case in := <-incoming:
+			if nd.Send(RequestEvent{IncomingRequest: in}) != nil {
+				return
+			}
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+func (a *msgAPI) reply(w http.ResponseWriter, r *http.Request) {
+	var req ReplyRequest
+	if !readBody(w, r, a.bodyLimit(), &req) {
+		return
+	}
+	a.mu.Lock()
+	ch := a.pending[req.RID]
+	delete(a.pending, req.RID)
+	a.mu.Unlock()
+	if ch == nil {
+		fail(w, http.StatusNotFound, fmt.Errorf("reply: no pending request with rid %q: it was answered already, its requester gave up, or its responder stream ended", req.RID))
+		return
+	}
+	if err := a.checkSize(len(req.Payload), "the reply"); err != nil {
+		ch <- ReplyRequest{Error: err.Error()} // the requester learns why too
+		fail(w, http.StatusBadRequest, fmt.Errorf("reply to rid %s: %w; the requester got this error instead", req.RID, err))
+		return
+	}
+	ch <- req // buffered(1), and this is its only send: it was removed from pending
+	writeJSON(w, http.StatusOK, struct{}{})
+}
+
+// ---------------------------------------------------------------- client
+
+// SendMessage calls POST /v1/messages/send.
+func (c *Client) SendMessage(ctx context.Context, req SendRequest) (SendResult, error) {
+	var v SendResult
+	return v, c.do(ctx, http.MethodPost, "/v1/messages/send", req, &v)
+}
+
+// SendMessages calls POST /v1/messages/send/bulk, streaming body as the
+// request body: lines of payloads, or with p.NDJSON lines of BulkMessage.
+// The daemon sends each message as it reads it. On failure the error says
+// which line failed and how many messages were sent before it.
+func (c *Client) SendMessages(ctx context.Context, p BulkParams, body io.Reader) (SendResult, error) {
+	q := url.Values{"peer": {p.Peer}}
+	if p.Type != "" {
+		q.Set("type", p.Type)
+	}
+	if p.Priority != "" {
+		q.Set("priority", p.Priority)
+	}
+	ct := ContentTypeLines
+	if p.NDJSON {
+		ct = ContentTypeNDJSON
+	}
+	path := "/v1/messages/send/bulk?" + q.Encode()
+	resp, err := c.sendBody(ctx, http.MethodPost, path, ct, io.NopCloser(body))
+	if err != nil {
+		return SendResult{}, err
+	}
+	defer resp.Body.Close()
+	var v SendResult
+	if err := json.NewDecoder(resp.Body).Decode(&v); err != nil {
+		return v, fmt.Errorf("API POST /v1/messages/send/bulk: decode answer: %w", err)
+	}
+	return v, nil
+}
+
+// RequestMessage calls POST /v1/messages/request and returns the reply.
+func (c *Client) RequestMessage(ctx context.Context, req RequestRequest) (ReceivedMessage, error) {
+	var v ReceivedMessage
+	return v, c.do(ctx, http.MethodPost, "/v1/messages/request", req, &v)
+}
+
+// ReplyRequest calls POST /v1/messages/reply.
+func (c *Client) ReplyRequest(ctx context.Context, req ReplyRequest) error {
+	return c.do(ctx, http.MethodPost, "/v1/messages/reply", req, nil)
+}
+
+// MessageStats calls GET /v1/messages/stats.
+func (c *Client) MessageStats(ctx context.Context) (MessageStats, error) {
+	var v MessageStats
+	return v, c.do(ctx, http.MethodGet, "/v1/messages/stats", nil, &v)
+}
+
+// ndjsonStream reads the records of an NDJSON response.
+type ndjsonStream struct {
+	path string
+	resp *http.Response
+	br   *bufio.Reader
+	buf  []byte
+}
+
+func (c *Client) openStream(ctx context.Context, path string, q url.Values) (*ndjsonStream, error) {
+	path += "?" + q.Encode()
+	resp, err := c.send(ctx, http.MethodGet, path, nil)
+	if err != nil {
+		return nil, err
+	}
+	return &ndjsonStream{path: path, resp: resp, br: bufio.NewReaderSize(resp.Body, 64<<10)}, nil
+}
+
+// line returns the next record's line (valid until the next call); io.EOF
+// when the daemon ended the stream.
+func (s *ndjsonStream) line() ([]byte, error) {
+	s.buf = s.buf[:0]
+	for {
+		frag, err := s.br.ReadSlice('\n')
+		s.buf = append(s.buf, frag...)
+		switch {
+		case errors.Is(err, bufio.ErrBufferFull):
+			if len(s.buf) > maxBody {
+				return nil, fmt.Errorf("API stream %s: a record is over %d bytes", s.path, maxBody)
+			}
+		case errors.Is(err, io.EOF) && len(bytes.TrimSpace(s.buf)) == 0:
+			return nil, io.EOF
+		case err != nil && !errors.Is(err, io.EOF):
+			return nil, fmt.Errorf("API stream %s: %w", s.path, err)
+		default:
+			return s.buf, nil
+		}
+	}
+}
+
+// next decodes the next record into v; io.EOF when the daemon ended the stream.
+func (s *ndjsonStream) next(v any) error {
+	line, err := s.line()
+	if err != nil {
+		return err
+	}
+	return s.decode(line, v)
+}
+
+func (s *ndjsonStream) decode(line []byte, v any) error {
+	if err := json.Unmarshal(line, v); err != nil {
+		return fmt.Errorf("API stream %s: bad record %.100q: %w", s.path, line, err)
+	}
+	return nil
+}
+
+// MessageStream is an open subscription (GET /v1/messages/subscribe). The
+// subscription lives in the daemon until Close or the ctx given to
+// SubscribeMessages ends.
+type MessageStream struct {
+	s        *ndjsonStream
+	Info     SubscriptionInfo
+	received uint64
+	dropped  uint64
+}
+
+// SubscribeMessages opens a subscription stream and waits until the daemon
+// has subscribed: messages that arrive from then on are streamed.
+func (c *Client) SubscribeMessages(ctx context.Context, typ string, o SubscribeOptions) (*MessageStream, error) {
+	q := url.Values{"type": {typ}}
+	if o.Policy != "" {
+		q.Set("policy", o.Policy)
+	}
+	if o.Buffer != 0 {
+		q.Set("buffer", strconv.Itoa(o.Buffer))
+	}
+	if o.Dedup {
+		q.Set("dedup", "true")
+	}
+	if o.Count != 0 {
+		q.Set("n", strconv.Itoa(o.Count))
+	}
+	s, err := c.openStream(ctx, "/v1/messages/subscribe", q)
+	if err != nil {
+		return nil, err
+	}
+	var ev MessageEvent
+	if err := s.next(&ev); err != nil || ev.Subscribed == nil {
+		s.resp.Body.Close()
+		if err == nil || errors.Is(err, io.EOF) {
+			err = fmt.Errorf("API stream %s: expected a first {\"subscribed\"} record", s.path)
+		}
+		return nil, err
+	}
+	return &MessageStream{s: s, Info: *ev.Subscribed}, nil
+}
+
+// parseMessageLine decodes a message record in the exact form
+// appendMessageJSON writes (no escapes, known fields), without reflection;
+// ok is false for anything else, which is then decoded by encoding/json.
+func parseMessageLine(line []byte) (m *ReceivedMessage, ok bool) {
+	line = bytes.TrimRight(line, "\r\n")
+	rest, found := bytes.CutPrefix(line, []byte(`{"`))
+	if !found || !bytes.HasSuffix(rest, []byte(`"}`)) || bytes.IndexByte(rest, '\\') >= 0 {
+		return nil, false
+	}
+	rest = rest[:len(rest)-2]
+	m = &ReceivedMessage{}
+	for len(rest) > 0 {
+		var field []byte
+		field, rest, _ = bytes.Cut(rest, []byte(`","`))
+		key, val, found := bytes.Cut(field, []byte(`":"`))
+		if !found {
+			return nil, false
+		}
+		var err error
+		switch string(key) {
+		case "type":
+			m.Type = string(val)
+		case "from":
+			m.From = string(val)
+		case "id":
+			m.ID = string(val)
+		case "time":
+			m.Time, err = time.Parse(time.RFC3339Nano, string(val))
+		case "sent":
+			m.Sent, err = time.Parse(time.RFC3339Nano, string(val))
+		case "payload":
+			m.Payload, err = base64.StdEncoding.AppendDecode(make([]byte, 0, base64.StdEncoding.DecodedLen(len(val))), val)
+		default:
+			return nil, false
+		}
+		if err != nil {
+			return nil, false
+		}
+	}
+	return m, m.Type != "" && m.Payload != nil
+}
+
+// Next returns the next record: a message (ev.ReceivedMessage) or a drop
+// report (ev.Dropped). It returns io.EOF when the daemon ended the stream
+// after Info.Count messages, an error when it ended it early, and ctx's
+// error when the subscriber's ctx ended.
+func (m *MessageStream) Next() (MessageEvent, error) {
+	var ev MessageEvent
+	line, err := m.s.line()
+	if err == nil {
+		var fast bool
+		if ev.ReceivedMessage, fast = parseMessageLine(line); !fast {
+			ev.ReceivedMessage = nil
+			err = m.s.decode(line, &ev)
+		}
+	}
+	if errors.Is(err, io.EOF) {
+		if m.Info.Count > 0 && m.received >= uint64(m.Info.Count) {
+			return ev, io.EOF
+		}
+		return ev, fmt.Errorf("the daemon ended the subscription to %q after %d messages (is it shutting down?)", m.Info.Type, m.received)
+	}
+	if err != nil {
+		if ctxErr := m.s.resp.Request.Context().Err(); ctxErr != nil {
+			return ev, ctxErr
+		}
+		return ev, err
+	}
+	switch {
+	case ev.ReceivedMessage != nil:
+		m.received++
+	case ev.Dropped != nil:
+		m.dropped = *ev.Dropped
+	}
+	return ev, nil
+}
+
+// Buffered reports whether another record has already arrived, so a caller
+// can flush its output only when it would otherwise wait.
+func (m *MessageStream) Buffered() bool { return m.s.br.Buffered() > 0 }
+
+// Received returns how many messages Next has returned.
+func (m *MessageStream) Received() uint64 { return m.received }
+
+// Dropped returns the subscription's drops as last reported by the daemon.
+func (m *MessageStream) Dropped() uint64 { return m.dropped }
+
+// Close ends the stream and with it the subscription in the daemon.
+func (m *MessageStream) Close() error { return m.s.resp.Body.Close() }
+
+// RequestStream is an open responder registration (GET /v1/messages/handle):
+// this client answers the requests of one type until Close or its ctx ends.
+type RequestStream struct {
+	s    *ndjsonStream
+	Type string
+}
+
+// HandleRequests registers this client as the responder of typ. The daemon
+// refuses a second responder for a type with a *StatusError of code 409.
+func (c *Client) HandleRequests(ctx context.Context, typ string) (*RequestStream, error) {
+	s, err := c.openStream(ctx, "/v1/messages/handle", url.Values{"type": {typ}})
+	if err != nil {
+		return nil, err
+	}
+	var ev RequestEvent
+	if err := s.next(&ev); err != nil || ev.Handling == nil {
+		s.resp.Body.Close()
+		if err == nil || errors.Is(err, io.EOF) {
+			err = fmt.Errorf("API stream %s: expected a first {\"handling\"} record", s.path)
+		}
+		return nil, err
+	}
+	return &RequestStream{s: s, Type: ev.Handling.Type}, nil
+}
+
+// Next waits for the next request; answer it with Client.ReplyRequest.
+func (h *RequestStream) Next() (*IncomingRequest, error) {
+	for {
+		var ev RequestEvent
+		err := h.s.next(&ev)
+		if errors.Is(err, io.EOF) {
+			return nil, fmt.Errorf("the daemon ended the responder stream for %q (is it shutting down?)", h.Type)
+		}
+		if err != nil {
+			if ctxErr := h.s.resp.Request.Context().Err(); ctxErr != nil {
+				return nil, ctxErr
+			}
+			return nil, err
+		}
+		if ev.IncomingRequest != nil {
+			return ev.IncomingRequest, nil
+		}
+	}
+}
+
+// Close ends the registration.
+func (h *RequestStream) Close() error { return h.s.resp.Body.Close() }

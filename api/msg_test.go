@@ -1,0 +1,435 @@
+package api
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"runtime/pprof"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/crypto"
+
+	"github.com/warren-p2p/warren"
+	"github.com/warren-p2p/warren/config"
+	"github.com/warren-p2p/warren/msg"
+)
+
+func newMsgTestNode(t *testing.T, mutate ...func(*config.Config)) *warren.Node {
+	t.Helper()
+	cfg, _ := config.ForProfile(config.ProfileTest)
+	cfg.Addresses.Listen = cfg.Addresses.Listen[:1]
+	for _, m := range mutate {
+		m(&cfg)
+	}
+	key, _, err := crypto.GenerateEd25519Key(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := warren.New(context.Background(), warren.Options{Config: cfg, Key: key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = n.Close() })
+	return n
+}
+
+// msgPair is node a serving its API on a unix socket, and node b connected to a.
+type msgPair struct {
+	a, b *warren.Node
+	srv  *Server
+	cl   *Client
+	hc   *httptest.Server // a's API over plain HTTP, for raw requests
+}
+
+func newMsgPair(t *testing.T, mutate ...func(*config.Config)) *msgPair {
+	t.Helper()
+	p := &msgPair{a: newMsgTestNode(t, mutate...), b: newMsgTestNode(t, mutate...)}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if _, err := p.b.Connect(ctx, p.a.Addrs()[0]); err != nil {
+		t.Fatal(err)
+	}
+	p.srv = NewServer(p.a, ServerOptions{})
+	dir, err := os.MkdirTemp("", "wapi")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	sock := filepath.Join(dir, "api.sock")
+	if err := p.srv.ServeUnix(sock); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = p.srv.Close(context.Background()) })
+	if p.cl, err = NewClient(config.Endpoint{Unix: sock}, ""); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.cl.Close)
+	p.hc = httptest.NewServer(p.srv.Handler())
+	t.Cleanup(p.hc.Close)
+	return p
+}
+
+// msgHandlersRunning reports whether any message endpoint handler is running.
+func msgHandlersRunning() bool {
+	var b bytes.Buffer
+	_ = pprof.Lookup("goroutine").WriteTo(&b, 2)
+	return strings.Contains(b.String(), "api.(*msgAPI)")
+}
+
+func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting: %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func TestMsgSubscribeStreamEndsWithClient(t *testing.T) {
+	p := newMsgPair(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	st, err := p.cl.SubscribeMessages(ctx, "chat", SubscribeOptions{Policy: "drop-newest", Buffer: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Info.Policy != "drop-newest" || st.Info.Buffer != 10 {
+		t.Fatalf("subscription info %+v", st.Info)
+	}
+	// Not reading: the HTTP stream and the subscription's 10 slots fill up
+	// and the rest of 2,000 1 KB messages is dropped. Every message is either
+	// received or reported dropped.
+	const total = 2000
+	for i := range total {
+		if err := p.b.Msg.Send(ctx, p.a.ID(), "chat", fmt.Appendf(nil, "%d %s", i, strings.Repeat("x", 1000)), msg.SendOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, "every message dispatched", 10*time.Second, func() bool {
+		return p.a.Msg.Stats().Types["chat"].MsgsIn == total
+	})
+	var lastSeen = -1
+	for st.Received()+st.Dropped() < total {
+		ev, err := st.Next()
+		if err != nil {
+			t.Fatalf("after %d received, %d dropped: %v", st.Received(), st.Dropped(), err)
+		}
+		if ev.ReceivedMessage != nil {
+			var n int
+			fmt.Sscan(string(ev.Payload), &n)
+			if n <= lastSeen || ev.From != p.b.ID().String() || ev.Type != "chat" || len(ev.ID) != 32 {
+				t.Fatalf("message %+v after %d", ev.ReceivedMessage, lastSeen)
+			}
+			lastSeen = n
+		}
+	}
+	if st.Dropped() == 0 || st.Received()+st.Dropped() != total {
+		t.Fatalf("received %d + dropped %d, want %d with drops", st.Received(), st.Dropped(), total)
+	}
+	if s := p.a.Msg.Stats().Subscriptions; len(s) != 1 || s[0].Dropped != st.Dropped() {
+		t.Fatalf("daemon subscription stats %+v, stream says dropped %d", s, st.Dropped())
+	}
+
+	// The client goes away: the handler ends and unsubscribes.
+	cancel()
+	waitFor(t, "subscription closed after the client left", 10*time.Second, func() bool {
+		return len(p.a.Msg.Stats().Subscriptions) == 0 && !msgHandlersRunning()
+	})
+}
+
+func TestMsgSubscribeCount(t *testing.T) {
+	p := newMsgPair(t)
+	ctx := context.Background()
+	st, err := p.cl.SubscribeMessages(ctx, "few", SubscribeOptions{Count: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	for _, s := range []string{"one", "two", "three"} {
+		if err := p.b.Msg.Send(ctx, p.a.ID(), "few", []byte(s), msg.SendOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var got []string
+	for {
+		ev, err := st.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ev.ReceivedMessage != nil {
+			got = append(got, string(ev.Payload))
+		}
+	}
+	if strings.Join(got, ",") != "one,two" {
+		t.Fatalf("n=2 stream gave %q", got)
+	}
+	waitFor(t, "subscription closed after n messages", 10*time.Second, func() bool {
+		return len(p.a.Msg.Stats().Subscriptions) == 0
+	})
+}
+
+// TestMsgServerCloseEndsBlockedStream: a Block subscriber that stops reading
+// stalls the handler in a write; Server.Close must still end it at once.
+func TestMsgServerCloseEndsBlockedStream(t *testing.T) {
+	p := newMsgPair(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	st, err := p.cl.SubscribeMessages(ctx, "big", SubscribeOptions{Buffer: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	sendDone := make(chan error, 1)
+	go func() {
+		payload := bytes.Repeat([]byte("x"), 1000)
+		for range 20_000 {
+			if err := p.b.Msg.Send(ctx, p.a.ID(), "big", payload, msg.SendOptions{}); err != nil {
+				sendDone <- err
+				return
+			}
+		}
+		sendDone <- nil
+	}()
+	// Backpressure reaches the sender: its queue to a fills up.
+	waitFor(t, "sender's queue full", 30*time.Second, func() bool {
+		for _, ps := range p.b.Msg.Stats().Peers {
+			if ps.Peer == p.a.ID() && ps.Queued.Normal > 0 {
+				s := p.a.Msg.Stats().Subscriptions
+				return len(s) == 1 && s[0].Queued == 1
+			}
+		}
+		return false
+	})
+	start := time.Now()
+	cctx, ccancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer ccancel()
+	if err := p.srv.Close(cctx); err != nil {
+		t.Fatalf("server close: %v", err)
+	}
+	if d := time.Since(start); d > 3*time.Second {
+		t.Errorf("Server.Close took %s with a stalled subscriber", d)
+	}
+	waitFor(t, "stream handler ended", 5*time.Second, func() bool {
+		return len(p.a.Msg.Stats().Subscriptions) == 0 && !msgHandlersRunning()
+	})
+	cancel()
+	<-sendDone
+}
+
+func TestMsgHandleStream(t *testing.T) {
+	p := newMsgPair(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	rs, err := p.cl.HandleRequests(ctx, "echo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A second responder for the type is refused.
+	var se *StatusError
+	if _, err := p.cl.HandleRequests(ctx, "echo"); !errors.As(err, &se) || se.Code != http.StatusConflict || !strings.Contains(se.Msg, `"echo"`) {
+		t.Fatalf("second responder: %v", err)
+	}
+	type result struct {
+		m   *msg.Message
+		err error
+	}
+	request := func(payload string, timeout time.Duration) chan result {
+		ch := make(chan result, 1)
+		go func() {
+			rctx, rcancel := context.WithTimeout(ctx, timeout)
+			defer rcancel()
+			m, err := p.b.Msg.Request(rctx, p.a.ID(), "echo", []byte(payload))
+			ch <- result{m, err}
+		}()
+		return ch
+	}
+	res := request("hi", 10*time.Second)
+	in, err := rs.Next()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if in.From != p.b.ID().String() || string(in.Payload) != "hi" || in.Deadline.IsZero() || in.RID == "" {
+		t.Fatalf("incoming request %+v", in)
+	}
+	if err := p.cl.ReplyRequest(ctx, ReplyRequest{RID: in.RID, Payload: []byte("HI")}); err != nil {
+		t.Fatal(err)
+	}
+	if r := <-res; r.err != nil || string(r.m.Payload) != "HI" {
+		t.Fatalf("reply %+v", r)
+	}
+	// A second reply to the same request is refused.
+	if err := p.cl.ReplyRequest(ctx, ReplyRequest{RID: in.RID, Payload: []byte("again")}); !errors.As(err, &se) || se.Code != http.StatusNotFound {
+		t.Fatalf("second reply: %v", err)
+	}
+	// An error reply reaches the requester.
+	res = request("bad", 10*time.Second)
+	if in, err = rs.Next(); err != nil {
+		t.Fatal(err)
+	}
+	_ = p.cl.ReplyRequest(ctx, ReplyRequest{RID: in.RID, Error: "no thanks"})
+	var re *msg.RemoteError
+	if r := <-res; !errors.As(r.err, &re) || re.Message != "no thanks" {
+		t.Fatalf("error reply: %v", r.err)
+	}
+	// The responder goes away with a request unanswered: the requester
+	// learns it at once, not at its timeout; the type is free again.
+	res = request("orphan", 30*time.Second)
+	if _, err = rs.Next(); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	rs.Close()
+	if r := <-res; !errors.As(r.err, &re) || !strings.Contains(re.Message, "went away") || time.Since(start) > 5*time.Second {
+		t.Fatalf("orphaned request: %v after %s", r.err, time.Since(start))
+	}
+	waitFor(t, "handler removed", 5*time.Second, func() bool {
+		return !p.a.Msg.Stats().Types["echo"].Handler && !msgHandlersRunning()
+	})
+	rs2, err := p.cl.HandleRequests(ctx, "echo")
+	if err != nil {
+		t.Fatalf("responder after the first left: %v", err)
+	}
+	rs2.Close()
+}
+
+func TestMsgBulkSendNDJSON(t *testing.T) {
+	p := newMsgPair(t)
+	ctx := context.Background()
+	st, err := p.cl.SubscribeMessages(ctx, "nd", SubscribeOptions{Count: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	stb, err := p.cl.SubscribeMessages(ctx, "nd2", SubscribeOptions{Count: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stb.Close()
+	// b's API this time: bulk sends go from b to a.
+	srvB := NewServer(p.b, ServerOptions{})
+	hb := httptest.NewServer(srvB.Handler())
+	defer hb.Close()
+	cb := &Client{base: hb.URL, hc: hb.Client()}
+	body := `{"payload":"AAEC"}` + "\n\n" + `{"payload":"","type":"nd2","priority":"high"}` + "\n" + `{"payload":"aGk="}` + "\n" + `{"payload":"bGFzdA=="}`
+	res, err := cb.SendMessages(ctx, BulkParams{Peer: p.a.ID().String(), Type: "nd", NDJSON: true}, strings.NewReader(body))
+	if err != nil || res.Sent != 4 {
+		t.Fatalf("bulk: %+v %v", res, err)
+	}
+	var got [][]byte
+	for {
+		ev, err := st.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ev.ReceivedMessage != nil {
+			got = append(got, ev.Payload)
+		}
+	}
+	if fmt.Sprint(got) != fmt.Sprint([][]byte{{0, 1, 2}, []byte("hi"), []byte("last")}) {
+		t.Fatalf("nd got %q", got)
+	}
+	if ev, err := stb.Next(); err != nil || ev.ReceivedMessage == nil || len(ev.Payload) != 0 {
+		t.Fatalf("nd2: %+v %v", ev, err)
+	}
+}
+
+func TestMsgAPIBadInput(t *testing.T) {
+	p := newMsgPair(t, func(c *config.Config) { c.Messages.MaxMessageSize = 10 })
+	a, b := p.a.ID().String(), p.b.ID().String()
+	big := `"` + strings.Repeat("A", 40) + `"` // 30 bytes
+	for _, tc := range []struct {
+		method, path, ctype, body string
+		code                      int
+		want                      []string
+	}{
+		{"POST", "/v1/messages/send", "", `{"peer":"banana","type":"t"}`, 400, []string{`"banana"`, "peer ID"}},
+		{"POST", "/v1/messages/send", "", `{"peer":"` + b + `","type":"a b"}`, 400, []string{`"a b"`, "A-Za-z0-9._/-"}},
+		{"POST", "/v1/messages/send", "", `{"peer":"` + b + `","type":"t","priority":"urgent"}`, 400, []string{`"urgent"`, "high, normal or low"}},
+		{"POST", "/v1/messages/send", "", `{"peer":"` + b + `","type":"t","payload":` + big + `}`, 400, []string{"30 bytes", "10 bytes", "max_message_size"}},
+		{"POST", "/v1/messages/send", "", `{"peer":"` + a + `","type":"t"}`, 400, []string{"own peer ID"}},
+		{"POST", "/v1/messages/send", "", `{"peer":"` + b + `","type":"t","id":"xyz"}`, 400, []string{`"xyz"`, "32 hex"}},
+		{"POST", "/v1/messages/send", "", `{"peer":"` + b + `","typo":"t"}`, 400, []string{"typo"}},
+		{"POST", "/v1/messages/send/bulk?peer=" + b + "&type=t", "application/json", "x\n", 415, []string{"text/plain", "application/x-ndjson"}},
+		{"POST", "/v1/messages/send/bulk?peer=" + b + "&typ=t", "text/plain", "x\n", 400, []string{`"typ"`}},
+		{"POST", "/v1/messages/send/bulk?peer=" + b, "text/plain", "x\n", 400, []string{`""`, "message type"}},
+		{"POST", "/v1/messages/send/bulk?peer=" + b + "&type=t", "text/plain", "ok\n12345678901\n", 400, []string{"line 2", "10 bytes", "1 messages sent before it"}},
+		{"POST", "/v1/messages/send/bulk?peer=" + b + "&type=t", "application/x-ndjson", "{\"payload\":\"aGk=\"}\n{\"payload\":1}\n", 400, []string{"line 2", "JSON object"}},
+		{"GET", "/v1/messages/subscribe?type=t&policy=sometimes", "", "", 400, []string{`"sometimes"`, "drop-newest"}},
+		{"GET", "/v1/messages/subscribe?type=t&buffer=99999999", "", "", 400, []string{`"99999999"`, "buffer"}},
+		{"GET", "/v1/messages/subscribe?type=t&n=-1", "", "", 400, []string{`"-1"`}},
+		{"GET", "/v1/messages/subscribe?type=t&dedup=maybe", "", "", 400, []string{`"maybe"`}},
+		{"GET", "/v1/messages/subscribe", "", "", 400, []string{`""`, "message type"}},
+		{"GET", "/v1/messages/handle?type=a%20b", "", "", 400, []string{`"a b"`}},
+		{"POST", "/v1/messages/request", "", `{"peer":"` + b + `","type":"t","timeout_ms":-5}`, 400, []string{"timeout_ms"}},
+		{"POST", "/v1/messages/reply", "", `{"rid":"nope"}`, 404, []string{`"nope"`}},
+	} {
+		req, _ := http.NewRequest(tc.method, p.hc.URL+tc.path, strings.NewReader(tc.body))
+		if tc.ctype != "" {
+			req.Header.Set("Content-Type", tc.ctype)
+		}
+		resp, err := p.hc.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var e BulkSendError
+		err = json.NewDecoder(resp.Body).Decode(&e)
+		resp.Body.Close()
+		if err != nil || resp.StatusCode != tc.code {
+			t.Errorf("%s %s: %d (%v) %q; want %d", tc.method, tc.path, resp.StatusCode, err, e.Error, tc.code)
+			continue
+		}
+		for _, w := range tc.want {
+			if !strings.Contains(e.Error, w) {
+				t.Errorf("%s %s: error %q does not mention %q", tc.method, tc.path, e.Error, w)
+			}
+		}
+	}
+}
+
+// The client's reflection-free decoder agrees with encoding/json on what the
+// server writes, and declines anything else.
+func TestMsgMessageLineCodec(t *testing.T) {
+	from := newMsgTestNode(t).ID()
+	for _, m := range []*msg.Message{
+		{Type: "a/b.c-d_e", ID: msg.ID{1, 2, 3}, From: from, Payload: []byte("hi \"there\"\n\x00\xff"), Time: time.Now(), Sent: time.Now().Add(-time.Second)},
+		{Type: "t", From: from, Payload: nil, Time: time.Unix(1, 5).UTC()},
+	} {
+		line := appendMessageJSON(nil, m)
+		var viaJSON MessageEvent
+		if err := json.Unmarshal(line, &viaJSON); err != nil || viaJSON.ReceivedMessage == nil {
+			t.Fatalf("%s: %v", line, err)
+		}
+		fast, ok := parseMessageLine(line)
+		if !ok {
+			t.Fatalf("fast decoder declined %s", line)
+		}
+		a, _ := json.Marshal(fast)
+		b, _ := json.Marshal(viaJSON.ReceivedMessage)
+		if !bytes.Equal(a, b) || !fast.Time.Equal(m.Time) || string(fast.Payload) != string(m.Payload) || fast.ID != m.ID.String() {
+			t.Fatalf("fast %s\njson %s", a, b)
+		}
+	}
+	for _, l := range []string{`{"dropped":5}`, `{"subscribed":{"type":"t"}}`, `{"type":"t","x":"y","payload":""}`, `{"type":"a\"b","payload":""}`} {
+		if _, ok := parseMessageLine([]byte(l)); ok {
+			t.Errorf("fast decoder accepted %s", l)
+		}
+	}
+}
