@@ -5,7 +5,11 @@ import (
 	"fmt"
 	"path/filepath"
 
+	"github.com/libp2p/go-libp2p/core/discovery"
+	drouting "github.com/libp2p/go-libp2p/p2p/discovery/routing"
+
 	"github.com/warren-p2p/warren/config"
+	"github.com/warren-p2p/warren/gossip"
 	"github.com/warren-p2p/warren/tunnel"
 
 	"github.com/warren-p2p/warren/msg"
@@ -28,6 +32,25 @@ func (n *Node) startServices(ctx context.Context, opts Options) error {
 	}
 	n.Msg = ms
 	n.closers = append(n.closers, ms.Close)
+
+	var disc discovery.Discovery
+	if d := n.DHT(); d != nil {
+		disc = drouting.NewRoutingDiscovery(d)
+	}
+	// The node runs until Close, whatever becomes of the caller's ctx.
+	gs, err := gossip.New(context.WithoutCancel(ctx), n.Host(), gossip.Options{
+		Network:        cfg.Network,
+		MaxMessageSize: cfg.Gossip.MaxMessageSize,
+		PublishTimeout: cfg.Gossip.PublishTimeout.Std(),
+		Discovery:      disc,
+		Logger:         n.log.With("component", "gossip"),
+		Registerer:     n.Metrics,
+	})
+	if err != nil {
+		return fmt.Errorf("start gossip: %w", err)
+	}
+	n.Gossip = gs
+	n.closers = append(n.closers, gs.Close)
 
 	statePath := ""
 	if opts.RepoDir != "" {

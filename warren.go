@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/warren-p2p/warren/config"
+	"github.com/warren-p2p/warren/gossip"
 	"github.com/warren-p2p/warren/msg"
 	"github.com/warren-p2p/warren/node"
 	"github.com/warren-p2p/warren/tunnel"
@@ -43,6 +44,7 @@ type Node struct {
 	*node.Node
 	Metrics *prometheus.Registry
 	Msg     *msg.Service    // direct messages, dispatcher, request/response
+	Gossip  *gossip.Service // broadcast topics (GossipSub)
 	Tunnels *tunnel.Manager // TCP and UDP services over libp2p streams
 
 	log     *slog.Logger
@@ -51,7 +53,8 @@ type Node struct {
 	err     error
 }
 
-// New starts a node from a config and an identity.
+// New starts a node from a config and an identity. ctx bounds the start
+// (restoring tunnels, for one); the node then runs until Close.
 func New(ctx context.Context, opts Options) (*Node, error) {
 	log := opts.Logger
 	if log == nil {

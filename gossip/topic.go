@@ -1,0 +1,144 @@
+package gossip
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	pubsub "github.com/libp2p/go-libp2p-pubsub"
+	"github.com/libp2p/go-libp2p/core/peer"
+)
+
+// peerPollInterval is how often Publish re-checks an empty topic for peers.
+const peerPollInterval = 50 * time.Millisecond
+
+// Topic is a joined topic. Get one from Service.Join.
+type Topic struct {
+	s           *Service
+	name, full  string
+	pt          *pubsub.Topic
+	relayCancel pubsub.RelayCancelFunc
+	stats       *topicStats
+}
+
+// Name is the topic's name, without the network namespace.
+func (t *Topic) Name() string { return t.name }
+
+// Peers lists the connected peers subscribed to (or relaying) the topic.
+func (t *Topic) Peers() []peer.ID { return t.pt.ListPeers() }
+
+// Info describes the topic and its counters.
+func (t *Topic) Info() TopicInfo { return t.stats.info(len(t.pt.ListPeers())) }
+
+// Publish signs data and sends it to the topic's members.
+//
+// A payload over MaxMessageSize fails with ErrTooLarge, naming both sizes.
+// If no peer is subscribed yet, Publish waits for one — up to
+// Options.PublishTimeout or ctx's deadline, whichever comes first — and
+// fails with ErrNoPeers ("no peers subscribed to topic X after T") if none
+// comes: it never publishes into an empty topic and reports success. A
+// Reject or Ignore from the topic's validator fails the publish too.
+// Success means the message left for at least one peer's queue; delivery
+// to every member is not acknowledged (watch Dropped in Topics()).
+func (t *Topic) Publish(ctx context.Context, data []byte) error {
+	if err := t.s.checkSize(t.name, data); err != nil {
+		return err
+	}
+	if err := t.waitForPeers(ctx); err != nil {
+		return fmt.Errorf("gossip: publish to %q: %w", t.name, err)
+	}
+	// pubsub keeps the slice (in its message cache, for gossip
+	// retransmission) after Publish returns; copy it so the caller may
+	// reuse its buffer.
+	if err := t.pt.Publish(ctx, bytes.Clone(data)); err != nil {
+		var verr pubsub.ValidationError
+		if errors.As(err, &verr) {
+			return fmt.Errorf("gossip: publish to %q: refused by validation (%s): %w", t.name, verr.Reason, err)
+		}
+		if t.s.ctx.Err() != nil {
+			return fmt.Errorf("gossip: publish to %q: %w", t.name, ErrClosed)
+		}
+		if errors.Is(err, pubsub.ErrTopicClosed) {
+			return fmt.Errorf("gossip: publish to %q: topic was left; join it again: %w", t.name, err)
+		}
+		return fmt.Errorf("gossip: publish to %q: %w", t.name, err)
+	}
+	t.stats.addPublished()
+	return nil
+}
+
+// waitForPeers returns once the topic has a subscribed peer.
+func (t *Topic) waitForPeers(ctx context.Context) error {
+	if len(t.pt.ListPeers()) > 0 {
+		return nil
+	}
+	start := time.Now()
+	wctx, cancel := context.WithTimeout(ctx, t.s.opts.PublishTimeout)
+	defer cancel()
+	tick := time.NewTicker(peerPollInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-tick.C:
+			if len(t.pt.ListPeers()) > 0 {
+				return nil
+			}
+		case <-t.s.ctx.Done():
+			return ErrClosed
+		case <-wctx.Done():
+			waited := time.Since(start).Round(time.Millisecond)
+			if err := ctx.Err(); err != nil {
+				// The caller gave up first; say both what and why.
+				return fmt.Errorf("%w to topic %q after %s: %w", ErrNoPeers, t.name, waited, err)
+			}
+			return fmt.Errorf("%w to topic %q after %s (PublishTimeout)", ErrNoPeers, t.name, waited)
+		}
+	}
+}
+
+// Subscribe returns a new Subscription to the topic's messages, including
+// those this node publishes.
+func (t *Topic) Subscribe(opts SubscribeOptions) (*Subscription, error) {
+	opts, err := opts.withDefaults()
+	if err != nil {
+		return nil, fmt.Errorf("gossip: subscribe to %q: %w", t.name, err)
+	}
+	s := t.s
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil, fmt.Errorf("gossip: subscribe to %q: %w", t.name, ErrClosed)
+	}
+	if s.topics[t.name] != t {
+		return nil, fmt.Errorf("gossip: subscribe to %q: topic was left; join it again", t.name)
+	}
+	// pubsub's own buffer matches ours: the pump drains it as fast as
+	// messages arrive, so it only absorbs scheduling hiccups.
+	ps, err := t.pt.Subscribe(pubsub.WithBufferSize(opts.Buffer))
+	if err != nil {
+		return nil, fmt.Errorf("gossip: subscribe to %q: %w", t.name, err)
+	}
+	sub := &Subscription{
+		t:    t,
+		ps:   ps,
+		ch:   make(chan *Message, opts.Buffer),
+		done: make(chan struct{}),
+	}
+	s.subs[sub] = struct{}{}
+	t.stats.subscriptions.Add(1)
+	s.wg.Add(1)
+	go sub.pump(s.ctx)
+	return sub, nil
+}
+
+// leave stops relaying the topic and closes pubsub's handle. Its
+// Subscriptions must already be cancelled.
+func (t *Topic) leave() error {
+	t.relayCancel()
+	if err := t.pt.Close(); err != nil && t.s.ctx.Err() == nil {
+		return fmt.Errorf("gossip: leave %q: %w", t.name, err)
+	}
+	return nil
+}
