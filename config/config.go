@@ -73,7 +73,8 @@ type Swarm struct {
 	HolePunching    bool            `toml:"hole_punching" comment:"Upgrade relayed connections to direct ones by hole punching (DCUtR)."`
 	RelayClient     bool            `toml:"relay_client" comment:"Use circuit relays to be reachable when behind NAT."`
 	StaticRelays    []string        `toml:"static_relays" comment:"Relays to use (multiaddrs ending in /p2p/<peer-id>); empty means connected peers that offer the relay service."`
-	RelayService    bool            `toml:"relay_service" comment:"Act as a circuit relay (v2) for other peers."`
+	RelayService    bool            `toml:"relay_service" comment:"Act as a circuit relay (v2) for other peers. libp2p runs it only while the node is publicly reachable (see reachability)."`
+	Reachability    string          `toml:"reachability" comment:"auto (let AutoNAT find out), public, or private (behind NAT: reserve relay slots at once)."`
 }
 
 // ConnMgr holds the connection manager's watermarks.
@@ -149,7 +150,7 @@ func Default() Config {
 		Swarm: Swarm{
 			Security:   []string{"noise", "tls"},
 			ConnMgr:    ConnMgr{LowWater: 64, HighWater: 192, GracePeriod: Duration(30 * time.Second)},
-			NATPortMap: true, AutoNAT: true, HolePunching: true, RelayClient: true,
+			NATPortMap: true, AutoNAT: true, HolePunching: true, RelayClient: true, Reachability: "auto",
 			StaticRelays: []string{},
 			ResourceManager: ResourceManager{
 				Enabled:            true,
@@ -218,6 +219,11 @@ func (c *Config) Validate() error {
 	case "auto", "server", "client", "off":
 	default:
 		bad("discovery.dht", fmt.Sprintf("%q", c.Discovery.DHT), "auto, server, client or off")
+	}
+	switch c.Swarm.Reachability {
+	case "auto", "public", "private":
+	default:
+		bad("swarm.reachability", fmt.Sprintf("%q", c.Swarm.Reachability), "auto, public or private")
 	}
 	if len(c.Swarm.Security) == 0 {
 		bad("swarm.security", "[]", "at least one of noise, tls")

@@ -179,6 +179,12 @@ func hostOptions(cfg config.Config, key crypto.PrivKey, opts Options, relays aut
 	if sw.AutoNAT {
 		o = append(o, libp2p.EnableAutoNATv2())
 	}
+	switch sw.Reachability {
+	case "public":
+		o = append(o, libp2p.ForceReachabilityPublic())
+	case "private":
+		o = append(o, libp2p.ForceReachabilityPrivate())
+	}
 	if sw.HolePunching {
 		o = append(o, libp2p.EnableHolePunching())
 	}

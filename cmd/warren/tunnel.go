@@ -1,5 +1,298 @@
 package main
 
-import "github.com/spf13/cobra"
+import (
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
 
-func tunnelCmds(e *env) []*cobra.Command { return nil }
+	"github.com/spf13/cobra"
+
+	"github.com/warren-p2p/warren/api"
+	"github.com/warren-p2p/warren/node"
+	"github.com/warren-p2p/warren/tunnel"
+)
+
+func tunnelCmds(e *env) []*cobra.Command {
+	c := &cobra.Command{
+		Use:   "tunnel",
+		Short: "Carry TCP, unix-socket and UDP services over libp2p streams (like ssh -L, ipfs p2p)",
+		Long: `A listen tunnel exposes a local service to remote peers under a protocol name
+(/x/...); a forward tunnel accepts local connections and carries each one to a
+remote peer's listen tunnel. Tunnels are saved in the repo and restored when the
+daemon starts again, unless made with --temp. See docs/api-tunnel.md.`,
+		Args: cobra.NoArgs,
+	}
+	c.AddCommand(tunnelListenCmd(e), tunnelForwardCmd(e), tunnelLsCmd(e), tunnelCloseCmd(e), tunnelStreamsCmd(e))
+	return []*cobra.Command{c}
+}
+
+func tunnelListenCmd(e *env) *cobra.Command {
+	var req api.TunnelListenRequest
+	var asJSON bool
+	c := &cobra.Command{
+		Use:   "listen <protocol> <target-multiaddr>",
+		Short: "Expose a local service (/ip4|ip6|dns/<host>/tcp|udp/<port> or /unix/<path>) to remote peers on <protocol>",
+		Args:  cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			req.Protocol, req.Target = args[0], args[1]
+			for _, a := range req.Allow {
+				if _, err := node.ParsePeerID(a); err != nil {
+					return fmt.Errorf("--allow: %w", err)
+				}
+			}
+			cl, err := e.client()
+			if err != nil {
+				return err
+			}
+			info, err := cl.TunnelListen(cmd.Context(), req)
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return e.printJSON(info)
+			}
+			who := "any peer"
+			if len(info.Allow) > 0 {
+				who = strings.Join(info.Allow, ", ")
+			}
+			e.printf("listening on %s: streams from %s go to %s%s\n", info.Protocol, who, info.TargetAddress, tempNote(info.Temp))
+			return nil
+		},
+	}
+	c.Flags().StringArrayVar(&req.Allow, "allow", nil, "only this peer ID may connect (repeat for several); default: any peer")
+	c.Flags().BoolVar(&req.ReportPeerID, "report-peer-id", false, "write the remote peer ID and a newline to the target before any tunnelled byte (TCP and unix targets)")
+	c.Flags().BoolVar(&req.AllowCustomProtocol, "allow-custom-protocol", false, "allow a protocol name that does not start with /x/")
+	c.Flags().BoolVar(&req.Temp, "temp", false, "do not save the tunnel: it ends with the daemon")
+	c.Flags().BoolVar(&asJSON, "json", false, "print the new tunnel as JSON")
+	return c
+}
+
+func tunnelForwardCmd(e *env) *cobra.Command {
+	var req api.TunnelForwardRequest
+	var asJSON bool
+	c := &cobra.Command{
+		Use:   "forward <protocol> <listen-multiaddr> <peer-id | multiaddr ending in /p2p/<peer-id>>",
+		Short: "Accept local connections on <listen-multiaddr> (port 0 picks one) and carry each to the peer's <protocol> listener",
+		Args:  cobra.ExactArgs(3),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			req.Protocol, req.ListenAddress, req.Peer = args[0], args[1], args[2]
+			cl, err := e.client()
+			if err != nil {
+				return err
+			}
+			info, err := cl.TunnelForward(cmd.Context(), req)
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return e.printJSON(info)
+			}
+			e.printf("forwarding %s to %s on %s%s\n", info.ListenAddress, info.Protocol, info.TargetAddress, tempNote(info.Temp))
+			return nil
+		},
+	}
+	c.Flags().BoolVar(&req.AllowCustomProtocol, "allow-custom-protocol", false, "allow a protocol name that does not start with /x/")
+	c.Flags().BoolVar(&req.Temp, "temp", false, "do not save the tunnel: it ends with the daemon")
+	c.Flags().BoolVar(&asJSON, "json", false, "print the new tunnel as JSON")
+	return c
+}
+
+func tempNote(temp bool) string {
+	if temp {
+		return " (temporary)"
+	}
+	return ""
+}
+
+// listOptions adds the optional --kind and --protocol filters of ls and streams.
+func listOptions(c *cobra.Command, o *api.TunnelListOptions) {
+	c.Flags().StringVar(&o.Kind, "kind", "", "only "+tunnel.KindListen+" or only "+tunnel.KindForward+" tunnels")
+	c.Flags().StringVar(&o.Protocol, "protocol", "", "only this protocol")
+}
+
+func checkKind(kind string) error {
+	switch kind {
+	case "", tunnel.KindListen, tunnel.KindForward:
+		return nil
+	}
+	return fmt.Errorf("--kind %q: expected %s or %s", kind, tunnel.KindListen, tunnel.KindForward)
+}
+
+func tunnelLsCmd(e *env) *cobra.Command {
+	var asJSON bool
+	var o api.TunnelListOptions
+	c := &cobra.Command{
+		Use:   "ls",
+		Short: "List listen and forward tunnels with their traffic, and the error of any that could not be restored",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := checkKind(o.Kind); err != nil {
+				return err
+			}
+			cl, err := e.client()
+			if err != nil {
+				return err
+			}
+			ts, err := cl.Tunnels(cmd.Context(), o)
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return e.printJSON(ts)
+			}
+			tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "ID\tKIND\tPROTOCOL\tLISTEN\tTARGET\tALLOW\tSTREAMS\tIN\tOUT\tSTATUS")
+			for _, t := range ts {
+				allow := "any"
+				if len(t.Allow) > 0 {
+					allow = strings.Join(t.Allow, ",")
+				}
+				status := "ok"
+				if t.Error != "" {
+					status = "error: " + t.Error
+				} else if t.Temp {
+					status = "ok (temp)"
+				}
+				fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", t.ID, t.Kind, t.Protocol,
+					t.ListenAddress, t.TargetAddress, allow, t.ActiveStreams, byteSize(t.BytesIn), byteSize(t.BytesOut), status)
+			}
+			return tw.Flush()
+		},
+	}
+	c.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	listOptions(c, &o)
+	return c
+}
+
+func tunnelCloseCmd(e *env) *cobra.Command {
+	var f api.TunnelCloseRequest
+	c := &cobra.Command{
+		Use:   "close --all | [--protocol P] [--listen-address A] [--target-address T]",
+		Short: "Close the tunnels matching all the given filters, end their streams and forget them",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			some := f.Protocol != "" || f.ListenAddress != "" || f.TargetAddress != ""
+			switch {
+			case f.All && some:
+				return errors.New("tunnel close: --all cannot be combined with --protocol, --listen-address or --target-address")
+			case !f.All && !some:
+				return errors.New("tunnel close: no tunnel selected: give --all, or at least one of --protocol, --listen-address, --target-address")
+			}
+			cl, err := e.client()
+			if err != nil {
+				return err
+			}
+			res, err := cl.TunnelClose(cmd.Context(), f)
+			if err != nil {
+				return err
+			}
+			e.printf("closed %d %s and %d %s\n", res.Tunnels, plural(res.Tunnels, "tunnel"), res.Streams, plural(res.Streams, "stream"))
+			return nil
+		},
+	}
+	c.Flags().BoolVar(&f.All, "all", false, "close every tunnel")
+	c.Flags().StringVar(&f.Protocol, "protocol", "", "close tunnels of this protocol")
+	c.Flags().StringVar(&f.ListenAddress, "listen-address", "", "close tunnels listening on this multiaddr (a forward's local address, or /p2p/<own-id> for listeners)")
+	c.Flags().StringVar(&f.TargetAddress, "target-address", "", "close tunnels with this target (a listener's target multiaddr, or a forward's peer as /p2p/<id>)")
+	return c
+}
+
+func tunnelStreamsCmd(e *env) *cobra.Command {
+	var asJSON bool
+	var o api.TunnelListOptions
+	c := &cobra.Command{
+		Use:   "streams",
+		Short: "List active tunnelled connections",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := checkKind(o.Kind); err != nil {
+				return err
+			}
+			cl, err := e.client()
+			if err != nil {
+				return err
+			}
+			ss, err := cl.TunnelStreams(cmd.Context(), o)
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return e.printJSON(ss)
+			}
+			tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "ID\tTUNNEL\tKIND\tPROTOCOL\tPEER\tLOCAL\tREMOTE\tIN\tOUT\tAGE")
+			now := time.Now()
+			for _, s := range ss {
+				fmt.Fprintf(tw, "%d\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.ID, s.TunnelID, s.Kind, s.Protocol, s.Peer,
+					s.LocalAddr, s.RemoteAddr, byteSize(s.BytesIn), byteSize(s.BytesOut), now.Sub(s.Opened).Round(time.Second))
+			}
+			return tw.Flush()
+		},
+	}
+	c.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	listOptions(c, &o)
+	c.AddCommand(tunnelStreamsCloseCmd(e))
+	return c
+}
+
+func tunnelStreamsCloseCmd(e *env) *cobra.Command {
+	var all bool
+	c := &cobra.Command{
+		Use:   "close <stream-id> | --all",
+		Short: "Reset one tunnelled connection (ids from 'warren tunnel streams'), or all of them",
+		Args:  cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var req api.TunnelStreamCloseRequest
+			switch {
+			case all && len(args) > 0:
+				return errors.New("tunnel streams close: give a stream id or --all, not both")
+			case all:
+				req.All = true
+			case len(args) == 0:
+				return errors.New("tunnel streams close: expected a stream id (see 'warren tunnel streams') or --all")
+			default:
+				id, err := strconv.ParseUint(args[0], 10, 64)
+				if err != nil || id == 0 {
+					return fmt.Errorf("tunnel streams close: stream id %q: expected a positive integer from 'warren tunnel streams'", args[0])
+				}
+				req.ID = id
+			}
+			cl, err := e.client()
+			if err != nil {
+				return err
+			}
+			res, err := cl.TunnelCloseStreams(cmd.Context(), req)
+			if err != nil {
+				return err
+			}
+			e.printf("closed %d %s\n", res.Streams, plural(res.Streams, "stream"))
+			return nil
+		},
+	}
+	c.Flags().BoolVar(&all, "all", false, "reset every tunnelled connection")
+	return c
+}
+
+func plural(n int, word string) string {
+	if n == 1 {
+		return word
+	}
+	return word + "s"
+}
+
+// byteSize prints a byte count with a binary unit.
+func byteSize(n uint64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := uint64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}

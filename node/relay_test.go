@@ -1,0 +1,90 @@
+package node
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/p2p/net/swarm"
+	ma "github.com/multiformats/go-multiaddr"
+
+	"github.com/warren-p2p/warren/config"
+)
+
+// TestReachAPrivateNodeThroughARelay: A says it is behind NAT and reserves a
+// slot on relay R; B, which never learns a direct address of A, connects to A
+// by its circuit address and pings it over the relayed (limited) connection.
+func TestReachAPrivateNodeThroughARelay(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	// go-libp2p runs the relay service only on a node it believes public.
+	r := newTestNode(t, func(c *config.Config) {
+		c.Swarm.RelayService = true
+		c.Swarm.Reachability = "public"
+		c.Discovery.DHT = "off"
+	})
+	a := newTestNode(t, func(c *config.Config) {
+		c.Discovery.DHT = "off"
+		c.Swarm.RelayClient = true
+		c.Swarm.Reachability = "private"
+		c.Swarm.StaticRelays = []string{r.Addrs()[0]}
+	})
+	b := newTestNode(t, func(c *config.Config) { c.Discovery.DHT = "off"; c.Swarm.RelayClient = true })
+
+	// B knows A only as "behind R": /ip4/<R>/tcp/<port>/p2p/<R>/p2p-circuit/p2p/<A>.
+	// The dial succeeds once A's autorelay has made its reservation on R.
+	circuit := r.Addrs()[0] + "/p2p-circuit/p2p/" + a.ID().String()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		cctx, ccancel := context.WithTimeout(ctx, 2*time.Second)
+		_, err := b.Connect(cctx, circuit)
+		ccancel()
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("connect through the relay: %v", err)
+		}
+		if sw, ok := b.Host().Network().(interface{ Backoff() *swarm.DialBackoff }); ok {
+			sw.Backoff().Clear(a.ID())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	conns := b.Host().Network().ConnsToPeer(a.ID())
+	if len(conns) == 0 || !conns[0].Stat().Limited {
+		t.Fatalf("B's connection to A is not the relayed one: %v", conns)
+	}
+	if !isRelayed(conns[0].RemoteMultiaddr()) {
+		t.Fatalf("connection address %s is not a circuit", conns[0].RemoteMultiaddr())
+	}
+	// A stream over the limited connection, as tunnels open them.
+	const proto = "/x/relay-echo"
+	a.Host().SetStreamHandler(proto, func(s network.Stream) {
+		defer s.Close()
+		buf := make([]byte, 5)
+		if _, err := s.Read(buf); err == nil {
+			_, _ = s.Write(buf)
+		}
+	})
+	s, err := b.Host().NewStream(network.WithAllowLimitedConn(ctx, "test"), a.ID(), proto)
+	if err != nil {
+		t.Fatalf("stream over the relayed connection: %v", err)
+	}
+	if _, err := s.Write([]byte("hello")); err != nil {
+		t.Fatal(err)
+	}
+	got := make([]byte, 5)
+	if _, err := s.Read(got); err != nil || string(got) != "hello" {
+		t.Fatalf("echo over relay: %q %v", got, err)
+	}
+	s.Close()
+	if b.Host().Network().Connectedness(a.ID()) == network.NotConnected {
+		t.Fatal("lost the relayed connection")
+	}
+}
+
+func isRelayed(a ma.Multiaddr) bool {
+	_, err := a.ValueForProtocol(ma.P_CIRCUIT)
+	return err == nil
+}
