@@ -38,6 +38,11 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, "build warren:", err)
 		os.Exit(2)
 	}
+	if raceEnabled {
+		// A race-built process sleeps 1 s at exit by default; every CLI call
+		// here is a process.
+		os.Setenv("GORACE", strings.TrimSpace(os.Getenv("GORACE")+" atexit_sleep_ms=0"))
+	}
 	code := m.Run()
 	os.RemoveAll(dir)
 	os.Exit(code)

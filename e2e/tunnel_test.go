@@ -142,16 +142,6 @@ func newRand(seed uint64) io.Reader {
 	return rand.NewChaCha8(key)
 }
 
-// quickExit stops race-enabled warren processes from sleeping 1 s at exit
-// (the race runtime's default atexit_sleep_ms), which would otherwise make
-// up most of this file's run time: every CLI call is a process. Scoped to
-// the test by t.Setenv; the children inherit it.
-func quickExit(t *testing.T) {
-	if raceEnabled {
-		t.Setenv("GORACE", strings.TrimSpace(os.Getenv("GORACE")+" atexit_sleep_ms=0"))
-	}
-}
-
 // tunnelPair starts two daemons, b connected to a.
 func tunnelPair(t *testing.T) (a, b *daemon) {
 	t.Helper()
@@ -276,7 +266,6 @@ func closedWithin(c net.Conn, d time.Duration) error {
 }
 
 func TestTunnelBulkConcurrentAndHalfClose(t *testing.T) {
-	quickExit(t)
 	a, b := tunnelPair(t)
 	srv := startTarget(t, false)
 	info := tunnelListen(t, a, "/x/bulk", srv.maddr)
@@ -380,7 +369,6 @@ func TestTunnelBulkConcurrentAndHalfClose(t *testing.T) {
 }
 
 func TestTunnelAllowListAndReportPeerID(t *testing.T) {
-	quickExit(t)
 	a, b := tunnelPair(t)
 	c := startDaemon(t, newRepo(t))
 	ok(t, c.Repo, "connect", a.Addr())
@@ -436,7 +424,6 @@ func TestTunnelAllowListAndReportPeerID(t *testing.T) {
 }
 
 func TestTunnelsSurviveRestartUnlessTemp(t *testing.T) {
-	quickExit(t)
 	a, b := tunnelPair(t)
 	srv := startTarget(t, false)
 	tunnelListen(t, a, "/x/keep", srv.maddr)
@@ -504,7 +491,6 @@ func TestTunnelsSurviveRestartUnlessTemp(t *testing.T) {
 }
 
 func TestTunnelKilledListenerEndsClientConnections(t *testing.T) {
-	quickExit(t)
 	a, b := tunnelPair(t)
 	c := startDaemon(t, newRepo(t))
 	ok(t, b.Repo, "connect", c.Addr())
@@ -535,7 +521,6 @@ func TestTunnelKilledListenerEndsClientConnections(t *testing.T) {
 }
 
 func TestTunnelCloseLsAndStreamsFilters(t *testing.T) {
-	quickExit(t)
 	a, b := tunnelPair(t)
 	s1, s2 := startTarget(t, false), startTarget(t, false)
 	tunnelListen(t, a, "/x/one", s1.maddr)
@@ -631,7 +616,6 @@ func TestTunnelCloseLsAndStreamsFilters(t *testing.T) {
 }
 
 func TestTunnelUDP(t *testing.T) {
-	quickExit(t)
 	a, b := tunnelPair(t)
 	pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
 	if err != nil {
@@ -689,7 +673,6 @@ func TestTunnelUDP(t *testing.T) {
 }
 
 func TestTunnelBadInput(t *testing.T) {
-	quickExit(t)
 	d := startDaemon(t, newRepo(t))
 	key, _, err := crypto.GenerateEd25519Key(nil)
 	if err != nil {

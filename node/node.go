@@ -134,6 +134,9 @@ func hostOptions(cfg config.Config, key crypto.PrivKey, opts Options, relays aut
 		libp2p.Transport(quic.NewTransport),
 		libp2p.Ping(true),
 	}
+	if cfg.Swarm.PreferTransport == "tcp" {
+		o = append(o, libp2p.DialRanker(tcpFirstRanker))
+	}
 	if opts.UserAgent != "" {
 		o = append(o, libp2p.UserAgent(opts.UserAgent))
 	}
