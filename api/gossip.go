@@ -1,3 +1,532 @@
 package api
 
-func (s *Server) gossipRoutes() {}
+// Broadcast topics (package gossip): publish (one, or a streamed bulk body),
+// subscribe (an NDJSON stream of a topic's messages with visible drops) and
+// the list of joined topics with their counters. docs/api-gossip.md is the
+// reference of these endpoints.
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"net/url"
+	"strconv"
+	"time"
+
+	"github.com/warren-p2p/warren/gossip"
+)
+
+// MaxTopicLen is the longest topic name.
+const MaxTopicLen = 128
+
+// TopicInfo is one entry of GET /v1/topics.
+type TopicInfo = gossip.TopicInfo
+
+// PublishRequest is the body of POST /v1/topics/publish.
+type PublishRequest struct {
+	Topic string `json:"topic"`
+	Data  []byte `json:"data"` // base64 in JSON
+	// TimeoutMS bounds the wait for a first subscribed peer when the topic
+	// has none; 0 means the daemon's gossip.publish_timeout.
+	TimeoutMS int64 `json:"timeout_ms,omitempty"`
+}
+
+// PublishResult is the answer of POST /v1/topics/publish and
+// POST /v1/topics/publish/bulk.
+type PublishResult struct {
+	Published int64 `json:"published"` // messages published
+}
+
+// BulkPublishError is the error body of POST /v1/topics/publish/bulk: the
+// messages before the failing one were published.
+type BulkPublishError struct {
+	Error     string `json:"error"`
+	Published int64  `json:"published"`
+}
+
+// BulkPublishParams are the query parameters of POST /v1/topics/publish/bulk.
+type BulkPublishParams struct {
+	Topic     string
+	TimeoutMS int64 // as in PublishRequest, for every message
+	// NDJSON selects a body of BulkPublishMessage lines; otherwise every
+	// line of the body is one message.
+	NDJSON bool
+}
+
+// BulkPublishMessage is one line of an NDJSON bulk publish body.
+type BulkPublishMessage struct {
+	Data []byte `json:"data"`
+}
+
+// TopicMessage is a broadcast message as the API streams it.
+type TopicMessage struct {
+	Topic string `json:"topic"`
+	From  string `json:"from"` // author: the peer that signed and published it
+	// ReceivedFrom is the peer that forwarded it to this node (the author
+	// when directly connected; this node for its own publishes).
+	ReceivedFrom string    `json:"received_from"`
+	ID           string    `json:"id"`   // "<author>/<sequence number>"
+	Time         time.Time `json:"time"` // when this node received (or published) it
+	Data         []byte    `json:"data"` // base64 in JSON
+}
+
+// TopicSubscribeOptions are the query parameters of GET /v1/topics/subscribe.
+type TopicSubscribeOptions struct {
+	Buffer int // 0: the default (1024)
+	Count  int // end the stream after this many messages; 0: never
+}
+
+// TopicSubscriptionInfo is the first record of a topic subscription stream.
+type TopicSubscriptionInfo struct {
+	Topic  string `json:"topic"`
+	Buffer int    `json:"buffer"`
+	Count  int    `json:"count,omitempty"`
+}
+
+// TopicEvent is one record of a topic subscription stream: exactly one of a
+// message (the TopicMessage fields inline), Subscribed (first record) or
+// Dropped (the subscription's total drops, sent whenever it changes).
+type TopicEvent struct {
+	*TopicMessage
+	Subscribed *TopicSubscriptionInfo `json:"subscribed,omitempty"`
+	Dropped    *uint64                `json:"dropped,omitempty"`
+}
+
+// CheckTopic validates a topic name with an error naming it: 1 to 128
+// letters, digits, '.', '_' or '-', starting with a letter or digit.
+func CheckTopic(name string) error {
+	const expected = "expected 1 to 128 letters, digits, '.', '_' or '-', starting with a letter or digit"
+	if name == "" || len(name) > MaxTopicLen {
+		return fmt.Errorf("bad topic name %q: it has %d characters; %s", name, len(name), expected)
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		alnum := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
+		if !alnum && (i == 0 || c != '.' && c != '_' && c != '-') {
+			return fmt.Errorf("bad topic name %q: %q at position %d; %s", name, c, i+1, expected)
+		}
+	}
+	return nil
+}
+
+// ---------------------------------------------------------------- server
+
+// gossipAPI holds the topic endpoints of one Server.
+type gossipAPI struct{ s *Server }
+
+func (s *Server) gossipRoutes() {
+	a := &gossipAPI{s: s}
+	m := s.mux
+	m.HandleFunc("GET /v1/topics", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, nonNil(s.node.Gossip.Topics()))
+	})
+	m.HandleFunc("POST /v1/topics/publish", a.publish)
+	m.HandleFunc("POST /v1/topics/publish/bulk", a.publishBulk)
+	m.HandleFunc("GET /v1/topics/subscribe", a.subscribe)
+}
+
+func (a *gossipAPI) maxSize() int { return a.s.node.Config().Gossip.MaxMessageSize }
+
+// bodyLimit is the largest JSON body that can carry a maximal message.
+func (a *gossipAPI) bodyLimit() int64 {
+	return int64(base64.StdEncoding.EncodedLen(a.maxSize())) + 64<<10
+}
+
+func (a *gossipAPI) checkSize(topic string, n int) error {
+	if n > a.maxSize() {
+		return fmt.Errorf("publish to topic %q: the message is %d bytes, over the limit of %d bytes (gossip.max_message_size)", topic, n, a.maxSize())
+	}
+	return nil
+}
+
+// timeout returns the wait for a first peer: timeoutMS, or the config's.
+func (a *gossipAPI) timeout(timeoutMS int64) (time.Duration, error) {
+	switch {
+	case timeoutMS < 0:
+		return 0, fmt.Errorf("bad timeout_ms %d: expected a number of milliseconds > 0 (0: gossip.publish_timeout)", timeoutMS)
+	case timeoutMS == 0:
+		return a.s.node.Config().Gossip.PublishTimeout.Std(), nil
+	}
+	return time.Duration(timeoutMS) * time.Millisecond, nil
+}
+
+// publishOne publishes data, waiting up to wait for a first subscribed peer
+// when the topic has none. The gossip service bounds one wait by its own
+// PublishTimeout, so a longer wait retries until it is used up.
+func (a *gossipAPI) publishOne(ctx context.Context, topic string, data []byte, wait time.Duration) (int, error) {
+	start := time.Now()
+	wctx, cancel := context.WithTimeout(ctx, wait)
+	defer cancel()
+	for {
+		err := a.s.node.Gossip.Publish(wctx, topic, data)
+		switch {
+		case err == nil:
+			return 0, nil
+		case errors.Is(err, gossip.ErrNoPeers) && wctx.Err() == nil:
+			continue // the service's own PublishTimeout ran out first
+		case errors.Is(err, gossip.ErrNoPeers):
+			if ctx.Err() != nil {
+				return http.StatusServiceUnavailable, fmt.Errorf("publish to topic %q: cancelled after %s while waiting for a first subscribed peer: %w",
+					topic, time.Since(start).Round(time.Millisecond), ctx.Err())
+			}
+			return http.StatusGatewayTimeout, fmt.Errorf("publish to topic %q: no peer subscribed to it within %s, so the message was not sent "+
+				"(members find each other through the DHT: connect this node to the network, or wait longer)", topic, wait)
+		case errors.Is(err, gossip.ErrTooLarge):
+			return http.StatusBadRequest, err
+		case errors.Is(err, gossip.ErrClosed):
+			return http.StatusServiceUnavailable, fmt.Errorf("publish to topic %q: the daemon is shutting down: %w", topic, err)
+		}
+		return statusFor(err), err
+	}
+}
+
+func (a *gossipAPI) publish(w http.ResponseWriter, r *http.Request) {
+	var req PublishRequest
+	if !a.readBody(w, r, &req) {
+		return
+	}
+	err := CheckTopic(req.Topic)
+	if err == nil {
+		err = a.checkSize(req.Topic, len(req.Data))
+	}
+	var wait time.Duration
+	if err == nil {
+		wait, err = a.timeout(req.TimeoutMS)
+	}
+	if err != nil {
+		fail(w, http.StatusBadRequest, err)
+		return
+	}
+	if code, err := a.publishOne(r.Context(), req.Topic, req.Data, wait); err != nil {
+		fail(w, code, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, PublishResult{Published: 1})
+}
+
+// readBody decodes a JSON body that may carry a maximal message.
+func (a *gossipAPI) readBody(w http.ResponseWriter, r *http.Request, v any) bool {
+	limit := a.bodyLimit()
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, limit))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		var mb *http.MaxBytesError
+		if errors.As(err, &mb) {
+			fail(w, http.StatusRequestEntityTooLarge, fmt.Errorf("request body of %s is over %d bytes: the message is larger than gossip.max_message_size (%d bytes) allows",
+				r.URL.Path, limit, a.maxSize()))
+			return false
+		}
+		fail(w, http.StatusBadRequest, fmt.Errorf("request body of %s: expected JSON of the documented form (docs/api-gossip.md): %v", r.URL.Path, err))
+		return false
+	}
+	return true
+}
+
+// splitLines is bufio.ScanLines without the '\r' stripping: a message is
+// exactly the bytes between two '\n'.
+func splitLines(data []byte, atEOF bool) (int, []byte, error) {
+	if i := bytes.IndexByte(data, '\n'); i >= 0 {
+		return i + 1, data[:i], nil
+	}
+	if atEOF && len(data) > 0 {
+		return len(data), data, nil
+	}
+	return 0, nil, nil
+}
+
+func (a *gossipAPI) publishBulk(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	var published int64
+	rc := http.NewResponseController(w)
+	_ = rc.EnableFullDuplex() // so an error can be answered before the body ends
+	failBulk := func(code int, err error) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(code)
+		_ = json.NewEncoder(w).Encode(BulkPublishError{Error: oneLine(err.Error()), Published: published})
+		_ = rc.Flush()
+		// Read (and discard) what the client is still sending for a moment,
+		// so it reads this answer instead of a reset connection.
+		_ = rc.SetReadDeadline(time.Now().Add(time.Second))
+		_, _ = io.Copy(io.Discard, io.LimitReader(r.Body, 16<<20))
+	}
+	if err := checkQuery(q, "topic", "timeout_ms"); err != nil {
+		failBulk(http.StatusBadRequest, err)
+		return
+	}
+	ct, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if err != nil || (ct != ContentTypeLines && ct != ContentTypeNDJSON) {
+		failBulk(http.StatusUnsupportedMediaType, fmt.Errorf("bulk publish: Content-Type %q: expected %s (one message per line) or %s (one JSON object per line)",
+			r.Header.Get("Content-Type"), ContentTypeLines, ContentTypeNDJSON))
+		return
+	}
+	ndjson := ct == ContentTypeNDJSON
+	topic := q.Get("topic")
+	err = CheckTopic(topic)
+	var timeoutMS int64
+	if err == nil && q.Has("timeout_ms") {
+		if timeoutMS, err = strconv.ParseInt(q.Get("timeout_ms"), 10, 64); err != nil {
+			err = fmt.Errorf("bad timeout_ms %q: expected a number of milliseconds > 0 (0: gossip.publish_timeout)", q.Get("timeout_ms"))
+		}
+	}
+	var wait time.Duration
+	if err == nil {
+		wait, err = a.timeout(timeoutMS)
+	}
+	if err != nil {
+		failBulk(http.StatusBadRequest, err)
+		return
+	}
+	limit := a.maxSize() + 1 // + the '\n'
+	if ndjson {
+		limit = int(a.bodyLimit())
+	}
+	sc := bufio.NewScanner(r.Body)
+	sc.Buffer(make([]byte, 0, min(limit, 64<<10)), limit)
+	sc.Split(splitLines)
+	ctx := r.Context()
+	line := 0
+	for sc.Scan() {
+		line++
+		data := sc.Bytes()
+		if ndjson {
+			if len(bytes.TrimSpace(data)) == 0 {
+				continue
+			}
+			var bm BulkPublishMessage
+			dec := json.NewDecoder(bytes.NewReader(data))
+			dec.DisallowUnknownFields()
+			if err := dec.Decode(&bm); err != nil {
+				failBulk(http.StatusBadRequest, fmt.Errorf("bulk publish to topic %q: line %d: expected a JSON object {\"data\": base64}: %v; %d messages published before it",
+					topic, line, err, published))
+				return
+			}
+			data = bm.Data
+		}
+		if len(data) > a.maxSize() {
+			failBulk(http.StatusBadRequest, fmt.Errorf("bulk publish to topic %q: line %d: the message is %d bytes, over the limit of %d bytes (gossip.max_message_size); %d messages published before it",
+				topic, line, len(data), a.maxSize(), published))
+			return
+		}
+		if code, err := a.publishOne(ctx, topic, data, wait); err != nil {
+			failBulk(code, fmt.Errorf("bulk publish: line %d: %w; %d messages published before it", line, err, published))
+			return
+		}
+		published++
+	}
+	if err := sc.Err(); err != nil {
+		code := http.StatusBadRequest
+		if errors.Is(err, bufio.ErrTooLong) {
+			err = fmt.Errorf("line %d is longer than %d bytes (gossip.max_message_size)", line+1, a.maxSize())
+		} else if ctx.Err() != nil {
+			code = http.StatusServiceUnavailable
+		}
+		failBulk(code, fmt.Errorf("bulk publish to topic %q: read the request body: %w; %d messages published before it", topic, err, published))
+		return
+	}
+	writeJSON(w, http.StatusOK, PublishResult{Published: published})
+}
+
+func topicMessage(m *gossip.Message) *TopicMessage {
+	return &TopicMessage{Topic: m.Topic, From: m.From.String(), ReceivedFrom: m.ReceivedFrom.String(),
+		ID: m.ID, Time: m.Time, Data: nonNil(m.Data)}
+}
+
+func (a *gossipAPI) subscribe(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	if err := checkQuery(q, "topic", "buffer", "n"); err != nil {
+		fail(w, http.StatusBadRequest, err)
+		return
+	}
+	info := TopicSubscriptionInfo{Topic: q.Get("topic")}
+	err := CheckTopic(info.Topic)
+	if err == nil && q.Has("buffer") {
+		info.Buffer, err = strconv.Atoi(q.Get("buffer"))
+		if err != nil || info.Buffer < 0 || info.Buffer > MaxSubscribeBuffer {
+			err = fmt.Errorf("bad buffer %q: expected 0 (the default, %d) to %d messages", q.Get("buffer"), gossip.DefaultSubscriptionBuffer, MaxSubscribeBuffer)
+		}
+	}
+	if err == nil && q.Has("n") {
+		info.Count, err = strconv.Atoi(q.Get("n"))
+		if err != nil || info.Count < 0 {
+			err = fmt.Errorf("bad n %q: expected a number of messages >= 0 (0: no limit)", q.Get("n"))
+		}
+	}
+	if err != nil {
+		fail(w, http.StatusBadRequest, err)
+		return
+	}
+	if info.Buffer == 0 {
+		info.Buffer = gossip.DefaultSubscriptionBuffer
+	}
+	sub, err := a.s.node.Gossip.Subscribe(info.Topic, gossip.SubscribeOptions{Buffer: info.Buffer})
+	if err != nil {
+		code := http.StatusBadGateway
+		if errors.Is(err, gossip.ErrClosed) {
+			code = http.StatusServiceUnavailable
+		}
+		fail(w, code, err)
+		return
+	}
+	defer sub.Close()
+
+	ctx := r.Context()
+	nd := newNDJSON(w)
+	// A client that stops reading blocks our writes (the subscription then
+	// drops and counts); when the server closes, unblock them.
+	stop := context.AfterFunc(ctx, func() { _ = nd.rc.SetWriteDeadline(time.Now()) })
+	defer stop()
+	if nd.Send(TopicEvent{Subscribed: &info}) != nil {
+		return
+	}
+	var lastDropped uint64
+	for delivered := 0; info.Count == 0 || delivered < info.Count; delivered++ {
+		m, err := sub.Next(ctx)
+		if err != nil {
+			if errors.Is(err, gossip.ErrClosed) {
+				a.s.log.Info("topic subscription ended: the gossip service closed", "topic", info.Topic)
+			}
+			return
+		}
+		if err := nd.enc.Encode(TopicEvent{TopicMessage: topicMessage(m)}); err != nil {
+			return
+		}
+		// A drop happens only while the buffer is full, so a message always
+		// follows the last drop and this record is never left unsent.
+		if d := sub.Dropped(); d != lastDropped {
+			lastDropped = d
+			if err := nd.enc.Encode(TopicEvent{Dropped: &d}); err != nil {
+				return
+			}
+		}
+		if nd.rc.Flush() != nil {
+			return
+		}
+	}
+}
+
+// ---------------------------------------------------------------- client
+
+// Topics calls GET /v1/topics: the joined topics with their counters.
+func (c *Client) Topics(ctx context.Context) ([]TopicInfo, error) {
+	var v []TopicInfo
+	return v, c.do(ctx, http.MethodGet, "/v1/topics", nil, &v)
+}
+
+// Publish calls POST /v1/topics/publish.
+func (c *Client) Publish(ctx context.Context, req PublishRequest) (PublishResult, error) {
+	var v PublishResult
+	return v, c.do(ctx, http.MethodPost, "/v1/topics/publish", req, &v)
+}
+
+// PublishMessages calls POST /v1/topics/publish/bulk, streaming body as the
+// request body: lines of messages, or with p.NDJSON lines of
+// BulkPublishMessage. The daemon publishes each message as it reads it. On
+// failure the error says which line failed and how many messages were
+// published before it.
+func (c *Client) PublishMessages(ctx context.Context, p BulkPublishParams, body io.Reader) (PublishResult, error) {
+	q := url.Values{"topic": {p.Topic}}
+	if p.TimeoutMS != 0 {
+		q.Set("timeout_ms", strconv.FormatInt(p.TimeoutMS, 10))
+	}
+	ct := ContentTypeLines
+	if p.NDJSON {
+		ct = ContentTypeNDJSON
+	}
+	path := "/v1/topics/publish/bulk?" + q.Encode()
+	resp, err := c.sendBody(ctx, http.MethodPost, path, ct, io.NopCloser(body))
+	if err != nil {
+		return PublishResult{}, err
+	}
+	defer resp.Body.Close()
+	var v PublishResult
+	if err := json.NewDecoder(resp.Body).Decode(&v); err != nil {
+		return v, fmt.Errorf("API POST /v1/topics/publish/bulk: decode answer: %w", err)
+	}
+	return v, nil
+}
+
+// TopicStream is an open topic subscription (GET /v1/topics/subscribe). The
+// subscription lives in the daemon until Close or the ctx given to
+// SubscribeTopic ends.
+type TopicStream struct {
+	s        *ndjsonStream
+	Info     TopicSubscriptionInfo
+	received uint64
+	dropped  uint64
+}
+
+// SubscribeTopic opens a topic subscription stream and waits until the
+// daemon has subscribed: messages that arrive from then on are streamed.
+func (c *Client) SubscribeTopic(ctx context.Context, topic string, o TopicSubscribeOptions) (*TopicStream, error) {
+	q := url.Values{"topic": {topic}}
+	if o.Buffer != 0 {
+		q.Set("buffer", strconv.Itoa(o.Buffer))
+	}
+	if o.Count != 0 {
+		q.Set("n", strconv.Itoa(o.Count))
+	}
+	s, err := c.openStream(ctx, "/v1/topics/subscribe", q)
+	if err != nil {
+		return nil, err
+	}
+	var ev TopicEvent
+	if err := s.next(&ev); err != nil || ev.Subscribed == nil {
+		s.resp.Body.Close()
+		if err == nil || errors.Is(err, io.EOF) {
+			err = fmt.Errorf("API stream %s: expected a first {\"subscribed\"} record", s.path)
+		}
+		return nil, err
+	}
+	return &TopicStream{s: s, Info: *ev.Subscribed}, nil
+}
+
+// Next returns the next record: a message (ev.TopicMessage) or a drop
+// report (ev.Dropped). It returns io.EOF when the daemon ended the stream
+// after Info.Count messages, an error when it ended it early, and ctx's
+// error when the subscriber's ctx ended.
+func (t *TopicStream) Next() (TopicEvent, error) {
+	var ev TopicEvent
+	err := t.s.next(&ev)
+	if errors.Is(err, io.EOF) {
+		if t.Info.Count > 0 && t.received >= uint64(t.Info.Count) {
+			return ev, io.EOF
+		}
+		return ev, fmt.Errorf("the daemon ended the subscription to topic %q after %d messages (is it shutting down?)", t.Info.Topic, t.received)
+	}
+	if err != nil {
+		if ctxErr := t.s.resp.Request.Context().Err(); ctxErr != nil {
+			return ev, ctxErr
+		}
+		if errors.Is(err, io.ErrUnexpectedEOF) {
+			return ev, fmt.Errorf("the daemon cut the subscription to topic %q after %d messages (is it shutting down?): %w", t.Info.Topic, t.received, err)
+		}
+		return ev, err
+	}
+	switch {
+	case ev.TopicMessage != nil:
+		t.received++
+	case ev.Dropped != nil:
+		t.dropped = *ev.Dropped
+	}
+	return ev, nil
+}
+
+// Buffered reports whether another record has already arrived, so a caller
+// can flush its output only when it would otherwise wait.
+func (t *TopicStream) Buffered() bool { return t.s.br.Buffered() > 0 }
+
+// Received returns how many messages Next has returned.
+func (t *TopicStream) Received() uint64 { return t.received }
+
+// Dropped returns the subscription's drops as last reported by the daemon.
+func (t *TopicStream) Dropped() uint64 { return t.dropped }
+
+// Close ends the stream and with it the subscription in the daemon.
+func (t *TopicStream) Close() error { return t.s.resp.Body.Close() }

@@ -1,5 +1,210 @@
 package main
 
-import "github.com/spf13/cobra"
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"text/tabwriter"
+	"time"
 
-func gossipCmds(e *env) []*cobra.Command { return nil }
+	"github.com/spf13/cobra"
+
+	"github.com/warren-p2p/warren/api"
+	"github.com/warren-p2p/warren/gossip"
+)
+
+func gossipCmds(e *env) []*cobra.Command {
+	return []*cobra.Command{pubCmd(e), subCmd(e), topicsCmd(e)}
+}
+
+func pubCmd(e *env) *cobra.Command {
+	var lines bool
+	var timeout time.Duration
+	c := &cobra.Command{
+		Use:   "pub <topic> [data]",
+		Short: "Publish to a topic (data, or all of stdin; with --lines one message per stdin line)",
+		Long: `Publish a message to every member of a broadcast topic. The message is the
+data argument or, without one, all of stdin. With --lines every line of stdin
+(without its newline) is one message; they are streamed to the daemon, which
+publishes each as it reads it.
+
+Members of a topic find each other through the DHT, so the publisher and the
+subscribers need only be connected to the same network. When the topic has no
+subscribed peer yet, the publish waits for one up to --timeout (default: the
+daemon's gossip.publish_timeout) and then fails: a message is never published
+into an empty topic. A message over gossip.max_message_size fails too.`,
+		Args: cobra.RangeArgs(1, 2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			topic := args[0]
+			if err := api.CheckTopic(topic); err != nil {
+				return err
+			}
+			if timeout < 0 || timeout > 0 && timeout < time.Millisecond {
+				return fmt.Errorf("--timeout %s: expected a duration of at least 1ms (0: the daemon's gossip.publish_timeout)", timeout)
+			}
+			if lines && len(args) == 2 {
+				return errors.New("--lines reads the messages from stdin: give no data argument")
+			}
+			cl, err := e.client()
+			if err != nil {
+				return err
+			}
+			defer cl.Close()
+			if lines {
+				res, err := cl.PublishMessages(cmd.Context(), api.BulkPublishParams{Topic: topic, TimeoutMS: timeout.Milliseconds()}, e.stdin)
+				if err != nil {
+					return err
+				}
+				e.printf("published %d messages to topic %q\n", res.Published, topic)
+				return nil
+			}
+			data, err := e.payloadArg(args, 1)
+			if err != nil {
+				return err
+			}
+			if _, err := cl.Publish(cmd.Context(), api.PublishRequest{Topic: topic, Data: data, TimeoutMS: timeout.Milliseconds()}); err != nil {
+				return err
+			}
+			e.printf("published 1 message to topic %q\n", topic)
+			return nil
+		},
+	}
+	c.Flags().BoolVar(&lines, "lines", false, "publish each line of stdin as one message")
+	c.Flags().DurationVar(&timeout, "timeout", 0, "how long to wait for a first subscribed peer (0: the daemon's gossip.publish_timeout)")
+	return c
+}
+
+func subCmd(e *env) *cobra.Command {
+	var asJSON bool
+	var count, buffer int
+	c := &cobra.Command{
+		Use:   "sub <topic>",
+		Short: "Print a topic's messages as they arrive",
+		Long: `Subscribe to a broadcast topic and print each message as it arrives: its data
+as one line of text, or with --json one JSON object a line with topic, from
+(the author), received_from (the peer that forwarded it), id, time and data
+(base64). The subscription lives in the daemon while this command runs; it
+ends after -n messages or on Ctrl-C. Messages published before the
+subscription was made are not delivered.
+
+The subscription holds up to --buffer messages; when they are not read fast
+enough, further messages are dropped and counted (GossipSub cannot slow a
+publisher down). Drops are reported on stderr as they happen (at most once a
+second), and the command ends with a summary line on stderr:
+"received X, dropped Y". 'warren topics' shows the topic's other losses.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			topic := args[0]
+			if err := api.CheckTopic(topic); err != nil {
+				return err
+			}
+			if buffer < 0 || buffer > api.MaxSubscribeBuffer {
+				return fmt.Errorf("--buffer %d: expected 0 (the default, %d) to %d messages", buffer, gossip.DefaultSubscriptionBuffer, api.MaxSubscribeBuffer)
+			}
+			if count < 0 {
+				return fmt.Errorf("-n %d: expected a number of messages >= 0 (0: until interrupted)", count)
+			}
+			cl, err := e.client()
+			if err != nil {
+				return err
+			}
+			defer cl.Close()
+			ctx := cmd.Context()
+			st, err := cl.SubscribeTopic(ctx, topic, api.TopicSubscribeOptions{Buffer: buffer, Count: count})
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			err = e.printTopicMessages(st, asJSON)
+			if ctx.Err() != nil || errors.Is(err, io.EOF) {
+				err = nil // interrupted, or -n reached
+			}
+			fmt.Fprintf(e.stderr, "received %d, dropped %d\n", st.Received(), st.Dropped())
+			return err
+		},
+	}
+	c.Flags().BoolVar(&asJSON, "json", false, "print one JSON object per message")
+	c.Flags().IntVarP(&count, "count", "n", 0, "exit after this many messages (0: until interrupted)")
+	c.Flags().IntVar(&buffer, "buffer", gossip.DefaultSubscriptionBuffer, "messages the subscription holds before it drops")
+	return c
+}
+
+// printTopicMessages prints the stream's messages until it ends; it
+// flushes its output whenever no further record has arrived yet.
+func (e *env) printTopicMessages(st *api.TopicStream, asJSON bool) error {
+	out := bufio.NewWriterSize(e.stdout, 64<<10)
+	defer out.Flush()
+	var noticed uint64
+	var noticedAt time.Time
+	for {
+		ev, err := st.Next()
+		if err != nil {
+			return err
+		}
+		switch {
+		case ev.TopicMessage != nil && asJSON:
+			b, err := json.Marshal(ev.TopicMessage)
+			if err != nil {
+				return fmt.Errorf("encode message as JSON: %w", err)
+			}
+			if _, err := out.Write(append(b, '\n')); err != nil {
+				return fmt.Errorf("write to stdout: %w", err)
+			}
+		case ev.TopicMessage != nil:
+			if err := textLine(out, ev.Data); err != nil {
+				return fmt.Errorf("write to stdout: %w", err)
+			}
+		case ev.Dropped != nil && *ev.Dropped != noticed && time.Since(noticedAt) >= time.Second:
+			noticed, noticedAt = *ev.Dropped, time.Now()
+			fmt.Fprintf(e.stderr, "warren: sub %q: %d messages dropped so far (buffer %d: read faster or raise --buffer)\n",
+				st.Info.Topic, noticed, st.Info.Buffer)
+		}
+		if !st.Buffered() {
+			if err := out.Flush(); err != nil {
+				return fmt.Errorf("write to stdout: %w", err)
+			}
+		}
+	}
+}
+
+func topicsCmd(e *env) *cobra.Command {
+	var asJSON bool
+	c := &cobra.Command{
+		Use:   "topics",
+		Short: "List the joined topics with their peers and message counters",
+		Long: `List the broadcast topics this node has joined (by publishing or subscribing):
+connected peers in the topic, peers in this node's GossipSub mesh, open local
+subscriptions, messages published and received, and messages dropped (every
+loss GossipSub can have, by reason in --json) and rejected by validation.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cl, err := e.client()
+			if err != nil {
+				return err
+			}
+			defer cl.Close()
+			ts, err := cl.Topics(cmd.Context())
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return e.printJSON(ts)
+			}
+			return printTopics(e.stdout, ts)
+		},
+	}
+	c.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return c
+}
+
+func printTopics(w io.Writer, ts []api.TopicInfo) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "TOPIC\tPEERS\tMESH\tSUBSCRIPTIONS\tPUBLISHED\tRECEIVED\tDROPPED\tREJECTED")
+	for _, t := range ts {
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\n", t.Name, t.Peers, t.Mesh, t.Subscriptions,
+			t.Published, t.Received, t.Dropped, t.Rejected)
+	}
+	return tw.Flush()
+}
