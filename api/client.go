@@ -1,7 +1,6 @@
 package api
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -10,7 +9,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/url"
 	"strings"
 
 	"github.com/warren-p2p/warren/config"
@@ -124,31 +122,6 @@ type StatusError struct {
 }
 
 func (e *StatusError) Error() string { return e.Msg }
-
-// stream calls an NDJSON streaming endpoint and hands each line to fn until
-// fn returns false, the stream ends or ctx is done.
-func (c *Client) stream(ctx context.Context, path string, q url.Values, fn func(line []byte) (bool, error)) error {
-	if len(q) > 0 {
-		path += "?" + q.Encode()
-	}
-	resp, err := c.send(ctx, http.MethodGet, path, nil)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 64<<10), maxBody)
-	for sc.Scan() {
-		more, err := fn(sc.Bytes())
-		if err != nil || !more {
-			return err
-		}
-	}
-	if err := sc.Err(); err != nil && ctx.Err() == nil {
-		return fmt.Errorf("API stream %s: %w", path, err)
-	}
-	return ctx.Err()
-}
 
 // Health calls GET /v1/health.
 func (c *Client) Health(ctx context.Context) (Health, error) {

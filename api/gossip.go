@@ -6,7 +6,6 @@ package api
 // reference of these endpoints.
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/base64"
@@ -24,7 +23,7 @@ import (
 )
 
 // MaxTopicLen is the longest topic name.
-const MaxTopicLen = 128
+const MaxTopicLen = gossip.MaxTopicLen
 
 // TopicInfo is one entry of GET /v1/topics.
 type TopicInfo = gossip.TopicInfo
@@ -99,23 +98,6 @@ type TopicEvent struct {
 	Dropped    *uint64                `json:"dropped,omitempty"`
 }
 
-// CheckTopic validates a topic name with an error naming it: 1 to 128
-// letters, digits, '.', '_' or '-', starting with a letter or digit.
-func CheckTopic(name string) error {
-	const expected = "expected 1 to 128 letters, digits, '.', '_' or '-', starting with a letter or digit"
-	if name == "" || len(name) > MaxTopicLen {
-		return fmt.Errorf("bad topic name %q: it has %d characters; %s", name, len(name), expected)
-	}
-	for i := 0; i < len(name); i++ {
-		c := name[i]
-		alnum := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
-		if !alnum && (i == 0 || c != '.' && c != '_' && c != '-') {
-			return fmt.Errorf("bad topic name %q: %q at position %d; %s", name, c, i+1, expected)
-		}
-	}
-	return nil
-}
-
 // ---------------------------------------------------------------- server
 
 // gossipAPI holds the topic endpoints of one Server.
@@ -158,33 +140,28 @@ func (a *gossipAPI) timeout(timeoutMS int64) (time.Duration, error) {
 }
 
 // publishOne publishes data, waiting up to wait for a first subscribed peer
-// when the topic has none. The gossip service bounds one wait by its own
-// PublishTimeout, so a longer wait retries until it is used up.
+// when the topic has none.
 func (a *gossipAPI) publishOne(ctx context.Context, topic string, data []byte, wait time.Duration) (int, error) {
 	start := time.Now()
 	wctx, cancel := context.WithTimeout(ctx, wait)
 	defer cancel()
-	for {
-		err := a.s.node.Gossip.Publish(wctx, topic, data)
-		switch {
-		case err == nil:
-			return 0, nil
-		case errors.Is(err, gossip.ErrNoPeers) && wctx.Err() == nil:
-			continue // the service's own PublishTimeout ran out first
-		case errors.Is(err, gossip.ErrNoPeers):
-			if ctx.Err() != nil {
-				return http.StatusServiceUnavailable, fmt.Errorf("publish to topic %q: cancelled after %s while waiting for a first subscribed peer: %w",
-					topic, time.Since(start).Round(time.Millisecond), ctx.Err())
-			}
-			return http.StatusGatewayTimeout, fmt.Errorf("publish to topic %q: no peer subscribed to it within %s, so the message was not sent "+
-				"(members find each other through the DHT: connect this node to the network, or wait longer)", topic, wait)
-		case errors.Is(err, gossip.ErrTooLarge):
-			return http.StatusBadRequest, err
-		case errors.Is(err, gossip.ErrClosed):
-			return http.StatusServiceUnavailable, fmt.Errorf("publish to topic %q: the daemon is shutting down: %w", topic, err)
+	err := a.s.node.Gossip.Publish(wctx, topic, data)
+	switch {
+	case err == nil:
+		return 0, nil
+	case errors.Is(err, gossip.ErrNoPeers):
+		if ctx.Err() != nil {
+			return http.StatusServiceUnavailable, fmt.Errorf("publish to topic %q: cancelled after %s while waiting for a first subscribed peer: %w",
+				topic, time.Since(start).Round(time.Millisecond), ctx.Err())
 		}
-		return statusFor(err), err
+		return http.StatusGatewayTimeout, fmt.Errorf("publish to topic %q: no peer subscribed to it within %s, so the message was not sent "+
+			"(members find each other through the DHT: connect this node to the network, or wait longer)", topic, wait)
+	case errors.Is(err, gossip.ErrTooLarge):
+		return http.StatusBadRequest, err
+	case errors.Is(err, gossip.ErrClosed):
+		return http.StatusServiceUnavailable, fmt.Errorf("publish to topic %q: the daemon is shutting down: %w", topic, err)
 	}
+	return statusFor(err), err
 }
 
 func (a *gossipAPI) publish(w http.ResponseWriter, r *http.Request) {
@@ -192,7 +169,7 @@ func (a *gossipAPI) publish(w http.ResponseWriter, r *http.Request) {
 	if !a.readBody(w, r, &req) {
 		return
 	}
-	err := CheckTopic(req.Topic)
+	err := gossip.ValidateTopic(req.Topic)
 	if err == nil {
 		err = a.checkSize(req.Topic, len(req.Data))
 	}
@@ -229,32 +206,12 @@ func (a *gossipAPI) readBody(w http.ResponseWriter, r *http.Request, v any) bool
 	return true
 }
 
-// splitLines is bufio.ScanLines without the '\r' stripping: a message is
-// exactly the bytes between two '\n'.
-func splitLines(data []byte, atEOF bool) (int, []byte, error) {
-	if i := bytes.IndexByte(data, '\n'); i >= 0 {
-		return i + 1, data[:i], nil
-	}
-	if atEOF && len(data) > 0 {
-		return len(data), data, nil
-	}
-	return 0, nil, nil
-}
-
 func (a *gossipAPI) publishBulk(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	var published int64
-	rc := http.NewResponseController(w)
-	_ = rc.EnableFullDuplex() // so an error can be answered before the body ends
+	resp := newBulkResponse(w, r)
 	failBulk := func(code int, err error) {
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(code)
-		_ = json.NewEncoder(w).Encode(BulkPublishError{Error: oneLine(err.Error()), Published: published})
-		_ = rc.Flush()
-		// Read (and discard) what the client is still sending for a moment,
-		// so it reads this answer instead of a reset connection.
-		_ = rc.SetReadDeadline(time.Now().Add(time.Second))
-		_, _ = io.Copy(io.Discard, io.LimitReader(r.Body, 16<<20))
+		resp.fail(code, BulkPublishError{Error: oneLine(err.Error()), Published: published})
 	}
 	if err := checkQuery(q, "topic", "timeout_ms"); err != nil {
 		failBulk(http.StatusBadRequest, err)
@@ -268,7 +225,7 @@ func (a *gossipAPI) publishBulk(w http.ResponseWriter, r *http.Request) {
 	}
 	ndjson := ct == ContentTypeNDJSON
 	topic := q.Get("topic")
-	err = CheckTopic(topic)
+	err = gossip.ValidateTopic(topic)
 	var timeoutMS int64
 	if err == nil && q.Has("timeout_ms") {
 		if timeoutMS, err = strconv.ParseInt(q.Get("timeout_ms"), 10, 64); err != nil {
@@ -283,18 +240,26 @@ func (a *gossipAPI) publishBulk(w http.ResponseWriter, r *http.Request) {
 		failBulk(http.StatusBadRequest, err)
 		return
 	}
-	limit := a.maxSize() + 1 // + the '\n'
+	limit := a.maxSize()
 	if ndjson {
 		limit = int(a.bodyLimit())
 	}
-	sc := bufio.NewScanner(r.Body)
-	sc.Buffer(make([]byte, 0, min(limit, 64<<10)), limit)
-	sc.Split(splitLines)
+	lr := newLineReader(r.Body, limit, "gossip.max_message_size")
 	ctx := r.Context()
-	line := 0
-	for sc.Scan() {
-		line++
-		data := sc.Bytes()
+	for {
+		data, err := lr.next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			code := http.StatusBadRequest
+			if ctx.Err() != nil {
+				code = http.StatusServiceUnavailable
+			}
+			failBulk(code, fmt.Errorf("bulk publish to topic %q: read the request body: %w; %d messages published before it", topic, err, published))
+			return
+		}
+		line := lr.line
 		if ndjson {
 			if len(bytes.TrimSpace(data)) == 0 {
 				continue
@@ -320,16 +285,6 @@ func (a *gossipAPI) publishBulk(w http.ResponseWriter, r *http.Request) {
 		}
 		published++
 	}
-	if err := sc.Err(); err != nil {
-		code := http.StatusBadRequest
-		if errors.Is(err, bufio.ErrTooLong) {
-			err = fmt.Errorf("line %d is longer than %d bytes (gossip.max_message_size)", line+1, a.maxSize())
-		} else if ctx.Err() != nil {
-			code = http.StatusServiceUnavailable
-		}
-		failBulk(code, fmt.Errorf("bulk publish to topic %q: read the request body: %w; %d messages published before it", topic, err, published))
-		return
-	}
 	writeJSON(w, http.StatusOK, PublishResult{Published: published})
 }
 
@@ -345,18 +300,12 @@ func (a *gossipAPI) subscribe(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	info := TopicSubscriptionInfo{Topic: q.Get("topic")}
-	err := CheckTopic(info.Topic)
+	err := gossip.ValidateTopic(info.Topic)
 	if err == nil && q.Has("buffer") {
-		info.Buffer, err = strconv.Atoi(q.Get("buffer"))
-		if err != nil || info.Buffer < 0 || info.Buffer > MaxSubscribeBuffer {
-			err = fmt.Errorf("bad buffer %q: expected 0 (the default, %d) to %d messages", q.Get("buffer"), gossip.DefaultSubscriptionBuffer, MaxSubscribeBuffer)
-		}
+		info.Buffer, err = parseBuffer(q.Get("buffer"), gossip.DefaultSubscriptionBuffer)
 	}
 	if err == nil && q.Has("n") {
-		info.Count, err = strconv.Atoi(q.Get("n"))
-		if err != nil || info.Count < 0 {
-			err = fmt.Errorf("bad n %q: expected a number of messages >= 0 (0: no limit)", q.Get("n"))
-		}
+		info.Count, err = parseCount(q.Get("n"))
 	}
 	if err != nil {
 		fail(w, http.StatusBadRequest, err)
@@ -377,12 +326,11 @@ func (a *gossipAPI) subscribe(w http.ResponseWriter, r *http.Request) {
 	defer sub.Close()
 
 	ctx := r.Context()
-	nd := newNDJSON(w)
-	// A client that stops reading blocks our writes (the subscription then
-	// drops and counts); when the server closes, unblock them.
-	stop := context.AfterFunc(ctx, func() { _ = nd.rc.SetWriteDeadline(time.Now()) })
+	// A client that stops reading blocks our writes: the subscription then
+	// drops and counts.
+	nd, stop, err := startStream(ctx, w, TopicEvent{Subscribed: &info})
 	defer stop()
-	if nd.Send(TopicEvent{Subscribed: &info}) != nil {
+	if err != nil {
 		return
 	}
 	var lastDropped uint64
@@ -397,15 +345,7 @@ func (a *gossipAPI) subscribe(w http.ResponseWriter, r *http.Request) {
 		if err := nd.enc.Encode(TopicEvent{TopicMessage: topicMessage(m)}); err != nil {
 			return
 		}
-		// A drop happens only while the buffer is full, so a message always
-		// follows the last drop and this record is never left unsent.
-		if d := sub.Dropped(); d != lastDropped {
-			lastDropped = d
-			if err := nd.enc.Encode(TopicEvent{Dropped: &d}); err != nil {
-				return
-			}
-		}
-		if nd.rc.Flush() != nil {
+		if nd.endBatch(sub.Dropped(), &lastDropped) != nil {
 			return
 		}
 	}
@@ -435,31 +375,15 @@ func (c *Client) PublishMessages(ctx context.Context, p BulkPublishParams, body 
 	if p.TimeoutMS != 0 {
 		q.Set("timeout_ms", strconv.FormatInt(p.TimeoutMS, 10))
 	}
-	ct := ContentTypeLines
-	if p.NDJSON {
-		ct = ContentTypeNDJSON
-	}
-	path := "/v1/topics/publish/bulk?" + q.Encode()
-	resp, err := c.sendBody(ctx, http.MethodPost, path, ct, io.NopCloser(body))
-	if err != nil {
-		return PublishResult{}, err
-	}
-	defer resp.Body.Close()
-	var v PublishResult
-	if err := json.NewDecoder(resp.Body).Decode(&v); err != nil {
-		return v, fmt.Errorf("API POST /v1/topics/publish/bulk: decode answer: %w", err)
-	}
-	return v, nil
+	return postBulk[PublishResult](ctx, c, "/v1/topics/publish/bulk", q, p.NDJSON, body)
 }
 
 // TopicStream is an open topic subscription (GET /v1/topics/subscribe). The
 // subscription lives in the daemon until Close or the ctx given to
 // SubscribeTopic ends.
 type TopicStream struct {
-	s        *ndjsonStream
-	Info     TopicSubscriptionInfo
-	received uint64
-	dropped  uint64
+	subStream
+	Info TopicSubscriptionInfo
 }
 
 // SubscribeTopic opens a topic subscription stream and waits until the
@@ -472,19 +396,12 @@ func (c *Client) SubscribeTopic(ctx context.Context, topic string, o TopicSubscr
 	if o.Count != 0 {
 		q.Set("n", strconv.Itoa(o.Count))
 	}
-	s, err := c.openStream(ctx, "/v1/topics/subscribe", q)
+	var ev TopicEvent
+	s, err := c.openStreamFirst(ctx, "/v1/topics/subscribe", q, &ev, func() bool { return ev.Subscribed != nil }, "subscribed")
 	if err != nil {
 		return nil, err
 	}
-	var ev TopicEvent
-	if err := s.next(&ev); err != nil || ev.Subscribed == nil {
-		s.resp.Body.Close()
-		if err == nil || errors.Is(err, io.EOF) {
-			err = fmt.Errorf("API stream %s: expected a first {\"subscribed\"} record", s.path)
-		}
-		return nil, err
-	}
-	return &TopicStream{s: s, Info: *ev.Subscribed}, nil
+	return &TopicStream{subStream: subStream{s: s, count: ev.Subscribed.Count}, Info: *ev.Subscribed}, nil
 }
 
 // Next returns the next record: a message (ev.TopicMessage) or a drop
@@ -493,40 +410,9 @@ func (c *Client) SubscribeTopic(ctx context.Context, topic string, o TopicSubscr
 // error when the subscriber's ctx ended.
 func (t *TopicStream) Next() (TopicEvent, error) {
 	var ev TopicEvent
-	err := t.s.next(&ev)
-	if errors.Is(err, io.EOF) {
-		if t.Info.Count > 0 && t.received >= uint64(t.Info.Count) {
-			return ev, io.EOF
-		}
-		return ev, fmt.Errorf("the daemon ended the subscription to topic %q after %d messages (is it shutting down?)", t.Info.Topic, t.received)
+	if err := t.s.next(&ev); err != nil {
+		return ev, t.finish(err, "topic "+strconv.Quote(t.Info.Topic))
 	}
-	if err != nil {
-		if ctxErr := t.s.resp.Request.Context().Err(); ctxErr != nil {
-			return ev, ctxErr
-		}
-		if errors.Is(err, io.ErrUnexpectedEOF) {
-			return ev, fmt.Errorf("the daemon cut the subscription to topic %q after %d messages (is it shutting down?): %w", t.Info.Topic, t.received, err)
-		}
-		return ev, err
-	}
-	switch {
-	case ev.TopicMessage != nil:
-		t.received++
-	case ev.Dropped != nil:
-		t.dropped = *ev.Dropped
-	}
+	t.record(ev.TopicMessage != nil, ev.Dropped)
 	return ev, nil
 }
-
-// Buffered reports whether another record has already arrived, so a caller
-// can flush its output only when it would otherwise wait.
-func (t *TopicStream) Buffered() bool { return t.s.br.Buffered() > 0 }
-
-// Received returns how many messages Next has returned.
-func (t *TopicStream) Received() uint64 { return t.received }
-
-// Dropped returns the subscription's drops as last reported by the daemon.
-func (t *TopicStream) Dropped() uint64 { return t.dropped }
-
-// Close ends the stream and with it the subscription in the daemon.
-func (t *TopicStream) Close() error { return t.s.resp.Body.Close() }

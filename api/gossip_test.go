@@ -1,14 +1,12 @@
 package api
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
-	"runtime/pprof"
 	"slices"
 	"strings"
 	"testing"
@@ -17,13 +15,6 @@ import (
 	"github.com/warren-p2p/warren/config"
 	"github.com/warren-p2p/warren/gossip"
 )
-
-// gossipHandlersRunning reports whether any topic endpoint handler is running.
-func gossipHandlersRunning() bool {
-	var b bytes.Buffer
-	_ = pprof.Lookup("goroutine").WriteTo(&b, 2)
-	return strings.Contains(b.String(), "api.(*gossipAPI)")
-}
 
 func topicInfo(n interface{ Topics() []gossip.TopicInfo }, name string) gossip.TopicInfo {
 	for _, ti := range n.Topics() {
@@ -89,7 +80,7 @@ func TestTopicSubscribeDropsAndClientLeaving(t *testing.T) {
 	// The client goes away: the handler ends and unsubscribes.
 	cancel()
 	waitFor(t, "subscription closed after the client left", 10*time.Second, func() bool {
-		return topicInfo(p.a.Gossip, "news").Subscriptions == 0 && !gossipHandlersRunning()
+		return topicInfo(p.a.Gossip, "news").Subscriptions == 0 && !handlersRunning("gossipAPI")
 	})
 }
 
@@ -148,7 +139,7 @@ func TestTopicSubscribeCountAndServerClose(t *testing.T) {
 		t.Fatal("stream still open 5s after the server closed")
 	}
 	waitFor(t, "handler gone after server close", 10*time.Second, func() bool {
-		return !gossipHandlersRunning() && topicInfo(p.a.Gossip, "idle").Subscriptions == 0
+		return !handlersRunning("gossipAPI") && topicInfo(p.a.Gossip, "idle").Subscriptions == 0
 	})
 }
 

@@ -6,7 +6,6 @@ package api
 // docs/api-msg.md is the reference of these endpoints.
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/base64"
@@ -335,60 +334,12 @@ func (a *msgAPI) send(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, SendResult{Sent: 1})
 }
 
-// lineReader reads lines of at most max bytes without allocating per line.
-type lineReader struct {
-	br   *bufio.Reader
-	max  int
-	buf  []byte
-	line int
-}
-
-// next returns the next line without its '\n' (valid until the next call),
-// io.EOF at the end, or an error naming the line that is too long.
-func (lr *lineReader) next() ([]byte, error) {
-	lr.buf = lr.buf[:0]
-	for {
-		frag, err := lr.br.ReadSlice('\n')
-		if len(lr.buf)+len(frag) > lr.max+1 { // +1: the '\n'
-			return nil, fmt.Errorf("line %d is longer than %d bytes (messages.max_message_size)", lr.line+1, lr.max)
-		}
-		switch {
-		case err == nil:
-			lr.line++
-			if len(lr.buf) == 0 {
-				return frag[:len(frag)-1], nil
-			}
-			lr.buf = append(lr.buf, frag[:len(frag)-1]...)
-			return lr.buf, nil
-		case errors.Is(err, bufio.ErrBufferFull):
-			lr.buf = append(lr.buf, frag...)
-		case errors.Is(err, io.EOF):
-			lr.buf = append(lr.buf, frag...)
-			if len(lr.buf) == 0 {
-				return nil, io.EOF
-			}
-			lr.line++
-			return lr.buf, nil // a last line without '\n'
-		default:
-			return nil, err
-		}
-	}
-}
-
 func (a *msgAPI) sendBulk(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	var sent int64
-	rc := http.NewResponseController(w)
-	_ = rc.EnableFullDuplex() // so an error can be answered before the body ends
+	resp := newBulkResponse(w, r)
 	failBulk := func(code int, err error) {
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(code)
-		_ = json.NewEncoder(w).Encode(BulkSendError{Error: oneLine(err.Error()), Sent: sent})
-		_ = rc.Flush()
-		// Read (and discard) what the client is still sending for a moment,
-		// so it reads this answer instead of a reset connection.
-		_ = rc.SetReadDeadline(time.Now().Add(time.Second))
-		_, _ = io.Copy(io.Discard, io.LimitReader(r.Body, 16<<20))
+		resp.fail(code, BulkSendError{Error: oneLine(err.Error()), Sent: sent})
 	}
 	if err := checkQuery(q, "peer", "type", "priority"); err != nil {
 		failBulk(http.StatusBadRequest, err)
@@ -420,7 +371,7 @@ func (a *msgAPI) sendBulk(w http.ResponseWriter, r *http.Request) {
 	if ndjson {
 		limit = int(a.bodyLimit())
 	}
-	lr := &lineReader{br: bufio.NewReaderSize(r.Body, 64<<10), max: limit}
+	lr := newLineReader(r.Body, limit, "messages.max_message_size")
 	ms := a.s.node.Msg
 	for {
 		line, err := lr.next()
@@ -513,10 +464,7 @@ func (a *msgAPI) subscribe(w http.ResponseWriter, r *http.Request) {
 		err = checkType(typ)
 	}
 	if err == nil && q.Has("buffer") {
-		info.Buffer, err = strconv.Atoi(q.Get("buffer"))
-		if err != nil || info.Buffer < 0 || info.Buffer > MaxSubscribeBuffer {
-			err = fmt.Errorf("bad buffer %q: expected 0 (the default, %d) to %d messages", q.Get("buffer"), msg.DefaultSubscribeBuffer, MaxSubscribeBuffer)
-		}
+		info.Buffer, err = parseBuffer(q.Get("buffer"), msg.DefaultSubscribeBuffer)
 	}
 	if err == nil && q.Has("dedup") {
 		info.Dedup, err = strconv.ParseBool(q.Get("dedup"))
@@ -525,10 +473,7 @@ func (a *msgAPI) subscribe(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if err == nil && q.Has("n") {
-		info.Count, err = strconv.Atoi(q.Get("n"))
-		if err != nil || info.Count < 0 {
-			err = fmt.Errorf("bad n %q: expected a number of messages >= 0 (0: no limit)", q.Get("n"))
-		}
+		info.Count, err = parseCount(q.Get("n"))
 	}
 	if err != nil {
 		fail(w, http.StatusBadRequest, err)
@@ -546,12 +491,11 @@ func (a *msgAPI) subscribe(w http.ResponseWriter, r *http.Request) {
 	defer sub.Close()
 
 	ctx := r.Context()
-	nd := newNDJSON(w)
-	// A client that stops reading blocks our writes (that is the Block
-	// policy's backpressure); when the server closes, unblock them.
-	stop := context.AfterFunc(ctx, func() { _ = nd.rc.SetWriteDeadline(time.Now()) })
+	// A client that stops reading blocks our writes: that is the Block
+	// policy's backpressure.
+	nd, stop, err := startStream(ctx, w, MessageEvent{Subscribed: &info})
 	defer stop()
-	if nd.Send(MessageEvent{Subscribed: &info}) != nil {
+	if err != nil {
 		return
 	}
 	batch := make([]*msg.Message, 0, subscribeBatch)
@@ -578,13 +522,7 @@ func (a *msgAPI) subscribe(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 		delivered += len(got)
-		if d := sub.Dropped(); d != lastDropped {
-			lastDropped = d
-			if err := nd.enc.Encode(MessageEvent{Dropped: &d}); err != nil {
-				return
-			}
-		}
-		if nd.rc.Flush() != nil {
+		if nd.endBatch(sub.Dropped(), &lastDropped) != nil {
 			return
 		}
 	}
@@ -685,10 +623,9 @@ func (a *msgAPI) handle(w http.ResponseWriter, r *http.Request) {
 	}
 	defer a.s.node.Msg.RemoveHandler(typ) // runs before cancel: no new request reaches h after
 
-	nd := newNDJSON(w)
-	stop := context.AfterFunc(ctx, func() { _ = nd.rc.SetWriteDeadline(time.Now()) })
+	nd, stop, err := startStream(ctx, w, RequestEvent{Handling: &HandlingInfo{Type: typ}})
 	defer stop()
-	if nd.Send(RequestEvent{Handling: &HandlingInfo{Type: typ}}) != nil {
+	if err != nil {
 		return
 	}
 	for {
@@ -745,21 +682,7 @@ func (c *Client) SendMessages(ctx context.Context, p BulkParams, body io.Reader)
 	if p.Priority != "" {
 		q.Set("priority", p.Priority)
 	}
-	ct := ContentTypeLines
-	if p.NDJSON {
-		ct = ContentTypeNDJSON
-	}
-	path := "/v1/messages/send/bulk?" + q.Encode()
-	resp, err := c.sendBody(ctx, http.MethodPost, path, ct, io.NopCloser(body))
-	if err != nil {
-		return SendResult{}, err
-	}
-	defer resp.Body.Close()
-	var v SendResult
-	if err := json.NewDecoder(resp.Body).Decode(&v); err != nil {
-		return v, fmt.Errorf("API POST /v1/messages/send/bulk: decode answer: %w", err)
-	}
-	return v, nil
+	return postBulk[SendResult](ctx, c, "/v1/messages/send/bulk", q, p.NDJSON, body)
 }
 
 // RequestMessage calls POST /v1/messages/request and returns the reply.
@@ -779,69 +702,12 @@ func (c *Client) MessageStats(ctx context.Context) (MessageStats, error) {
 	return v, c.do(ctx, http.MethodGet, "/v1/messages/stats", nil, &v)
 }
 
-// ndjsonStream reads the records of an NDJSON response.
-type ndjsonStream struct {
-	path string
-	resp *http.Response
-	br   *bufio.Reader
-	buf  []byte
-}
-
-func (c *Client) openStream(ctx context.Context, path string, q url.Values) (*ndjsonStream, error) {
-	path += "?" + q.Encode()
-	resp, err := c.send(ctx, http.MethodGet, path, nil)
-	if err != nil {
-		return nil, err
-	}
-	return &ndjsonStream{path: path, resp: resp, br: bufio.NewReaderSize(resp.Body, 64<<10)}, nil
-}
-
-// line returns the next record's line (valid until the next call); io.EOF
-// when the daemon ended the stream.
-func (s *ndjsonStream) line() ([]byte, error) {
-	s.buf = s.buf[:0]
-	for {
-		frag, err := s.br.ReadSlice('\n')
-		s.buf = append(s.buf, frag...)
-		switch {
-		case errors.Is(err, bufio.ErrBufferFull):
-			if len(s.buf) > maxBody {
-				return nil, fmt.Errorf("API stream %s: a record is over %d bytes", s.path, maxBody)
-			}
-		case errors.Is(err, io.EOF) && len(bytes.TrimSpace(s.buf)) == 0:
-			return nil, io.EOF
-		case err != nil && !errors.Is(err, io.EOF):
-			return nil, fmt.Errorf("API stream %s: %w", s.path, err)
-		default:
-			return s.buf, nil
-		}
-	}
-}
-
-// next decodes the next record into v; io.EOF when the daemon ended the stream.
-func (s *ndjsonStream) next(v any) error {
-	line, err := s.line()
-	if err != nil {
-		return err
-	}
-	return s.decode(line, v)
-}
-
-func (s *ndjsonStream) decode(line []byte, v any) error {
-	if err := json.Unmarshal(line, v); err != nil {
-		return fmt.Errorf("API stream %s: bad record %.100q: %w", s.path, line, err)
-	}
-	return nil
-}
-
 // MessageStream is an open subscription (GET /v1/messages/subscribe). The
 // subscription lives in the daemon until Close or the ctx given to
 // SubscribeMessages ends.
 type MessageStream struct {
-	s        *ndjsonStream
-	Info     SubscriptionInfo
-	received uint64
-	dropped  uint64
+	subStream
+	Info SubscriptionInfo
 }
 
 // SubscribeMessages opens a subscription stream and waits until the daemon
@@ -860,19 +726,12 @@ func (c *Client) SubscribeMessages(ctx context.Context, typ string, o SubscribeO
 	if o.Count != 0 {
 		q.Set("n", strconv.Itoa(o.Count))
 	}
-	s, err := c.openStream(ctx, "/v1/messages/subscribe", q)
+	var ev MessageEvent
+	s, err := c.openStreamFirst(ctx, "/v1/messages/subscribe", q, &ev, func() bool { return ev.Subscribed != nil }, "subscribed")
 	if err != nil {
 		return nil, err
 	}
-	var ev MessageEvent
-	if err := s.next(&ev); err != nil || ev.Subscribed == nil {
-		s.resp.Body.Close()
-		if err == nil || errors.Is(err, io.EOF) {
-			err = fmt.Errorf("API stream %s: expected a first {\"subscribed\"} record", s.path)
-		}
-		return nil, err
-	}
-	return &MessageStream{s: s, Info: *ev.Subscribed}, nil
+	return &MessageStream{subStream: subStream{s: s, count: ev.Subscribed.Count}, Info: *ev.Subscribed}, nil
 }
 
 // parseMessageLine decodes a message record in the exact form
@@ -931,39 +790,12 @@ func (m *MessageStream) Next() (MessageEvent, error) {
 			err = m.s.decode(line, &ev)
 		}
 	}
-	if errors.Is(err, io.EOF) {
-		if m.Info.Count > 0 && m.received >= uint64(m.Info.Count) {
-			return ev, io.EOF
-		}
-		return ev, fmt.Errorf("the daemon ended the subscription to %q after %d messages (is it shutting down?)", m.Info.Type, m.received)
-	}
 	if err != nil {
-		if ctxErr := m.s.resp.Request.Context().Err(); ctxErr != nil {
-			return ev, ctxErr
-		}
-		return ev, err
+		return ev, m.finish(err, strconv.Quote(m.Info.Type))
 	}
-	switch {
-	case ev.ReceivedMessage != nil:
-		m.received++
-	case ev.Dropped != nil:
-		m.dropped = *ev.Dropped
-	}
+	m.record(ev.ReceivedMessage != nil, ev.Dropped)
 	return ev, nil
 }
-
-// Buffered reports whether another record has already arrived, so a caller
-// can flush its output only when it would otherwise wait.
-func (m *MessageStream) Buffered() bool { return m.s.br.Buffered() > 0 }
-
-// Received returns how many messages Next has returned.
-func (m *MessageStream) Received() uint64 { return m.received }
-
-// Dropped returns the subscription's drops as last reported by the daemon.
-func (m *MessageStream) Dropped() uint64 { return m.dropped }
-
-// Close ends the stream and with it the subscription in the daemon.
-func (m *MessageStream) Close() error { return m.s.resp.Body.Close() }
 
 // RequestStream is an open responder registration (GET /v1/messages/handle):
 // this client answers the requests of one type until Close or its ctx ends.
@@ -975,16 +807,9 @@ type RequestStream struct {
 // HandleRequests registers this client as the responder of typ. The daemon
 // refuses a second responder for a type with a *StatusError of code 409.
 func (c *Client) HandleRequests(ctx context.Context, typ string) (*RequestStream, error) {
-	s, err := c.openStream(ctx, "/v1/messages/handle", url.Values{"type": {typ}})
-	if err != nil {
-		return nil, err
-	}
 	var ev RequestEvent
-	if err := s.next(&ev); err != nil || ev.Handling == nil {
-		s.resp.Body.Close()
-		if err == nil || errors.Is(err, io.EOF) {
-			err = fmt.Errorf("API stream %s: expected a first {\"handling\"} record", s.path)
-		}
+	s, err := c.openStreamFirst(ctx, "/v1/messages/handle", url.Values{"type": {typ}}, &ev, func() bool { return ev.Handling != nil }, "handling")
+	if err != nil {
 		return nil, err
 	}
 	return &RequestStream{s: s, Type: ev.Handling.Type}, nil

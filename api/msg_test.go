@@ -12,7 +12,6 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
-	"runtime/pprof"
 	"strings"
 	"testing"
 	"time"
@@ -79,13 +78,6 @@ func newMsgPair(t *testing.T, mutate ...func(*config.Config)) *msgPair {
 	return p
 }
 
-// msgHandlersRunning reports whether any message endpoint handler is running.
-func msgHandlersRunning() bool {
-	var b bytes.Buffer
-	_ = pprof.Lookup("goroutine").WriteTo(&b, 2)
-	return strings.Contains(b.String(), "api.(*msgAPI)")
-}
-
 func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
@@ -145,7 +137,7 @@ func TestMsgSubscribeStreamEndsWithClient(t *testing.T) {
 	// The client goes away: the handler ends and unsubscribes.
 	cancel()
 	waitFor(t, "subscription closed after the client left", 10*time.Second, func() bool {
-		return len(p.a.Msg.Stats().Subscriptions) == 0 && !msgHandlersRunning()
+		return len(p.a.Msg.Stats().Subscriptions) == 0 && !handlersRunning("msgAPI")
 	})
 }
 
@@ -225,7 +217,7 @@ func TestMsgServerCloseEndsBlockedStream(t *testing.T) {
 		t.Errorf("Server.Close took %s with a stalled subscriber", d)
 	}
 	waitFor(t, "stream handler ended", 5*time.Second, func() bool {
-		return len(p.a.Msg.Stats().Subscriptions) == 0 && !msgHandlersRunning()
+		return len(p.a.Msg.Stats().Subscriptions) == 0 && !handlersRunning("msgAPI")
 	})
 	cancel()
 	<-sendDone
@@ -298,7 +290,7 @@ func TestMsgHandleStream(t *testing.T) {
 		t.Fatalf("orphaned request: %v after %s", r.err, time.Since(start))
 	}
 	waitFor(t, "handler removed", 5*time.Second, func() bool {
-		return !p.a.Msg.Stats().Types["echo"].Handler && !msgHandlersRunning()
+		return !p.a.Msg.Stats().Types["echo"].Handler && !handlersRunning("msgAPI")
 	})
 	rs2, err := p.cl.HandleRequests(ctx, "echo")
 	if err != nil {

@@ -15,7 +15,7 @@
 //
 // Publish: Service.Publish → Topic.Publish checks the size against
 // Options.MaxMessageSize, then, if no peer is subscribed to the topic yet,
-// waits (up to Options.PublishTimeout or the caller's deadline) for one to
+// waits (until the caller's deadline, or Options.PublishTimeout) for one to
 // appear — through already-connected peers or through rendezvous — and fails
 // with ErrNoPeers rather than publishing into an empty mesh. The message is
 // signed, passed through the local validator, and flood-published to every

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -342,6 +343,51 @@ func TestSlowSubscriberDropsAreCounted(t *testing.T) {
 	if m := next(t, sub, time.Second); m == nil {
 		t.Fatal("nil message")
 	}
+}
+
+// Every message a slow reader does not get is in its Dropped: none is lost
+// unseen in pubsub's channel ahead of the Subscription's buffer.
+func TestSlowSubscriptionDroppedIsExact(t *testing.T) {
+	mn, hs := newMocknet(t, 2)
+	connect(t, mn, hs[0], hs[1])
+	a, b := newService(t, hs[0], Options{}), newService(t, hs[1], Options{})
+	sub, err := b.Subscribe("burst", SubscribeOptions{Buffer: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	const n = 500
+	var received atomic.Uint64
+	readerDone := make(chan struct{})
+	go func() { // a reader slower than the publisher
+		defer close(readerDone)
+		for received.Load()+sub.Dropped() < n {
+			if _, err := sub.Next(ctx); err != nil {
+				return
+			}
+			received.Add(1)
+			time.Sleep(time.Millisecond)
+		}
+	}()
+	for i := range n {
+		if err := a.Publish(ctx, "burst", fmt.Appendf(nil, "%d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, 10*time.Second, "all messages received", func() bool { return topicInfo(t, b, "burst").Received == n })
+	select {
+	case <-readerDone:
+	case <-time.After(10 * time.Second):
+	}
+	info := topicInfo(t, b, "burst")
+	if got := received.Load() + sub.Dropped(); got != n || info.DroppedBy[DropSubscriberSlow] != 0 {
+		t.Fatalf("read %d + Dropped() %d = %d of %d published; topic %+v", received.Load(), sub.Dropped(), got, n, info)
+	}
+	if sub.Dropped() == 0 {
+		t.Fatal("nothing dropped: the reader kept up, so this test shows nothing")
+	}
+	expectNothing(t, sub, 200*time.Millisecond)
 }
 
 func TestSubscriptionCloseAndServiceClose(t *testing.T) {

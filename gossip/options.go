@@ -30,8 +30,8 @@ import (
 //     delayed rather than skipped.
 //   - Validation queue: 32 → 4096 messages; every received message waits
 //     here for its signature check, the most expensive step.
-//   - Subscription buffer: 32 → 1024 messages per Subscription (and as
-//     many again inside pubsub, drained by the Subscription's pump).
+//   - Subscription buffer: 32 → 1024 messages per Subscription (and pubsub's
+//     channel to it, drained by the Subscription's pump, holds 1024 more).
 //
 // Memory: queues hold pointers to messages (shared between peers' queues),
 // so the worst case is one slow peer pinning OutboundQueueSize distinct
@@ -79,7 +79,8 @@ type Options struct {
 	Registerer prometheus.Registerer
 
 	// PublishTimeout bounds how long Publish waits for a first subscribed
-	// peer when the topic has none. Default 10s.
+	// peer when the topic has none and the caller's ctx has no deadline (a
+	// ctx deadline replaces it, longer or shorter). Default 10s.
 	PublishTimeout time.Duration
 
 	// OutboundQueueSize is the number of RPCs queued per peer before pubsub
@@ -182,7 +183,7 @@ func checkName(what, s string, max int) error {
 		if alnum || i > 0 && (c == '.' || c == '_' || c == '-') {
 			continue
 		}
-		return fmt.Errorf("%s %q has %q at byte %d; expected %s", what, s, c, i, expected)
+		return fmt.Errorf("%s %q: %q at position %d is not allowed; expected %s", what, s, c, i+1, expected)
 	}
 	return nil
 }

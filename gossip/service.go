@@ -205,9 +205,14 @@ func (s *Service) Close() error {
 // fullName is the pubsub topic string for a topic name.
 func (s *Service) fullName(name string) string { return s.prefix + name }
 
-// checkTopic validates a topic name.
-func checkTopic(name string) error {
-	return checkName("topic name", name, 128)
+// MaxTopicLen is the longest topic name.
+const MaxTopicLen = 128
+
+// ValidateTopic checks a topic name: 1 to MaxTopicLen letters, digits, '.',
+// '_' or '-', starting with a letter or digit. The error quotes the name
+// and says what is wrong with it and what is expected.
+func ValidateTopic(name string) error {
+	return checkName("topic name", name, MaxTopicLen)
 }
 
 // Join joins the topic name: this node becomes a member of its mesh,
@@ -215,7 +220,7 @@ func checkTopic(name string) error {
 // for its other members. Join is idempotent: joining again returns the same
 // Topic. Names are 1-128 letters, digits, '.', '_' or '-'.
 func (s *Service) Join(name string) (*Topic, error) {
-	if err := checkTopic(name); err != nil {
+	if err := ValidateTopic(name); err != nil {
 		return nil, fmt.Errorf("gossip: join: %w", err)
 	}
 	s.mu.Lock()
@@ -295,7 +300,7 @@ func (s *Service) Subscribe(name string, opts SubscribeOptions) (*Subscription, 
 // it before delivery or relay. One validator per topic; a panic in v is
 // recovered and counts as Reject.
 func (s *Service) RegisterValidator(name string, v Validator) error {
-	if err := checkTopic(name); err != nil {
+	if err := ValidateTopic(name); err != nil {
 		return fmt.Errorf("gossip: register validator: %w", err)
 	}
 	if v == nil {

@@ -41,7 +41,11 @@ func (sub *Subscription) Next(ctx context.Context) (*Message, error) {
 
 // Dropped counts messages lost because this Subscription's buffer was full
 // when they arrived (the reader was behind). Each is also counted on the
-// topic as "subscription_full".
+// topic as "subscription_full". pubsub's own channel to the Subscription
+// has room for the buffer and 1024 more messages, so it overflows (counted
+// on the topic as "subscriber_slow") only if the Subscription's pump
+// goroutine is starved of CPU for that many arrivals: a reader's slowness
+// alone never causes it, and received + Dropped accounts for every message.
 func (sub *Subscription) Dropped() uint64 { return sub.dropped.Load() }
 
 // Close cancels the Subscription and waits for its goroutine to stop.

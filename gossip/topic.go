@@ -14,6 +14,11 @@ import (
 // peerPollInterval is how often Publish re-checks an empty topic for peers.
 const peerPollInterval = 50 * time.Millisecond
 
+// pubsubHeadroom is how much larger pubsub's channel to a Subscription is
+// than the Subscription's own buffer: the messages that may arrive while
+// its pump goroutine waits to be scheduled.
+const pubsubHeadroom = 1024
+
 // Topic is a joined topic. Get one from Service.Join.
 type Topic struct {
 	s           *Service
@@ -35,10 +40,11 @@ func (t *Topic) Info() TopicInfo { return t.stats.info(len(t.pt.ListPeers())) }
 // Publish signs data and sends it to the topic's members.
 //
 // A payload over MaxMessageSize fails with ErrTooLarge, naming both sizes.
-// If no peer is subscribed yet, Publish waits for one — up to
-// Options.PublishTimeout or ctx's deadline, whichever comes first — and
-// fails with ErrNoPeers ("no peers subscribed to topic X after T") if none
-// comes: it never publishes into an empty topic and reports success. A
+// If no peer is subscribed yet, Publish waits for one — until ctx's
+// deadline when ctx has one, otherwise up to Options.PublishTimeout (or
+// until ctx is cancelled) — and fails with ErrNoPeers ("no peers subscribed
+// to topic X after T") if none comes: it never publishes into an empty topic
+// and reports success. A
 // Reject or Ignore from the topic's validator fails the publish too.
 // Success means the message left for at least one peer's queue; delivery
 // to every member is not acknowledged (watch Dropped in Topics()).
@@ -69,14 +75,19 @@ func (t *Topic) Publish(ctx context.Context, data []byte) error {
 	return nil
 }
 
-// waitForPeers returns once the topic has a subscribed peer.
+// waitForPeers returns once the topic has a subscribed peer. It waits
+// until ctx's deadline, or without one up to Options.PublishTimeout.
 func (t *Topic) waitForPeers(ctx context.Context) error {
 	if len(t.pt.ListPeers()) > 0 {
 		return nil
 	}
 	start := time.Now()
-	wctx, cancel := context.WithTimeout(ctx, t.s.opts.PublishTimeout)
-	defer cancel()
+	wctx := ctx
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		wctx, cancel = context.WithTimeout(ctx, t.s.opts.PublishTimeout)
+		defer cancel()
+	}
 	tick := time.NewTicker(peerPollInterval)
 	defer tick.Stop()
 	for {
@@ -114,9 +125,11 @@ func (t *Topic) Subscribe(opts SubscribeOptions) (*Subscription, error) {
 	if s.topics[t.name] != t {
 		return nil, fmt.Errorf("gossip: subscribe to %q: topic was left; join it again", t.name)
 	}
-	// pubsub's own buffer matches ours: the pump drains it as fast as
-	// messages arrive, so it only absorbs scheduling hiccups.
-	ps, err := t.pt.Subscribe(pubsub.WithBufferSize(opts.Buffer))
+	// The pump drains pubsub's channel as fast as messages arrive, so that
+	// channel only absorbs scheduling hiccups. It is pubsubHeadroom larger
+	// than our buffer, so a reader that falls behind overflows ours, where
+	// Dropped counts the loss, rather than pubsub's ("subscriber_slow").
+	ps, err := t.pt.Subscribe(pubsub.WithBufferSize(opts.Buffer + pubsubHeadroom))
 	if err != nil {
 		return nil, fmt.Errorf("gossip: subscribe to %q: %w", t.name, err)
 	}

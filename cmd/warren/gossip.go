@@ -1,8 +1,6 @@
 package main
 
 import (
-	"bufio"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -38,7 +36,7 @@ into an empty topic. A message over gossip.max_message_size fails too.`,
 		Args: cobra.RangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			topic := args[0]
-			if err := api.CheckTopic(topic); err != nil {
+			if err := gossip.ValidateTopic(topic); err != nil {
 				return err
 			}
 			if timeout < 0 || timeout > 0 && timeout < time.Millisecond {
@@ -97,14 +95,11 @@ second), and the command ends with a summary line on stderr:
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			topic := args[0]
-			if err := api.CheckTopic(topic); err != nil {
+			if err := gossip.ValidateTopic(topic); err != nil {
 				return err
 			}
-			if buffer < 0 || buffer > api.MaxSubscribeBuffer {
-				return fmt.Errorf("--buffer %d: expected 0 (the default, %d) to %d messages", buffer, gossip.DefaultSubscriptionBuffer, api.MaxSubscribeBuffer)
-			}
-			if count < 0 {
-				return fmt.Errorf("-n %d: expected a number of messages >= 0 (0: until interrupted)", count)
+			if err := checkSubscribeFlags(buffer, gossip.DefaultSubscriptionBuffer, count); err != nil {
+				return err
 			}
 			cl, err := e.client()
 			if err != nil {
@@ -117,56 +112,21 @@ second), and the command ends with a summary line on stderr:
 				return err
 			}
 			defer st.Close()
-			err = e.printTopicMessages(st, asJSON)
-			if ctx.Err() != nil || errors.Is(err, io.EOF) {
-				err = nil // interrupted, or -n reached
-			}
-			fmt.Fprintf(e.stderr, "received %d, dropped %d\n", st.Received(), st.Dropped())
-			return err
+			return printSubscription(ctx, e, st, asJSON, func(ev api.TopicEvent) record {
+				if m := ev.TopicMessage; m != nil {
+					return record{msg: m, payload: m.Data}
+				}
+				return record{dropped: ev.Dropped}
+			}, func(dropped uint64) string {
+				return fmt.Sprintf("warren: sub %q: %d messages dropped so far (buffer %d: read faster or raise --buffer)",
+					st.Info.Topic, dropped, st.Info.Buffer)
+			})
 		},
 	}
 	c.Flags().BoolVar(&asJSON, "json", false, "print one JSON object per message")
 	c.Flags().IntVarP(&count, "count", "n", 0, "exit after this many messages (0: until interrupted)")
 	c.Flags().IntVar(&buffer, "buffer", gossip.DefaultSubscriptionBuffer, "messages the subscription holds before it drops")
 	return c
-}
-
-// printTopicMessages prints the stream's messages until it ends; it
-// flushes its output whenever no further record has arrived yet.
-func (e *env) printTopicMessages(st *api.TopicStream, asJSON bool) error {
-	out := bufio.NewWriterSize(e.stdout, 64<<10)
-	defer out.Flush()
-	var noticed uint64
-	var noticedAt time.Time
-	for {
-		ev, err := st.Next()
-		if err != nil {
-			return err
-		}
-		switch {
-		case ev.TopicMessage != nil && asJSON:
-			b, err := json.Marshal(ev.TopicMessage)
-			if err != nil {
-				return fmt.Errorf("encode message as JSON: %w", err)
-			}
-			if _, err := out.Write(append(b, '\n')); err != nil {
-				return fmt.Errorf("write to stdout: %w", err)
-			}
-		case ev.TopicMessage != nil:
-			if err := textLine(out, ev.Data); err != nil {
-				return fmt.Errorf("write to stdout: %w", err)
-			}
-		case ev.Dropped != nil && *ev.Dropped != noticed && time.Since(noticedAt) >= time.Second:
-			noticed, noticedAt = *ev.Dropped, time.Now()
-			fmt.Fprintf(e.stderr, "warren: sub %q: %d messages dropped so far (buffer %d: read faster or raise --buffer)\n",
-				st.Info.Topic, noticed, st.Info.Buffer)
-		}
-		if !st.Buffered() {
-			if err := out.Flush(); err != nil {
-				return fmt.Errorf("write to stdout: %w", err)
-			}
-		}
-	}
 }
 
 func topicsCmd(e *env) *cobra.Command {
@@ -180,19 +140,8 @@ subscriptions, messages published and received, and messages dropped (every
 loss GossipSub can have, by reason in --json) and rejected by validation.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cl, err := e.client()
-			if err != nil {
-				return err
-			}
-			defer cl.Close()
-			ts, err := cl.Topics(cmd.Context())
-			if err != nil {
-				return err
-			}
-			if asJSON {
-				return e.printJSON(ts)
-			}
-			return printTopics(e.stdout, ts)
+			return show(e, asJSON, func(cl *api.Client) ([]api.TopicInfo, error) { return cl.Topics(cmd.Context()) },
+				func(ts []api.TopicInfo) error { return printTopics(e.stdout, ts) })
 		},
 	}
 	c.Flags().BoolVar(&asJSON, "json", false, "print JSON")

@@ -1,10 +1,8 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -163,11 +161,8 @@ command ends with a summary line on stderr: "received X, dropped Y".`,
 			if _, err := msg.ParsePolicy(policy); err != nil {
 				return fmt.Errorf("--policy %q: expected block, drop-oldest or drop-newest", policy)
 			}
-			if buffer < 0 || buffer > api.MaxSubscribeBuffer {
-				return fmt.Errorf("--buffer %d: expected 0 (the default, %d) to %d messages", buffer, msg.DefaultSubscribeBuffer, api.MaxSubscribeBuffer)
-			}
-			if count < 0 {
-				return fmt.Errorf("-n %d: expected a number of messages >= 0 (0: until interrupted)", count)
+			if err := checkSubscribeFlags(buffer, msg.DefaultSubscribeBuffer, count); err != nil {
+				return err
 			}
 			cl, err := e.client()
 			if err != nil {
@@ -180,12 +175,15 @@ command ends with a summary line on stderr: "received X, dropped Y".`,
 				return err
 			}
 			defer st.Close()
-			err = e.printMessages(st, asJSON)
-			if ctx.Err() != nil || errors.Is(err, io.EOF) {
-				err = nil // interrupted, or -n reached
-			}
-			fmt.Fprintf(e.stderr, "received %d, dropped %d\n", st.Received(), st.Dropped())
-			return err
+			return printSubscription(ctx, e, st, asJSON, func(ev api.MessageEvent) record {
+				if m := ev.ReceivedMessage; m != nil {
+					return record{msg: m, payload: m.Payload}
+				}
+				return record{dropped: ev.Dropped}
+			}, func(dropped uint64) string {
+				return fmt.Sprintf("warren: recv %q: %d messages dropped so far (policy %s, buffer %d)",
+					st.Info.Type, dropped, st.Info.Policy, st.Info.Buffer)
+			})
 		},
 	}
 	c.Flags().BoolVar(&asJSON, "json", false, "print one JSON object per message")
@@ -194,45 +192,6 @@ command ends with a summary line on stderr: "received X, dropped Y".`,
 	c.Flags().IntVar(&buffer, "buffer", msg.DefaultSubscribeBuffer, "messages the subscription holds")
 	c.Flags().BoolVar(&dedup, "dedup", false, "discard messages whose (sender, id) was already delivered")
 	return c
-}
-
-// printMessages prints the stream's messages until it ends; it flushes its
-// output whenever no further record has arrived yet.
-func (e *env) printMessages(st *api.MessageStream, asJSON bool) error {
-	out := bufio.NewWriterSize(e.stdout, 64<<10)
-	defer out.Flush()
-	var noticed uint64
-	var noticedAt time.Time
-	for {
-		ev, err := st.Next()
-		if err != nil {
-			return err
-		}
-		switch {
-		case ev.ReceivedMessage != nil && asJSON:
-			b, err := json.Marshal(ev.ReceivedMessage)
-			if err != nil {
-				return fmt.Errorf("encode message as JSON: %w", err)
-			}
-			b = append(b, '\n')
-			if _, err := out.Write(b); err != nil {
-				return fmt.Errorf("write to stdout: %w", err)
-			}
-		case ev.ReceivedMessage != nil:
-			if err := textLine(out, ev.Payload); err != nil {
-				return fmt.Errorf("write to stdout: %w", err)
-			}
-		case ev.Dropped != nil && *ev.Dropped != noticed && time.Since(noticedAt) >= time.Second:
-			noticed, noticedAt = *ev.Dropped, time.Now()
-			fmt.Fprintf(e.stderr, "warren: recv %q: %d messages dropped so far (policy %s, buffer %d)\n",
-				st.Info.Type, noticed, st.Info.Policy, st.Info.Buffer)
-		}
-		if !st.Buffered() {
-			if err := out.Flush(); err != nil {
-				return fmt.Errorf("write to stdout: %w", err)
-			}
-		}
-	}
 }
 
 func requestCmd(e *env) *cobra.Command {
@@ -431,19 +390,8 @@ func msgStatsCmd(e *env) *cobra.Command {
 		Short: "Show message counters: per type, per subscription and per peer",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cl, err := e.client()
-			if err != nil {
-				return err
-			}
-			defer cl.Close()
-			st, err := cl.MessageStats(cmd.Context())
-			if err != nil {
-				return err
-			}
-			if asJSON {
-				return e.printJSON(st)
-			}
-			return printMsgStats(e.stdout, st)
+			return show(e, asJSON, func(cl *api.Client) (api.MessageStats, error) { return cl.MessageStats(cmd.Context()) },
+				func(st api.MessageStats) error { return printMsgStats(e.stdout, st) })
 		},
 	}
 	c.Flags().BoolVar(&asJSON, "json", false, "print JSON")

@@ -50,6 +50,24 @@ func (e *env) client() (*api.Client, error) {
 	return api.ClientForRepo(dir)
 }
 
+// show gets a client, makes one call with it and prints the answer: as
+// indented JSON with asJSON, otherwise with text.
+func show[T any](e *env, asJSON bool, call func(*api.Client) (T, error), text func(T) error) error {
+	cl, err := e.client()
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	v, err := call(cl)
+	if err != nil {
+		return err
+	}
+	if asJSON {
+		return e.printJSON(v)
+	}
+	return text(v)
+}
+
 // printJSON writes v as indented JSON.
 func (e *env) printJSON(v any) error {
 	enc := json.NewEncoder(e.stdout)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strconv"
@@ -43,30 +44,20 @@ func tunnelListenCmd(e *env) *cobra.Command {
 					return fmt.Errorf("--allow: %w", err)
 				}
 			}
-			cl, err := e.client()
-			if err != nil {
-				return err
-			}
-			info, err := cl.TunnelListen(cmd.Context(), req)
-			if err != nil {
-				return err
-			}
-			if asJSON {
-				return e.printJSON(info)
-			}
-			who := "any peer"
-			if len(info.Allow) > 0 {
-				who = strings.Join(info.Allow, ", ")
-			}
-			e.printf("listening on %s: streams from %s go to %s%s\n", info.Protocol, who, info.TargetAddress, tempNote(info.Temp))
-			return nil
+			return show(e, asJSON, func(cl *api.Client) (api.TunnelInfo, error) { return cl.TunnelListen(cmd.Context(), req) },
+				func(info api.TunnelInfo) error {
+					who := "any peer"
+					if len(info.Allow) > 0 {
+						who = strings.Join(info.Allow, ", ")
+					}
+					e.printf("listening on %s: streams from %s go to %s%s\n", info.Protocol, who, info.TargetAddress, tempNote(info.Temp))
+					return nil
+				})
 		},
 	}
 	c.Flags().StringArrayVar(&req.Allow, "allow", nil, "only this peer ID may connect (repeat for several); default: any peer")
 	c.Flags().BoolVar(&req.ReportPeerID, "report-peer-id", false, "write the remote peer ID and a newline to the target before any tunnelled byte (TCP and unix targets)")
-	c.Flags().BoolVar(&req.AllowCustomProtocol, "allow-custom-protocol", false, "allow a protocol name that does not start with /x/")
-	c.Flags().BoolVar(&req.Temp, "temp", false, "do not save the tunnel: it ends with the daemon")
-	c.Flags().BoolVar(&asJSON, "json", false, "print the new tunnel as JSON")
+	newTunnelFlags(c, &req.AllowCustomProtocol, &req.Temp, &asJSON)
 	return c
 }
 
@@ -79,25 +70,22 @@ func tunnelForwardCmd(e *env) *cobra.Command {
 		Args:  cobra.ExactArgs(3),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			req.Protocol, req.ListenAddress, req.Peer = args[0], args[1], args[2]
-			cl, err := e.client()
-			if err != nil {
-				return err
-			}
-			info, err := cl.TunnelForward(cmd.Context(), req)
-			if err != nil {
-				return err
-			}
-			if asJSON {
-				return e.printJSON(info)
-			}
-			e.printf("forwarding %s to %s on %s%s\n", info.ListenAddress, info.Protocol, info.TargetAddress, tempNote(info.Temp))
-			return nil
+			return show(e, asJSON, func(cl *api.Client) (api.TunnelInfo, error) { return cl.TunnelForward(cmd.Context(), req) },
+				func(info api.TunnelInfo) error {
+					e.printf("forwarding %s to %s on %s%s\n", info.ListenAddress, info.Protocol, info.TargetAddress, tempNote(info.Temp))
+					return nil
+				})
 		},
 	}
-	c.Flags().BoolVar(&req.AllowCustomProtocol, "allow-custom-protocol", false, "allow a protocol name that does not start with /x/")
-	c.Flags().BoolVar(&req.Temp, "temp", false, "do not save the tunnel: it ends with the daemon")
-	c.Flags().BoolVar(&asJSON, "json", false, "print the new tunnel as JSON")
+	newTunnelFlags(c, &req.AllowCustomProtocol, &req.Temp, &asJSON)
 	return c
+}
+
+// newTunnelFlags adds the flags listen and forward share.
+func newTunnelFlags(c *cobra.Command, allowCustomProtocol, temp, asJSON *bool) {
+	c.Flags().BoolVar(allowCustomProtocol, "allow-custom-protocol", false, "allow a protocol name that does not start with /x/")
+	c.Flags().BoolVar(temp, "temp", false, "do not save the tunnel: it ends with the daemon")
+	c.Flags().BoolVar(asJSON, "json", false, "print the new tunnel as JSON")
 }
 
 func tempNote(temp bool) string {
@@ -122,28 +110,8 @@ func checkKind(kind string) error {
 }
 
 func tunnelLsCmd(e *env) *cobra.Command {
-	var asJSON bool
-	var o api.TunnelListOptions
-	c := &cobra.Command{
-		Use:   "ls",
-		Short: "List listen and forward tunnels with their traffic, and the error of any that could not be restored",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := checkKind(o.Kind); err != nil {
-				return err
-			}
-			cl, err := e.client()
-			if err != nil {
-				return err
-			}
-			ts, err := cl.Tunnels(cmd.Context(), o)
-			if err != nil {
-				return err
-			}
-			if asJSON {
-				return e.printJSON(ts)
-			}
-			tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+	return tunnelListCmd(e, "ls", "List listen and forward tunnels with their traffic, and the error of any that could not be restored",
+		(*api.Client).Tunnels, func(tw *tabwriter.Writer, ts []api.TunnelInfo) {
 			fmt.Fprintln(tw, "ID\tKIND\tPROTOCOL\tLISTEN\tTARGET\tALLOW\tSTREAMS\tIN\tOUT\tSTATUS")
 			for _, t := range ts {
 				allow := "any"
@@ -159,7 +127,30 @@ func tunnelLsCmd(e *env) *cobra.Command {
 				fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", t.ID, t.Kind, t.Protocol,
 					t.ListenAddress, t.TargetAddress, allow, t.ActiveStreams, byteSize(t.BytesIn), byteSize(t.BytesOut), status)
 			}
-			return tw.Flush()
+		})
+}
+
+// tunnelListCmd makes ls or streams: it lists what fetch returns, filtered
+// by --kind and --protocol, as JSON with --json and otherwise as the table
+// that table writes.
+func tunnelListCmd[T any](e *env, use, short string, fetch func(*api.Client, context.Context, api.TunnelListOptions) ([]T, error),
+	table func(*tabwriter.Writer, []T)) *cobra.Command {
+	var asJSON bool
+	var o api.TunnelListOptions
+	c := &cobra.Command{
+		Use:   use,
+		Short: short,
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := checkKind(o.Kind); err != nil {
+				return err
+			}
+			return show(e, asJSON, func(cl *api.Client) ([]T, error) { return fetch(cl, cmd.Context(), o) },
+				func(items []T) error {
+					tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+					table(tw, items)
+					return tw.Flush()
+				})
 		},
 	}
 	c.Flags().BoolVar(&asJSON, "json", false, "print JSON")
@@ -201,39 +192,15 @@ func tunnelCloseCmd(e *env) *cobra.Command {
 }
 
 func tunnelStreamsCmd(e *env) *cobra.Command {
-	var asJSON bool
-	var o api.TunnelListOptions
-	c := &cobra.Command{
-		Use:   "streams",
-		Short: "List active tunnelled connections",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := checkKind(o.Kind); err != nil {
-				return err
-			}
-			cl, err := e.client()
-			if err != nil {
-				return err
-			}
-			ss, err := cl.TunnelStreams(cmd.Context(), o)
-			if err != nil {
-				return err
-			}
-			if asJSON {
-				return e.printJSON(ss)
-			}
-			tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+	c := tunnelListCmd(e, "streams", "List active tunnelled connections",
+		(*api.Client).TunnelStreams, func(tw *tabwriter.Writer, ss []api.TunnelStreamInfo) {
 			fmt.Fprintln(tw, "ID\tTUNNEL\tKIND\tPROTOCOL\tPEER\tLOCAL\tREMOTE\tIN\tOUT\tAGE")
 			now := time.Now()
 			for _, s := range ss {
 				fmt.Fprintf(tw, "%d\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.ID, s.TunnelID, s.Kind, s.Protocol, s.Peer,
 					s.LocalAddr, s.RemoteAddr, byteSize(s.BytesIn), byteSize(s.BytesOut), now.Sub(s.Opened).Round(time.Second))
 			}
-			return tw.Flush()
-		},
-	}
-	c.Flags().BoolVar(&asJSON, "json", false, "print JSON")
-	listOptions(c, &o)
+		})
 	c.AddCommand(tunnelStreamsCloseCmd(e))
 	return c
 }

@@ -1,0 +1,94 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/warren-p2p/warren/api"
+)
+
+// subscription is an open subscription stream of the API client whose
+// records are E: *api.MessageStream (recv) or *api.TopicStream (sub).
+type subscription[E any] interface {
+	Next() (E, error)
+	Buffered() bool
+	Received() uint64
+	Dropped() uint64
+}
+
+// checkSubscribeFlags checks the --buffer and -n flags of recv and sub.
+func checkSubscribeFlags(buffer, defaultBuffer, count int) error {
+	if buffer < 0 || buffer > api.MaxSubscribeBuffer {
+		return fmt.Errorf("--buffer %d: expected 0 (the default, %d) to %d messages", buffer, defaultBuffer, api.MaxSubscribeBuffer)
+	}
+	if count < 0 {
+		return fmt.Errorf("-n %d: expected a number of messages >= 0 (0: until interrupted)", count)
+	}
+	return nil
+}
+
+// record is a subscription stream's record taken apart: a message (msg,
+// printed by --json, and its payload) or a drop report (dropped).
+type record struct {
+	msg     any // nil for a drop report
+	payload []byte
+	dropped *uint64
+}
+
+// printSubscription prints st's messages until it ends: each payload as one
+// line of text, or with asJSON each message as one JSON line. It flushes
+// its output whenever no further record has arrived yet, reports drops on
+// stderr at most once a second (dropNote words the report), and ends with
+// "received X, dropped Y" on stderr. ctx ending (Ctrl-C) and the stream
+// ending after its -n messages are not errors.
+func printSubscription[E any](ctx context.Context, e *env, st subscription[E], asJSON bool,
+	split func(E) record, dropNote func(dropped uint64) string) error {
+	err := printRecords(e, st, asJSON, split, dropNote)
+	if ctx.Err() != nil || errors.Is(err, io.EOF) {
+		err = nil // interrupted, or -n reached
+	}
+	fmt.Fprintf(e.stderr, "received %d, dropped %d\n", st.Received(), st.Dropped())
+	return err
+}
+
+// printRecords is printSubscription's loop; it returns st's error.
+func printRecords[E any](e *env, st subscription[E], asJSON bool, split func(E) record, dropNote func(uint64) string) error {
+	out := bufio.NewWriterSize(e.stdout, 64<<10)
+	defer out.Flush()
+	var noticed uint64
+	var noticedAt time.Time
+	for {
+		ev, err := st.Next()
+		if err != nil {
+			return err
+		}
+		r := split(ev)
+		switch {
+		case r.msg != nil && asJSON:
+			b, err := json.Marshal(r.msg)
+			if err != nil {
+				return fmt.Errorf("encode message as JSON: %w", err)
+			}
+			if _, err := out.Write(append(b, '\n')); err != nil {
+				return fmt.Errorf("write to stdout: %w", err)
+			}
+		case r.msg != nil:
+			if err := textLine(out, r.payload); err != nil {
+				return fmt.Errorf("write to stdout: %w", err)
+			}
+		case r.dropped != nil && *r.dropped != noticed && time.Since(noticedAt) >= time.Second:
+			noticed, noticedAt = *r.dropped, time.Now()
+			fmt.Fprintln(e.stderr, dropNote(noticed))
+		}
+		if !st.Buffered() {
+			if err := out.Flush(); err != nil {
+				return fmt.Errorf("write to stdout: %w", err)
+			}
+		}
+	}
+}
