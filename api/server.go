@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"runtime"
 	"sync"
@@ -80,6 +81,13 @@ func (s *Server) routes() {
 	m.HandleFunc("POST /v1/peers/connect", s.connect)
 	m.HandleFunc("POST /v1/peers/disconnect", s.disconnect)
 	m.HandleFunc("POST /v1/ping", s.ping)
+	// Go's profiler, for "go tool pprof http://.../debug/pprof/profile"; as
+	// trusted as the rest of the API (socket mode 0600, or the token).
+	m.HandleFunc("GET /debug/pprof/", pprof.Index)
+	m.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
+	m.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+	m.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+	m.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
 	s.extraRoutes()
 	m.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Errorf("no API endpoint %s %s (see docs/api.md)", r.Method, r.URL.Path))

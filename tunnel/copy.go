@@ -89,8 +89,7 @@ func (p *bufPool) copyFromLocal(dst io.Writer, src net.Conn, count func(int)) er
 
 // copyFromReader copies src to dst until EOF (returns nil) or an error. It
 // blocks in Read with a small buffer and switches to a pooled large buffer
-// once a read fills the small one, going back as soon as a read comes back
-// short (the reader has drained what was buffered).
+// once a read fills the small one, going back when src goes idle (see drain).
 func (p *bufPool) copyFromReader(dst io.Writer, src io.Reader, count func(int)) error {
 	small := make([]byte, smallBufSize)
 	for {
@@ -119,10 +118,10 @@ func (p *bufPool) copyFromReader(dst io.Writer, src io.Reader, count func(int)) 
 	}
 }
 
-// drain reads with a pooled buffer while reads fill it completely. If src
-// supports read deadlines, a read that blocks longer than bigHoldGrace gives
-// the buffer back (the data ended exactly at a buffer boundary and the
-// connection went idle).
+// drain reads with a pooled buffer while data flows. If src supports read
+// deadlines (libp2p streams do), the buffer is kept until a read has blocked
+// for bigHoldGrace, so a bulk transfer never falls back to small reads;
+// without deadlines a short read gives it back.
 func (p *bufPool) drain(dst io.Writer, src io.Reader, count func(int)) error {
 	dl, _ := src.(interface{ SetReadDeadline(time.Time) error })
 	if dl != nil && dl.SetReadDeadline(time.Now().Add(bigHoldGrace)) != nil {
@@ -151,12 +150,17 @@ func (p *bufPool) drain(dst io.Writer, src io.Reader, count func(int)) error {
 			}
 			return &opError{op: "read", err: err}
 		}
-		if n < len(buf) {
-			return nil
+		if dl == nil {
+			// No deadlines: give the buffer back as soon as a read comes
+			// back short, the only sign that src may be going idle.
+			if n < len(buf) {
+				return nil
+			}
+			continue
 		}
-		if dl != nil {
-			_ = dl.SetReadDeadline(time.Now().Add(bigHoldGrace))
-		}
+		// Keep the buffer while data flows, short reads included; it goes
+		// back once a read has waited bigHoldGrace for data.
+		_ = dl.SetReadDeadline(time.Now().Add(bigHoldGrace))
 	}
 }
 
