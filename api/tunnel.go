@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"syscall"
 
 	"github.com/libp2p/go-libp2p/core/peer"
 
@@ -72,17 +73,21 @@ func (s *Server) tunnelRoutes() {
 }
 
 // tunnelStatus maps a tunnel.Manager error: a closed manager is the daemon
-// shutting down, a cancelled request is a timeout; anything else from
-// Listen/Forward is about the request (bad name or address, conflict, port
-// in use).
+// shutting down, a cancelled request is a timeout, a bad spec is 400, a
+// tunnel or port already taken is 409, and anything else (the state file,
+// the network) is the node's failure, 500.
 func tunnelStatus(err error) int {
 	switch {
+	case errors.Is(err, tunnel.ErrInvalid):
+		return http.StatusBadRequest
+	case errors.Is(err, tunnel.ErrExists), errors.Is(err, syscall.EADDRINUSE):
+		return http.StatusConflict
 	case errors.Is(err, tunnel.ErrClosed):
 		return http.StatusServiceUnavailable
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
 		return http.StatusGatewayTimeout
 	}
-	return http.StatusBadRequest
+	return http.StatusInternalServerError
 }
 
 func (s *Server) tunnelList(w http.ResponseWriter, r *http.Request) {

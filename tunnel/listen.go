@@ -2,7 +2,6 @@ package tunnel
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"net"
 	"slices"
@@ -14,7 +13,7 @@ import (
 // startListen registers the stream handler of a listen tunnel.
 func (m *Manager) startListen(t *tunnel) error {
 	if slices.Contains(m.h.Mux().Protocols(), t.proto) {
-		return fmt.Errorf("tunnel: listen %q: the host already has a handler for this protocol", t.proto)
+		return existsf("tunnel: listen %q: the host already has a handler for this protocol", t.proto)
 	}
 	m.h.SetStreamHandler(t.proto, func(s network.Stream) { m.handleInbound(t, s) })
 	m.mu.Lock()

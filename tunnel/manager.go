@@ -170,7 +170,7 @@ func (m *Manager) newListenTunnel(spec ListenSpec) (*tunnel, error) {
 		return nil, err
 	}
 	if spec.ReportPeerID && target.transport == TransportUDP {
-		return nil, fmt.Errorf("tunnel: target %q: ReportPeerID (--report-peer-id) needs a TCP or unix target, not UDP", spec.Target)
+		return nil, invalidf("tunnel: target %q: ReportPeerID (--report-peer-id) needs a TCP or unix target, not UDP", spec.Target)
 	}
 	var allow map[peer.ID]struct{}
 	if len(spec.Allow) > 0 {
@@ -209,7 +209,7 @@ func (m *Manager) newForwardTunnel(spec ForwardSpec) (*tunnel, error) {
 		return nil, err
 	}
 	if pid == m.h.ID() {
-		return nil, fmt.Errorf("tunnel: peer %q is this host: expected a remote peer", spec.Peer)
+		return nil, invalidf("tunnel: peer %q is this host: expected a remote peer", spec.Peer)
 	}
 	return &tunnel{
 		kind:       KindForward,
@@ -272,11 +272,11 @@ func (m *Manager) conflict(t *tunnel) error {
 		switch t.kind {
 		case KindListen:
 			if o.proto == t.proto {
-				return fmt.Errorf("tunnel: listen %q: protocol already has a listener (tunnel %d, target %s); close it first", t.proto, o.id, o.targetAddr)
+				return existsf("tunnel: listen %q: protocol already has a listener (tunnel %d, target %s); close it first", t.proto, o.id, o.targetAddr)
 			}
 		case KindForward:
 			if o.transport == t.transport && (o.listenAddr == t.listenAddr || o.bind.maddr.String() == t.listenAddr) && !isPortZero(t.bind) {
-				return fmt.Errorf("tunnel: forward %q: listen address %s is already used by tunnel %d (protocol %s); close it first", t.proto, t.listenAddr, o.id, o.proto)
+				return existsf("tunnel: forward %q: listen address %s is already used by tunnel %d (protocol %s); close it first", t.proto, t.listenAddr, o.id, o.proto)
 			}
 		}
 	}
@@ -553,9 +553,9 @@ func (f Filter) validate() error {
 	some := f.ID != 0 || f.Protocol != "" || f.ListenAddress != "" || f.TargetAddress != ""
 	switch {
 	case f.All && some:
-		return errors.New("tunnel: filter: All cannot be combined with ID, Protocol, ListenAddress or TargetAddress")
+		return invalidf("tunnel: filter: All cannot be combined with ID, Protocol, ListenAddress or TargetAddress")
 	case !f.All && !some:
-		return errors.New("tunnel: filter is empty: set All to close every tunnel, or give at least one of ID, Protocol, ListenAddress, TargetAddress")
+		return invalidf("tunnel: filter is empty: set All to close every tunnel, or give at least one of ID, Protocol, ListenAddress, TargetAddress")
 	}
 	return nil
 }

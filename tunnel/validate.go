@@ -1,6 +1,7 @@
 package tunnel
 
 import (
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -28,17 +29,17 @@ type endpoint struct {
 func validateProtocol(p string, allowCustom bool) (protocol.ID, error) {
 	switch {
 	case p == "":
-		return "", fmt.Errorf("tunnel: protocol is empty: expected a name like /x/my-service")
+		return "", invalidf("tunnel: protocol is empty: expected a name like /x/my-service")
 	case len(p) > maxProtocolLen:
-		return "", fmt.Errorf("tunnel: protocol %.40q...: longer than %d bytes", p, maxProtocolLen)
+		return "", invalidf("tunnel: protocol %.40q...: longer than %d bytes", p, maxProtocolLen)
 	case strings.IndexFunc(p, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }) >= 0:
-		return "", fmt.Errorf("tunnel: protocol %q: must not contain whitespace or control characters", p)
+		return "", invalidf("tunnel: protocol %q: must not contain whitespace or control characters", p)
 	case !strings.HasPrefix(p, "/x/") && !allowCustom:
-		return "", fmt.Errorf("tunnel: protocol %q: names must start with /x/ (set AllowCustomProtocol, --allow-custom-protocol, to use another name)", p)
+		return "", invalidf("tunnel: protocol %q: names must start with /x/ (set AllowCustomProtocol, --allow-custom-protocol, to use another name)", p)
 	case !strings.HasPrefix(p, "/"):
-		return "", fmt.Errorf("tunnel: protocol %q: must start with /", p)
+		return "", invalidf("tunnel: protocol %q: must start with /", p)
 	case p == "/x/" || p == "/":
-		return "", fmt.Errorf("tunnel: protocol %q: name is empty after the prefix, expected e.g. /x/my-service", p)
+		return "", invalidf("tunnel: protocol %q: name is empty after the prefix, expected e.g. /x/my-service", p)
 	}
 	return protocol.ID(p), nil
 }
@@ -53,7 +54,7 @@ func parseEndpoint(what, s string, listen bool) (endpoint, error) {
 	}
 	expected := hostForms + "/tcp|udp/<port> or /unix/<path>"
 	fail := func(format string, args ...any) (endpoint, error) {
-		return endpoint{}, fmt.Errorf("tunnel: %s %q: %s (expected %s)", what, s, fmt.Sprintf(format, args...), expected)
+		return endpoint{}, invalidf("tunnel: %s %q: %s (expected %s)", what, s, fmt.Sprintf(format, args...), expected)
 	}
 	if s == "" {
 		return fail("is empty")
@@ -116,18 +117,18 @@ func parseEndpoint(what, s string, listen bool) (endpoint, error) {
 func parsePeer(s string) (peer.ID, []ma.Multiaddr, error) {
 	const expected = "expected a peer ID or a multiaddr ending in /p2p/<peer-id>"
 	if s == "" {
-		return "", nil, fmt.Errorf("tunnel: peer is empty: %s", expected)
+		return "", nil, invalidf("tunnel: peer is empty: %s", expected)
 	}
 	if strings.HasPrefix(s, "/") {
 		ai, err := peer.AddrInfoFromString(s)
 		if err != nil {
-			return "", nil, fmt.Errorf("tunnel: peer %q: %s: %w", s, expected, err)
+			return "", nil, invalidf("tunnel: peer %q: %s: %w", s, expected, err)
 		}
 		return ai.ID, ai.Addrs, nil
 	}
 	id, err := peer.Decode(s)
 	if err != nil {
-		return "", nil, fmt.Errorf("tunnel: peer %q: %s: %w", s, expected, err)
+		return "", nil, invalidf("tunnel: peer %q: %s: %w", s, expected, err)
 	}
 	return id, nil, nil
 }
@@ -139,4 +140,31 @@ func normalizeAddr(s string) string {
 		return m.String()
 	}
 	return s
+}
+
+// ErrInvalid marks an error caused by a bad tunnel spec (name, address,
+// peer, filter); ErrExists one caused by a tunnel that already holds the
+// protocol or address. Anything else from Listen or Forward is the node's
+// failure (state file, network).
+var (
+	ErrInvalid = errors.New("invalid tunnel spec")
+	ErrExists  = errors.New("tunnel already exists")
+)
+
+// kindError prints as its cause but also matches a sentinel with errors.Is.
+type kindError struct {
+	kind error
+	err  error
+}
+
+func (e *kindError) Error() string        { return e.err.Error() }
+func (e *kindError) Unwrap() error        { return e.err }
+func (e *kindError) Is(target error) bool { return target == e.kind }
+
+func invalidf(format string, args ...any) error {
+	return &kindError{kind: ErrInvalid, err: fmt.Errorf(format, args...)}
+}
+
+func existsf(format string, args ...any) error {
+	return &kindError{kind: ErrExists, err: fmt.Errorf(format, args...)}
 }
