@@ -157,8 +157,23 @@ func shortTemp(t *testing.T) string {
 // startDaemon starts a daemon on repo and waits until its API answers.
 func startDaemon(t *testing.T, repo string, extra ...string) *daemon {
 	t.Helper()
+	return launchDaemon(t, repo, nil, extra...)
+}
+
+// startDaemonInNetns starts a daemon inside network namespace ns. Its API
+// socket is a file, so the CLI reaches it from any namespace.
+func startDaemonInNetns(t *testing.T, ns, repo string, extra ...string) *daemon {
+	t.Helper()
+	return launchDaemon(t, repo, []string{"ip", "netns", "exec", ns}, extra...)
+}
+
+// launchDaemon runs `warren daemon` on repo, behind the command prefix wrap
+// (which must exec the daemon in its own process), and waits for its API.
+func launchDaemon(t *testing.T, repo string, wrap []string, extra ...string) *daemon {
+	t.Helper()
 	d := &daemon{t: t, Repo: repo, done: make(chan struct{})}
-	d.cmd = exec.Command(bin, append([]string{"--repo", repo, "daemon", "--init-profile", "test"}, extra...)...)
+	args := append(append(append([]string{}, wrap...), bin, "--repo", repo, "daemon", "--init-profile", "test"), extra...)
+	d.cmd = exec.Command(args[0], args[1:]...)
 	pr, pw, err := os.Pipe()
 	if err != nil {
 		t.Fatal(err)
@@ -267,5 +282,27 @@ func eventually(t *testing.T, timeout time.Duration, f func() error) {
 			t.Fatal(err)
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// setConfig edits a stopped daemon's config.toml: each pair is a line as
+// init wrote it and the line to put in its place. A line that is not there
+// fails the test, so a renamed setting cannot make an edit silently vanish.
+func setConfig(t *testing.T, repo string, pairs ...string) {
+	t.Helper()
+	path := filepath.Join(repo, "config.toml")
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := string(b)
+	for i := 0; i+1 < len(pairs); i += 2 {
+		if !strings.Contains(text, pairs[i]) {
+			t.Fatalf("config of %s has no line %q", repo, pairs[i])
+		}
+		text = strings.Replace(text, pairs[i], pairs[i+1], 1)
+	}
+	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
 	}
 }
