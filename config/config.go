@@ -75,7 +75,14 @@ type Swarm struct {
 	RelayClient     bool            `toml:"relay_client" comment:"Use circuit relays to be reachable when behind NAT."`
 	StaticRelays    []string        `toml:"static_relays" comment:"Relays to use (multiaddrs ending in /p2p/<peer-id>); empty means connected peers that offer the relay service."`
 	RelayService    bool            `toml:"relay_service" comment:"Act as a circuit relay (v2) for other peers. libp2p runs it only while the node is publicly reachable (see reachability)."`
+	RelayLimit      RelayLimit      `toml:"relay_limit"`
 	Reachability    string          `toml:"reachability" comment:"auto (let AutoNAT find out), public, or private (behind NAT: reserve relay slots at once)."`
+}
+
+// RelayLimit bounds each connection this node relays (relay service only).
+type RelayLimit struct {
+	Duration Duration `toml:"duration" comment:"How long one relayed connection may last; 0: no limit. libp2p's default is 2m."`
+	Data     int64    `toml:"data" comment:"Bytes one relayed connection may carry in each direction; 0: no limit. libp2p's default is 131072 (128 KiB), too little for long tunnels."`
 }
 
 // ConnMgr holds the connection manager's watermarks.
@@ -153,6 +160,7 @@ func Default() Config {
 			PreferTransport: "tcp",
 			ConnMgr:         ConnMgr{LowWater: 64, HighWater: 192, GracePeriod: Duration(30 * time.Second)},
 			NATPortMap:      true, AutoNAT: true, HolePunching: true, RelayClient: true, Reachability: "auto",
+			RelayLimit:   RelayLimit{Duration: Duration(2 * time.Minute), Data: 128 << 10},
 			StaticRelays: []string{},
 			ResourceManager: ResourceManager{
 				Enabled:            true,
@@ -221,6 +229,9 @@ func (c *Config) Validate() error {
 	case "auto", "server", "client", "off":
 	default:
 		bad("discovery.dht", fmt.Sprintf("%q", c.Discovery.DHT), "auto, server, client or off")
+	}
+	if c.Swarm.RelayLimit.Duration < 0 || c.Swarm.RelayLimit.Data < 0 {
+		bad("swarm.relay_limit", fmt.Sprintf("duration=%v data=%d", c.Swarm.RelayLimit.Duration.Std(), c.Swarm.RelayLimit.Data), "values >= 0 (0: no limit)")
 	}
 	switch c.Swarm.Reachability {
 	case "auto", "public", "private":

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bufio"
+	"bytes"
 	"fmt"
 	"io"
 	"net"
@@ -67,7 +68,9 @@ func TestTunnelThroughRelayAcrossNamespaces(t *testing.T) {
 	setConfig(t, repoR,
 		"listen = ['/ip4/127.0.0.1/tcp/0', '/ip4/127.0.0.1/udp/0/quic-v1']", "listen = ['/ip4/0.0.0.0/tcp/4101']",
 		"relay_service = false", "relay_service = true",
-		"reachability = 'auto'", "reachability = 'public'")
+		"reachability = 'auto'", "reachability = 'public'",
+		"data = 131072", "data = 8388608") // 8 MiB: libp2p's default 128 KiB would cut the transfer below
+
 	r := startDaemonInNetns(t, nsR, repoR)
 	viaA := "/ip4/10.213.1.1/tcp/4101/p2p/" + r.ID // R as A sees it
 	viaB := "/ip4/10.213.2.1/tcp/4101/p2p/" + r.ID // R as B sees it
@@ -153,9 +156,24 @@ func TestTunnelThroughRelayAcrossNamespaces(t *testing.T) {
 	if _, err := io.WriteString(c, line); err != nil {
 		t.Fatal(err)
 	}
-	got, err := bufio.NewReader(c).ReadString('\n')
+	br := bufio.NewReader(c)
+	got, err := br.ReadString('\n')
 	if err != nil || got != line {
 		t.Fatalf("echo through the relayed tunnel: %q, %v", got, err)
+	}
+	// 1 MiB each way, eight times libp2p's default relay data limit, which
+	// this relay raised in its config.
+	blob := make([]byte, 1<<20)
+	for i := range blob {
+		blob[i] = byte(i*7 + i>>8)
+	}
+	go func() { _, _ = c.Write(blob) }()
+	back := make([]byte, len(blob))
+	if _, err := io.ReadFull(br, back); err != nil {
+		t.Fatalf("1 MiB through the relayed tunnel: %v", err)
+	}
+	if !bytes.Equal(back, blob) {
+		t.Fatal("1 MiB through the relayed tunnel came back different")
 	}
 	a.Stop()
 	b.Stop()

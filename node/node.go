@@ -26,6 +26,7 @@ import (
 	"github.com/libp2p/go-libp2p/p2p/discovery/mdns"
 	"github.com/libp2p/go-libp2p/p2p/host/autorelay"
 	"github.com/libp2p/go-libp2p/p2p/net/connmgr"
+	relayv2 "github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/relay"
 	"github.com/libp2p/go-libp2p/p2p/protocol/ping"
 	"github.com/libp2p/go-libp2p/p2p/security/noise"
 	libp2ptls "github.com/libp2p/go-libp2p/p2p/security/tls"
@@ -210,9 +211,24 @@ func hostOptions(cfg config.Config, key crypto.PrivKey, opts Options, relays aut
 		o = append(o, libp2p.DisableRelay())
 	}
 	if sw.RelayService {
-		o = append(o, libp2p.EnableRelay(), libp2p.EnableRelayService())
+		o = append(o, libp2p.EnableRelay(), libp2p.EnableRelayService(relayLimit(sw.RelayLimit)))
 	}
 	return o, nil
+}
+
+// relayLimit turns swarm.relay_limit into the relay service's option.
+func relayLimit(l config.RelayLimit) relayv2.Option {
+	if l.Duration == 0 && l.Data == 0 {
+		return relayv2.WithInfiniteLimits()
+	}
+	lim := &relayv2.RelayLimit{Duration: l.Duration.Std(), Data: l.Data}
+	if lim.Duration == 0 {
+		lim.Duration = 100 * 365 * 24 * time.Hour // no time limit; data still bounded
+	}
+	if lim.Data == 0 {
+		lim.Data = 1 << 62 // no data limit; time still bounded
+	}
+	return relayv2.WithLimit(lim)
 }
 
 func dhtOptions(cfg config.Config) []dht.Option {
