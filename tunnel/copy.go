@@ -7,7 +7,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
-	"time"
 )
 
 const (
@@ -21,10 +20,6 @@ const (
 
 // errNoRawRead reports that readiness-based reading is unavailable.
 var errNoRawRead = errors.New("raw read not supported")
-
-// bigHoldGrace bounds how long a blocked stream read may keep a pooled
-// buffer before giving it back and waiting with the small one.
-const bigHoldGrace = 100 * time.Millisecond
 
 // bufPool hands out large copy buffers. Buffers are only held while data is
 // flowing, never while a connection is idle.
@@ -89,7 +84,7 @@ func (p *bufPool) copyFromLocal(dst io.Writer, src net.Conn, count func(int)) er
 
 // copyFromReader copies src to dst until EOF (returns nil) or an error. It
 // blocks in Read with a small buffer and switches to a pooled large buffer
-// once a read fills the small one, going back when src goes idle (see drain).
+// once a read fills the small one, going back after a short read (see drain).
 func (p *bufPool) copyFromReader(dst io.Writer, src io.Reader, count func(int)) error {
 	small := make([]byte, smallBufSize)
 	for {
@@ -118,18 +113,15 @@ func (p *bufPool) copyFromReader(dst io.Writer, src io.Reader, count func(int)) 
 	}
 }
 
-// drain reads with a pooled buffer while data flows. If src supports read
-// deadlines (libp2p streams do), the buffer is kept until a read has blocked
-// for bigHoldGrace, so a bulk transfer never falls back to small reads;
-// without deadlines a short read gives it back.
+// drain reads with a pooled buffer while reads fill it completely, and gives
+// it back as soon as a read comes back short (what was buffered has been
+// drained). It never sets a read deadline on src: yamux sends a stream's
+// window update under the read deadline, and an update lost to an expired
+// deadline leaves the sender without credit for good (a stalled tunnel,
+// seen with 100 concurrent transfers under -race). The cost: a read that
+// exactly fills the buffer just before src goes idle keeps the buffer until
+// the next data or the end of the stream.
 func (p *bufPool) drain(dst io.Writer, src io.Reader, count func(int)) error {
-	dl, _ := src.(interface{ SetReadDeadline(time.Time) error })
-	if dl != nil && dl.SetReadDeadline(time.Now().Add(bigHoldGrace)) != nil {
-		dl = nil
-	}
-	if dl != nil {
-		defer func() { _ = dl.SetReadDeadline(time.Time{}) }()
-	}
 	bp := p.get()
 	defer p.put(bp)
 	buf := *bp
@@ -145,22 +137,11 @@ func (p *bufPool) drain(dst io.Writer, src io.Reader, count func(int)) error {
 			return io.EOF
 		}
 		if err != nil {
-			if ne, ok := errors.AsType[net.Error](err); ok && ne.Timeout() && dl != nil {
-				return nil
-			}
 			return &opError{op: "read", err: err}
 		}
-		if dl == nil {
-			// No deadlines: give the buffer back as soon as a read comes
-			// back short, the only sign that src may be going idle.
-			if n < len(buf) {
-				return nil
-			}
-			continue
+		if n < len(buf) {
+			return nil
 		}
-		// Keep the buffer while data flows, short reads included; it goes
-		// back once a read has waited bigHoldGrace for data.
-		_ = dl.SetReadDeadline(time.Now().Add(bigHoldGrace))
 	}
 }
 

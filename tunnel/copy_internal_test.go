@@ -38,8 +38,8 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-// A stream-side reader whose data ends exactly at the small buffer size
-// must not keep a pooled buffer while it then sits idle.
+// A stream-side reader that has drained what arrived must not keep a pooled
+// buffer while it then sits idle.
 func TestCopyFromReaderReleasesBufferWhenIdle(t *testing.T) {
 	p := newBufPool()
 	src, w := net.Pipe()
@@ -48,10 +48,12 @@ func TestCopyFromReaderReleasesBufferWhenIdle(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- p.copyFromReader(&dst, src, func(int) {}) }()
 
-	if _, err := w.Write(make([]byte, smallBufSize)); err != nil {
+	// More than the small buffer, so the copy takes a pooled one, then a
+	// short read: the data has been drained.
+	if _, err := w.Write(make([]byte, smallBufSize+5)); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "first chunk", func() bool { return dst.Len() == smallBufSize })
+	waitFor(t, "first chunk", func() bool { return dst.Len() == smallBufSize+5 })
 	waitFor(t, "pooled buffer to be returned while idle", func() bool { return p.held.Load() == 0 })
 
 	// Bulk data still flows after the idle period.
@@ -60,13 +62,13 @@ func TestCopyFromReaderReleasesBufferWhenIdle(t *testing.T) {
 	if _, err := w.Write(data); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "bulk data", func() bool { return dst.Len() == smallBufSize+len(data) })
+	waitFor(t, "bulk data", func() bool { return dst.Len() == smallBufSize+5+len(data) })
 	waitFor(t, "buffer returned after bulk", func() bool { return p.held.Load() == 0 })
 	w.Close()
 	if err := <-done; err != nil {
 		t.Fatalf("copy ended with %v, want nil at EOF", err)
 	}
-	if !bytes.Equal(dst.b.Bytes()[smallBufSize:], data) {
+	if !bytes.Equal(dst.b.Bytes()[smallBufSize+5:], data) {
 		t.Fatal("copied data differs")
 	}
 }
@@ -107,6 +109,33 @@ func TestCopyFromLocalHoldsNoBufferWhenIdle(t *testing.T) {
 	_ = client.(*net.TCPConn).CloseWrite()
 	if err := <-done; err != nil {
 		t.Fatalf("copy ended with %v, want nil at EOF", err)
+	}
+	if !bytes.Equal(dst.b.Bytes(), data) {
+		t.Fatal("copied data differs")
+	}
+}
+
+// deadlineRecorder is a reader that fails the test if anyone sets a read
+// deadline on it.
+type deadlineRecorder struct {
+	t *testing.T
+	r *bytes.Reader
+}
+
+func (d *deadlineRecorder) Read(p []byte) (int, error) { return d.r.Read(p) }
+func (d *deadlineRecorder) SetReadDeadline(time.Time) error {
+	d.t.Error("the stream copy set a read deadline: yamux sends window updates under it, and a lost update stalls the stream for good")
+	return nil
+}
+
+// The stream side of a copy must never set read deadlines on the stream.
+func TestCopyFromReaderSetsNoDeadline(t *testing.T) {
+	p := newBufPool()
+	data := make([]byte, 5*bigBufSize+3)
+	_, _ = rand.Read(data)
+	var dst lockedBuffer
+	if err := p.copyFromReader(&dst, &deadlineRecorder{t: t, r: bytes.NewReader(data)}, func(int) {}); err != nil {
+		t.Fatal(err)
 	}
 	if !bytes.Equal(dst.b.Bytes(), data) {
 		t.Fatal("copied data differs")
