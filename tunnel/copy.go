@@ -83,12 +83,22 @@ func (p *bufPool) copyFromLocal(dst io.Writer, src net.Conn, count func(int)) er
 }
 
 // copyFromReader copies src to dst until EOF (returns nil) or an error. It
-// blocks in Read with a small buffer and switches to a pooled large buffer
-// once a read fills the small one, going back after a short read (see drain).
+// blocks in Read with a small buffer; when a read fills it, data is flowing,
+// so it carries those bytes into a pooled large buffer and keeps reading
+// there until a read comes back short (see drain).
 func (p *bufPool) copyFromReader(dst io.Writer, src io.Reader, count func(int)) error {
 	small := make([]byte, smallBufSize)
 	for {
 		n, err := src.Read(small)
+		if n == len(small) && err == nil {
+			if err := p.drain(dst, src, small, count); err != nil {
+				if err == io.EOF {
+					return nil
+				}
+				return err
+			}
+			continue
+		}
 		if n > 0 {
 			if _, werr := dst.Write(small[:n]); werr != nil {
 				return &opError{op: "write", err: werr}
@@ -101,45 +111,40 @@ func (p *bufPool) copyFromReader(dst io.Writer, src io.Reader, count func(int)) 
 		if err != nil {
 			return &opError{op: "read", err: err}
 		}
-		if n < len(small) {
-			continue
-		}
-		if err := p.drain(dst, src, count); err != nil {
-			if err == io.EOF {
-				return nil
-			}
-			return err
-		}
 	}
 }
 
-// drain reads with a pooled buffer while reads fill it completely, and gives
-// it back as soon as a read comes back short (what was buffered has been
-// drained). It never sets a read deadline on src: yamux sends a stream's
-// window update under the read deadline, and an update lost to an expired
-// deadline leaves the sender without credit for good (a stalled tunnel,
-// seen with 100 concurrent transfers under -race). The cost: a read that
-// exactly fills the buffer just before src goes idle keeps the buffer until
-// the next data or the end of the stream.
-func (p *bufPool) drain(dst io.Writer, src io.Reader, count func(int)) error {
+// drain writes prefix and what follows it through a pooled buffer, reading
+// while reads fill the buffer, and gives the buffer back as soon as a read
+// comes back short (what was buffered has been drained). It never sets a
+// read deadline on src: yamux sends a stream's window update under the read
+// deadline, and an update lost to an expired deadline leaves the sender
+// without credit for good (a stalled tunnel, seen with 100 concurrent
+// transfers under -race). The cost: a read that exactly fills the buffer
+// just before src goes idle keeps the buffer until the next data or the end
+// of the stream.
+func (p *bufPool) drain(dst io.Writer, src io.Reader, prefix []byte, count func(int)) error {
 	bp := p.get()
 	defer p.put(bp)
 	buf := *bp
+	fill := copy(buf, prefix)
 	for {
-		n, err := src.Read(buf)
-		if n > 0 {
-			if _, werr := dst.Write(buf[:n]); werr != nil {
+		n, err := src.Read(buf[fill:])
+		full := fill+n == len(buf)
+		if total := fill + n; total > 0 {
+			if _, werr := dst.Write(buf[:total]); werr != nil {
 				return &opError{op: "write", err: werr}
 			}
-			count(n)
+			count(total)
 		}
+		fill = 0
 		if err == io.EOF {
 			return io.EOF
 		}
 		if err != nil {
 			return &opError{op: "read", err: err}
 		}
-		if n < len(buf) {
+		if !full {
 			return nil
 		}
 	}
