@@ -44,10 +44,9 @@ func ClientForRepo(dir string) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	r := &config.Repo{Dir: dir}
 	token := ""
 	if ep.Unix == "" {
-		if token, err = r.Token(); err != nil {
+		if token, err = config.ReadToken(dir); err != nil {
 			return nil, err
 		}
 	}

@@ -187,3 +187,17 @@ func TestDefaultDir(t *testing.T) {
 		t.Errorf("home: %s", d)
 	}
 }
+
+func TestReadTokenNeverCreatesOne(t *testing.T) {
+	r := &Repo{Dir: t.TempDir()}
+	if _, err := ReadToken(r.Dir); err == nil {
+		t.Fatal("read a token that does not exist")
+	}
+	if _, err := os.Stat(r.Path(TokenFile)); !os.IsNotExist(err) {
+		t.Fatalf("ReadToken created %s", TokenFile)
+	}
+	want, _ := r.Token()
+	if got, err := ReadToken(r.Dir); err != nil || got != want {
+		t.Fatalf("ReadToken = %q, %v; want %q", got, err, want)
+	}
+}

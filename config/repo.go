@@ -170,7 +170,22 @@ func (r *Repo) Unlock() error {
 	return err
 }
 
-// Token returns the API bearer token, creating it (mode 0600) if missing.
+// ReadToken returns the API bearer token of the repo in dir, for clients;
+// unlike Token it never creates one.
+func ReadToken(dir string) (string, error) {
+	b, err := os.ReadFile(filepath.Join(dir, TokenFile))
+	if err != nil {
+		return "", fmt.Errorf("read the API token: %w", err)
+	}
+	tok := strings.TrimSpace(string(b))
+	if tok == "" {
+		return "", fmt.Errorf("read the API token: %s is empty", filepath.Join(dir, TokenFile))
+	}
+	return tok, nil
+}
+
+// Token returns the API bearer token, creating it (mode 0600) if missing;
+// the daemon calls it when it serves the API on TCP.
 func (r *Repo) Token() (string, error) {
 	p := r.Path(TokenFile)
 	if b, err := os.ReadFile(p); err == nil && len(strings.TrimSpace(string(b))) >= 32 {
