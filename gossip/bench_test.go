@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -91,6 +92,7 @@ func benchGossip(b *testing.B, opts Options, subOpts SubscribeOptions, rate int)
 
 	b.ReportAllocs()
 	b.ResetTimer()
+	cpu0 := cpuTime()
 	var pubTime time.Duration
 	for range b.N {
 		rec.reset()
@@ -108,6 +110,7 @@ func benchGossip(b *testing.B, opts Options, subOpts SubscribeOptions, rate int)
 		}
 	}
 	b.StopTimer()
+	cpu := cpuTime() - cpu0
 
 	var drops, rejected uint64
 	for _, s := range svcs {
@@ -128,6 +131,9 @@ func benchGossip(b *testing.B, opts Options, subOpts SubscribeOptions, rate int)
 	// publishers actually got their messages out.
 	b.ReportMetric(float64(benchMessages*b.N)/pubTime.Seconds(), "published_msgs/s")
 	b.ReportMetric(float64(drops)/float64(b.N), "drops/op")
+	// CPU the whole process spent per round (all 50 nodes): against the
+	// machine's cores, this says whether the round is CPU-bound.
+	b.ReportMetric(cpu.Seconds()/float64(b.N), "cpu_s/op")
 	b.ReportMetric(float64(rejected)/float64(b.N), "rejected/op")
 }
 
@@ -274,3 +280,12 @@ func percentile(sorted []time.Duration, p float64) time.Duration {
 }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+// cpuTime is the CPU time (user + system) this process has used so far.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
