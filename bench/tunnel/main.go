@@ -160,12 +160,14 @@ func runSpeed(ctx context.Context, o options, work, server string) error {
 		return err
 	}
 	paths := []struct{ name, addr string }{{"tcp", server}, {"warren", fwd}}
+	var sshPIDs []int // ssh client and sshd: their CPU (with sshd's session children) is ssh -L's cost
 	if o.ssh {
-		sshAddr, stopSSH, err := startSSH(ctx, filepath.Join(work, "ssh"), server)
+		sshAddr, pids, stopSSH, err := startSSH(ctx, filepath.Join(work, "ssh"), server)
 		if err != nil {
 			fmt.Println("ssh -L: skipped:", err)
 		} else {
 			defer stopSSH()
+			sshPIDs = pids
 			paths = append(paths, struct{ name, addr string }{"ssh -L", sshAddr})
 		}
 	}
@@ -173,7 +175,7 @@ func runSpeed(ctx context.Context, o options, work, server string) error {
 	for i, p := range paths {
 		results[i] = &pathResult{name: p.name}
 	}
-	var cpuPerGiB []float64
+	var cpuPerGiB, sshCPUPerGiB []float64
 	// Interleave the paths run by run so drifts in machine load hit all alike.
 	if o.want("bulk") {
 		for i, p := range paths { // warm-up
@@ -184,6 +186,7 @@ func runSpeed(ctx context.Context, o options, work, server string) error {
 		for run := range o.bulkRuns {
 			for i, p := range paths {
 				ca, cb := cpuSeconds(pair.a.pid), cpuSeconds(pair.b.pid)
+				cs := treeCPUSeconds(sshPIDs...)
 				mibs, err := bulk(ctx, p.addr, o.bulk)
 				if err != nil {
 					return fmt.Errorf("bulk run %d via %s: %w", run, p.name, err)
@@ -196,6 +199,11 @@ func runSpeed(ctx context.Context, o options, work, server string) error {
 					da, db := (cpuSeconds(pair.a.pid)-ca)/gib, (cpuSeconds(pair.b.pid)-cb)/gib
 					cpuPerGiB = append(cpuPerGiB, da+db)
 					extra = fmt.Sprintf("  daemon CPU per GiB: listen %.2fs + forward %.2fs", da, db)
+				}
+				if p.name == "ssh -L" {
+					c := (treeCPUSeconds(sshPIDs...) - cs) / (float64(o.bulk) / (1 << 30))
+					sshCPUPerGiB = append(sshCPUPerGiB, c)
+					extra = fmt.Sprintf("  ssh+sshd CPU per GiB: %.2fs", c)
 				}
 				fmt.Printf("  bulk  %-7s run %d: %8.1f MiB/s%s\n", p.name, run+1, mibs, extra)
 			}
@@ -225,6 +233,10 @@ func runSpeed(ctx context.Context, o options, work, server string) error {
 	w := byName["warren"]
 	if len(cpuPerGiB) > 0 {
 		fmt.Printf("warren daemons' CPU per GiB carried (both sides): median %.2f s\n", median(cpuPerGiB))
+	}
+	if len(sshCPUPerGiB) > 0 {
+		fmt.Printf("ssh -L's CPU per GiB carried (ssh + sshd): median %.2f s; warren/ssh CPU per GiB %.2fx\n",
+			median(sshCPUPerGiB), safeDiv(median(cpuPerGiB), median(sshCPUPerGiB)))
 	}
 	ratio := func(label string, a, b *pathResult) {
 		if b == nil {
@@ -622,6 +634,44 @@ func cpuSeconds(pid int) float64 {
 	return (ut + st) / 100
 }
 
+// treeCPUSeconds is the CPU time so far of the given processes and all
+// their live descendants (sshd serves each connection from child processes).
+func treeCPUSeconds(roots ...int) float64 {
+	if len(roots) == 0 {
+		return 0
+	}
+	children := map[int][]int{}
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			continue
+		}
+		f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+2:]))
+		if len(f) < 2 {
+			continue
+		}
+		ppid, _ := strconv.Atoi(f[1])
+		children[ppid] = append(children[ppid], pid)
+	}
+	var sum float64
+	var walk func(int)
+	walk = func(pid int) {
+		sum += cpuSeconds(pid)
+		for _, c := range children[pid] {
+			walk(c)
+		}
+	}
+	for _, r := range roots {
+		walk(r)
+	}
+	return sum
+}
+
 func rssKiB(pid int) int64 {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
@@ -643,37 +693,37 @@ func rssKiB(pid int) int64 {
 
 // startSSH runs an sshd on a loopback port and an ssh -L to server; it
 // returns the local forward address.
-func startSSH(ctx context.Context, dir, server string) (string, func(), error) {
+func startSSH(ctx context.Context, dir, server string) (addr string, pids []int, stop func(), err error) {
 	sshd, err := exec.LookPath("sshd")
 	if err != nil {
 		if _, e2 := os.Stat("/usr/sbin/sshd"); e2 != nil {
-			return "", nil, errors.New("sshd not installed (run bench/tunnel/setup.sh)")
+			return "", nil, nil, errors.New("sshd not installed (run bench/tunnel/setup.sh)")
 		}
 		sshd = "/usr/sbin/sshd"
 	}
 	sshBin, err := exec.LookPath("ssh")
 	if err != nil {
-		return "", nil, errors.New("ssh not installed (run bench/tunnel/setup.sh)")
+		return "", nil, nil, errors.New("ssh not installed (run bench/tunnel/setup.sh)")
 	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return "", nil, err
+		return "", nil, nil, err
 	}
 	_ = os.MkdirAll("/run/sshd", 0o755) // privilege separation directory
 	for _, k := range []string{"host", "id"} {
 		if out, err := exec.CommandContext(ctx, "ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", filepath.Join(dir, k)).CombinedOutput(); err != nil {
-			return "", nil, fmt.Errorf("ssh-keygen: %v: %s", err, out)
+			return "", nil, nil, fmt.Errorf("ssh-keygen: %v: %s", err, out)
 		}
 	}
 	pub, err := os.ReadFile(filepath.Join(dir, "id.pub"))
 	if err != nil {
-		return "", nil, err
+		return "", nil, nil, err
 	}
 	if err := os.WriteFile(filepath.Join(dir, "authorized_keys"), pub, 0o600); err != nil {
-		return "", nil, err
+		return "", nil, nil, err
 	}
 	sshdPort, err := freePort()
 	if err != nil {
-		return "", nil, err
+		return "", nil, nil, err
 	}
 	cfg := fmt.Sprintf(`Port %d
 ListenAddress 127.0.0.1
@@ -689,17 +739,17 @@ PidFile none
 LogLevel ERROR
 `, sshdPort, filepath.Join(dir, "host"), filepath.Join(dir, "authorized_keys"))
 	if err := os.WriteFile(filepath.Join(dir, "sshd_config"), []byte(cfg), 0o600); err != nil {
-		return "", nil, err
+		return "", nil, nil, err
 	}
 	d := exec.Command(sshd, "-D", "-e", "-f", filepath.Join(dir, "sshd_config"))
 	dlog, _ := os.Create(filepath.Join(dir, "sshd.log"))
 	d.Stdout, d.Stderr = dlog, dlog
 	if err := d.Start(); err != nil {
-		return "", nil, fmt.Errorf("start sshd: %w", err)
+		return "", nil, nil, fmt.Errorf("start sshd: %w", err)
 	}
 	var procs []*exec.Cmd
 	procs = append(procs, d)
-	stop := func() {
+	stop = func() {
 		for i := len(procs) - 1; i >= 0; i-- {
 			_ = procs[i].Process.Signal(syscall.SIGTERM)
 			_ = procs[i].Wait()
@@ -708,12 +758,12 @@ LogLevel ERROR
 	}
 	if err := waitPort(ctx, fmt.Sprintf("127.0.0.1:%d", sshdPort)); err != nil {
 		stop()
-		return "", nil, fmt.Errorf("sshd: %w (see %s/sshd.log)", err, dir)
+		return "", nil, nil, fmt.Errorf("sshd: %w (see %s/sshd.log)", err, dir)
 	}
 	lport, err := freePort()
 	if err != nil {
 		stop()
-		return "", nil, err
+		return "", nil, nil, err
 	}
 	c := exec.Command(sshBin, "-N", "-o", "ExitOnForwardFailure=yes", "-o", "StrictHostKeyChecking=no",
 		"-o", "UserKnownHostsFile=/dev/null", "-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes", "-o", "LogLevel=ERROR",
@@ -722,19 +772,19 @@ LogLevel ERROR
 	c.Stdout, c.Stderr = dlog, dlog
 	if err := c.Start(); err != nil {
 		stop()
-		return "", nil, fmt.Errorf("start ssh -L: %w", err)
+		return "", nil, nil, fmt.Errorf("start ssh -L: %w", err)
 	}
 	procs = append(procs, c)
 	laddr := fmt.Sprintf("127.0.0.1:%d", lport)
 	if err := waitPort(ctx, laddr); err != nil {
 		stop()
-		return "", nil, fmt.Errorf("ssh -L: %w (see %s/sshd.log)", err, dir)
+		return "", nil, nil, fmt.Errorf("ssh -L: %w (see %s/sshd.log)", err, dir)
 	}
 	if _, _, err := rtt(ctx, laddr, 10); err != nil {
 		stop()
-		return "", nil, fmt.Errorf("ssh -L does not carry traffic: %w (see %s/sshd.log)", err, dir)
+		return "", nil, nil, fmt.Errorf("ssh -L does not carry traffic: %w (see %s/sshd.log)", err, dir)
 	}
-	return laddr, stop, nil
+	return laddr, []int{d.Process.Pid, c.Process.Pid}, stop, nil
 }
 
 func freePort() (int, error) {
