@@ -146,7 +146,7 @@ func hostOptions(cfg config.Config, key crypto.PrivKey, opts Options, relays aut
 		case "noise":
 			o = append(o, libp2p.Security(noise.ID, noise.New))
 		case "tls":
-			o = append(o, libp2p.Security(libp2ptls.ID, libp2ptls.New))
+			o = append(o, libp2p.Security(libp2ptls.ID, newGatherTLS))
 		}
 	}
 	if len(cfg.Addresses.Announce) > 0 {

@@ -44,25 +44,27 @@ import (
 )
 
 type options struct {
-	bin       string
-	bulk      int64
-	bulkRuns  int
-	rtt       int
-	rttRuns   int
-	idle      int
-	memRuns   int
-	only      string
-	security  string
-	transport string
-	ssh       bool
-	keep      bool
-	procs     int
+	bin        string
+	compareBin string
+	bulk       int64
+	bulkRuns   int
+	rtt        int
+	rttRuns    int
+	idle       int
+	memRuns    int
+	only       string
+	security   string
+	transport  string
+	ssh        bool
+	keep       bool
+	procs      int
 }
 
 func main() {
 	var o options
 	serve := flag.Bool("serve", false, "internal: run the sink/echo server and print its address")
 	flag.StringVar(&o.bin, "bin", "", "warren binary to use (default: build ./cmd/warren into the temp dir)")
+	flag.StringVar(&o.compareBin, "compare-bin", "", "a second warren binary, measured as path \"warren-b\" interleaved with the first (A/B in one run)")
 	flag.Int64Var(&o.bulk, "bulk", 1<<30, "bytes sent one way per bulk run")
 	flag.IntVar(&o.bulkRuns, "bulk-runs", 5, "bulk runs per path")
 	flag.IntVar(&o.rtt, "rtt", 2000, "1-byte round trips per RTT run")
@@ -120,7 +122,7 @@ func run(ctx context.Context, o options) error {
 		}
 	}
 	fmt.Printf("warren tunnel bench: %s, CPUs=%d, transport=%s, security=%s, daemon GOMAXPROCS=%s\n",
-		time.Now().Format(time.RFC3339), runtime.NumCPU(), o.transport, orDefault(o.security, "profile default (noise,tls)"), orDefault(strconv.Itoa(o.procs), "default"))
+		time.Now().Format(time.RFC3339), runtime.NumCPU(), o.transport, orDefault(o.security, "profile default (tls,noise)"), orDefault(strconv.Itoa(o.procs), "default"))
 
 	srv, err := startServer(ctx, work)
 	if err != nil {
@@ -160,6 +162,22 @@ func runSpeed(ctx context.Context, o options, work, server string) error {
 		return err
 	}
 	paths := []struct{ name, addr string }{{"tcp", server}, {"warren", fwd}}
+	pairs := map[string]*daemonPair{"warren": pair}
+	if o.compareBin != "" {
+		ob := o
+		ob.bin = o.compareBin
+		pairB, err := startPair(ctx, ob, filepath.Join(work, "speed-b"))
+		if err != nil {
+			return fmt.Errorf("-compare-bin: %w", err)
+		}
+		defer pairB.stop()
+		fwdB, err := pairB.tunnel(ctx, "/x/bench", server)
+		if err != nil {
+			return fmt.Errorf("-compare-bin: %w", err)
+		}
+		pairs["warren-b"] = pairB
+		paths = append(paths, struct{ name, addr string }{"warren-b", fwdB})
+	}
 	var sshPIDs []int // ssh client and sshd: their CPU (with sshd's session children) is ssh -L's cost
 	if o.ssh {
 		sshAddr, pids, stopSSH, err := startSSH(ctx, filepath.Join(work, "ssh"), server)
@@ -175,7 +193,8 @@ func runSpeed(ctx context.Context, o options, work, server string) error {
 	for i, p := range paths {
 		results[i] = &pathResult{name: p.name}
 	}
-	var cpuPerGiB, sshCPUPerGiB []float64
+	cpuPerGiB := map[string][]float64{}
+	var sshCPUPerGiB []float64
 	// Interleave the paths run by run so drifts in machine load hit all alike.
 	if o.want("bulk") {
 		for i, p := range paths { // warm-up
@@ -185,25 +204,32 @@ func runSpeed(ctx context.Context, o options, work, server string) error {
 		}
 		for run := range o.bulkRuns {
 			for i, p := range paths {
-				ca, cb := cpuSeconds(pair.a.pid), cpuSeconds(pair.b.pid)
-				cs := treeCPUSeconds(sshPIDs...)
+				pr := pairs[p.name]
+				var c0 cpuTime
+				var ca, cb float64
+				if pr != nil {
+					c0 = treeCPU(pr.a.pid, pr.b.pid)
+					ca, cb = cpuSeconds(pr.a.pid), cpuSeconds(pr.b.pid)
+				}
+				cs := treeCPU(sshPIDs...)
 				mibs, err := bulk(ctx, p.addr, o.bulk)
 				if err != nil {
 					return fmt.Errorf("bulk run %d via %s: %w", run, p.name, err)
 				}
 				results[i].bulk = append(results[i].bulk, mibs)
 				extra := ""
-				if p.name == "warren" {
+				if pr != nil {
 					// CPU per GiB is robust to other load on a shared machine.
 					gib := float64(o.bulk) / (1 << 30)
-					da, db := (cpuSeconds(pair.a.pid)-ca)/gib, (cpuSeconds(pair.b.pid)-cb)/gib
-					cpuPerGiB = append(cpuPerGiB, da+db)
-					extra = fmt.Sprintf("  daemon CPU per GiB: listen %.2fs + forward %.2fs", da, db)
+					da, db := (cpuSeconds(pr.a.pid)-ca)/gib, (cpuSeconds(pr.b.pid)-cb)/gib
+					cpuPerGiB[p.name] = append(cpuPerGiB[p.name], da+db)
+					split := treeCPU(pr.a.pid, pr.b.pid).sub(c0).per(gib)
+					extra = fmt.Sprintf("  daemon CPU per GiB: listen %.2fs + forward %.2fs (user %.2fs, kernel %.2fs)", da, db, split.user, split.sys)
 				}
 				if p.name == "ssh -L" {
-					c := (treeCPUSeconds(sshPIDs...) - cs) / (float64(o.bulk) / (1 << 30))
-					sshCPUPerGiB = append(sshCPUPerGiB, c)
-					extra = fmt.Sprintf("  ssh+sshd CPU per GiB: %.2fs", c)
+					c := treeCPU(sshPIDs...).sub(cs).per(float64(o.bulk) / (1 << 30))
+					sshCPUPerGiB = append(sshCPUPerGiB, c.total())
+					extra = fmt.Sprintf("  ssh+sshd CPU per GiB: %.2fs (user %.2fs, kernel %.2fs)", c.total(), c.user, c.sys)
 				}
 				fmt.Printf("  bulk  %-7s run %d: %8.1f MiB/s%s\n", p.name, run+1, mibs, extra)
 			}
@@ -231,19 +257,27 @@ func runSpeed(ctx context.Context, o options, work, server string) error {
 		fmt.Printf("%-8s %12.1f %12.1f %12.1f\n", r.name, median(r.bulk), median(r.p50), median(r.p99))
 	}
 	w := byName["warren"]
-	if len(cpuPerGiB) > 0 {
-		fmt.Printf("warren daemons' CPU per GiB carried (both sides): median %.2f s\n", median(cpuPerGiB))
-	}
-	if len(sshCPUPerGiB) > 0 {
-		fmt.Printf("ssh -L's CPU per GiB carried (ssh + sshd): median %.2f s; warren/ssh CPU per GiB %.2fx\n",
-			median(sshCPUPerGiB), safeDiv(median(cpuPerGiB), median(sshCPUPerGiB)))
-	}
 	ratio := func(label string, a, b *pathResult) {
 		if b == nil {
 			return
 		}
-		fmt.Printf("warren/%-6s bulk %.2fx   rtt p50 %.2fx   rtt p99 %.2fx\n", label,
+		fmt.Printf("%s/%-6s bulk %.2fx   rtt p50 %.2fx   rtt p99 %.2fx\n", a.name, label,
 			safeDiv(median(a.bulk), median(b.bulk)), safeDiv(median(a.p50), median(b.p50)), safeDiv(median(a.p99), median(b.p99)))
+	}
+	for _, name := range []string{"warren", "warren-b"} {
+		if c := cpuPerGiB[name]; len(c) > 0 {
+			fmt.Printf("%s daemons' CPU per GiB carried (both sides): median %.2f s\n", name, median(c))
+		}
+	}
+	if len(sshCPUPerGiB) > 0 {
+		fmt.Printf("ssh -L's CPU per GiB carried (ssh + sshd): median %.2f s; warren/ssh CPU per GiB %.2fx\n",
+			median(sshCPUPerGiB), safeDiv(median(cpuPerGiB["warren"]), median(sshCPUPerGiB)))
+	}
+	if wb := byName["warren-b"]; wb != nil {
+		fmt.Printf("warren-b/warren bulk %.2fx   rtt p50 %.2fx   CPU per GiB %.2fx\n",
+			safeDiv(median(wb.bulk), median(w.bulk)), safeDiv(median(wb.p50), median(w.p50)),
+			safeDiv(median(cpuPerGiB["warren-b"]), median(cpuPerGiB["warren"])))
+		ratio("ssh", wb, byName["ssh -L"])
 	}
 	ratio("tcp", w, byName["tcp"])
 	ratio("ssh", w, byName["ssh -L"])
@@ -616,29 +650,41 @@ func setSecurity(repo, list string) error {
 	return os.WriteFile(path, []byte(strings.Join(lines, "\n")), 0o600)
 }
 
-// cpuSeconds is a process's user+system CPU time so far.
-func cpuSeconds(pid int) float64 {
+// cpuTime is CPU time in seconds, split into user and kernel (system).
+type cpuTime struct{ user, sys float64 }
+
+func (c cpuTime) total() float64 { return c.user + c.sys }
+
+func (c cpuTime) sub(d cpuTime) cpuTime { return cpuTime{c.user - d.user, c.sys - d.sys} }
+
+func (c cpuTime) per(gib float64) cpuTime { return cpuTime{c.user / gib, c.sys / gib} }
+
+// procCPU is a process's CPU time so far.
+func procCPU(pid int) cpuTime {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
-		return 0
+		return cpuTime{}
 	}
 	// Fields after the command name (which may hold spaces): utime is the
 	// 14th field overall, stime the 15th, in clock ticks (100 Hz on Linux).
 	rest := string(b[strings.LastIndexByte(string(b), ')')+2:])
 	f := strings.Fields(rest)
 	if len(f) < 13 {
-		return 0
+		return cpuTime{}
 	}
 	ut, _ := strconv.ParseFloat(f[11], 64)
 	st, _ := strconv.ParseFloat(f[12], 64)
-	return (ut + st) / 100
+	return cpuTime{ut / 100, st / 100}
 }
+
+// cpuSeconds is a process's user+system CPU time so far.
+func cpuSeconds(pid int) float64 { return procCPU(pid).total() }
 
 // treeCPUSeconds is the CPU time so far of the given processes and all
 // their live descendants (sshd serves each connection from child processes).
-func treeCPUSeconds(roots ...int) float64 {
+func treeCPU(roots ...int) cpuTime {
 	if len(roots) == 0 {
-		return 0
+		return cpuTime{}
 	}
 	children := map[int][]int{}
 	ents, _ := os.ReadDir("/proc")
@@ -658,10 +704,12 @@ func treeCPUSeconds(roots ...int) float64 {
 		ppid, _ := strconv.Atoi(f[1])
 		children[ppid] = append(children[ppid], pid)
 	}
-	var sum float64
+	var sum cpuTime
 	var walk func(int)
 	walk = func(pid int) {
-		sum += cpuSeconds(pid)
+		c := procCPU(pid)
+		sum.user += c.user
+		sum.sys += c.sys
 		for _, c := range children[pid] {
 			walk(c)
 		}
