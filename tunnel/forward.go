@@ -104,7 +104,7 @@ func (m *Manager) openStream(t *tunnel) (network.Stream, error) {
 	ctx, cancel := context.WithTimeout(t.ctx, m.opts.DialTimeout)
 	defer cancel()
 	ctx = network.WithAllowLimitedConn(ctx, "tunnel")
-	if err := m.connect(t.peer); err != nil {
+	if err := m.connect(ctx, t.peer); err != nil {
 		return nil, err
 	}
 	s, err := m.h.NewStream(ctx, t.peer, t.proto)
@@ -114,21 +114,16 @@ func (m *Manager) openStream(t *tunnel) (network.Stream, error) {
 	return s, nil
 }
 
-// connect makes sure there is a connection to p, coalescing concurrent
-// attempts (a burst of client connections makes one dial).
-func (m *Manager) connect(p peer.ID) error {
+// connect makes sure there is a connection to p. A burst of client
+// connections makes one dial: libp2p's swarm coalesces concurrent dials to
+// a peer and cancels the shared dial only once every caller has given up,
+// so a caller whose tunnel closes stops waiting at once.
+func (m *Manager) connect(ctx context.Context, p peer.ID) error {
 	switch m.h.Network().Connectedness(p) {
 	case network.Connected, network.Limited:
 		return nil
 	}
-	_, err, _ := m.connects.Do(p.String(), func() (any, error) {
-		// Bound by the Manager, not one caller: the result is shared.
-		ctx, cancel := context.WithTimeout(m.ctx, m.opts.DialTimeout)
-		defer cancel()
-		ctx = network.WithAllowLimitedConn(ctx, "tunnel")
-		return nil, m.h.Connect(ctx, peer.AddrInfo{ID: p})
-	})
-	if err != nil {
+	if err := m.h.Connect(ctx, peer.AddrInfo{ID: p}); err != nil {
 		return fmt.Errorf("connect to peer %s: %w", p, err)
 	}
 	return nil

@@ -17,7 +17,6 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/protocol"
 	ma "github.com/multiformats/go-multiaddr"
-	"golang.org/x/sync/singleflight"
 )
 
 // ErrClosed is returned by Manager methods after Close.
@@ -46,8 +45,6 @@ type Manager struct {
 	pending []savedTunnel // loaded from StatePath, not yet restored
 	nextSID uint64
 	streams map[uint64]*activeStream
-
-	connects singleflight.Group
 }
 
 // tunnel is one listen or forward tunnel.

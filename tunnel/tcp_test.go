@@ -23,6 +23,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
 
+	"go.uber.org/goleak"
+
 	"github.com/warren-p2p/warren/tunnel"
 )
 
@@ -579,4 +581,45 @@ func TestForwardFailures(t *testing.T) {
 		l := cm.List()
 		return l[0].Failed == 1 && l[1].Failed == 1 && len(cm.Streams()) == 0
 	})
+}
+
+// Closing a forward while one of its clients waits for the peer to answer a
+// dial ends that client at once, and leaves no goroutine behind, although
+// the manager (and its dial timeout) carries on.
+func TestCloseForwardWhileDialing(t *testing.T) {
+	e := newEnv(t)
+	defer e.close()
+	client := e.host()
+	cm := e.manager(client, tunnel.Options{DialTimeout: 30 * time.Second})
+	// A peer address that accepts TCP and then never says a word.
+	hole, accepted := e.tcpServer(func(c *net.TCPConn) { _, _ = io.Copy(io.Discard, c) })
+	silent := e.host()
+	silentID := silent.ID().String()
+	_ = silent.Close()
+
+	before := goleak.IgnoreCurrent()
+	in, err := cm.Forward(context.Background(), tunnel.ForwardSpec{Protocol: "/x/hang", ListenAddr: "/ip4/127.0.0.1/tcp/0", Peer: hole + "/p2p/" + silentID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := dial(t, in.ListenAddress)
+	defer c.Close()
+	eventually(t, "the dial to reach the silent peer", func() bool { return accepted.Load() > 0 })
+
+	start := time.Now()
+	if n, _, err := cm.CloseTunnels(tunnel.Filter{All: true}); err != nil || n != 1 {
+		t.Fatalf("CloseTunnels: %d tunnels, %v", n, err)
+	}
+	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := c.Read(make([]byte, 1)); err == nil {
+		t.Fatal("client read data from a closed forward")
+	} else if ne, ok := err.(net.Error); ok && ne.Timeout() {
+		t.Fatal("client still connected 5 s after its forward closed")
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Errorf("client ended %v after close, want < 1 s", d)
+	}
+	if err := goleak.Find(before); err != nil {
+		t.Errorf("goroutines left after the forward closed: %v", err)
+	}
 }
