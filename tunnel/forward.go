@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
+	"syscall"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/network"
@@ -19,6 +21,9 @@ func (m *Manager) startForward(t *tunnel) error {
 	if t.transport == TransportUDP {
 		return m.startUDPForward(t)
 	}
+	if t.bind.network == "unix" {
+		removeStaleSocket(t.bind.address)
+	}
 	var lc net.ListenConfig
 	ln, err := lc.Listen(t.ctx, t.bind.network, t.bind.address)
 	if err != nil {
@@ -30,6 +35,25 @@ func (m *Manager) startForward(t *tunnel) error {
 	}
 	m.wg.Go(func() { m.acceptLoop(t, ln) })
 	return nil
+}
+
+// removeStaleSocket deletes a unix socket file that no process listens on
+// any more (left by a daemon that was killed), so a restored forward can bind
+// it again. A socket someone still serves, or any other file, is left alone
+// and the listen reports the conflict.
+func removeStaleSocket(path string) {
+	fi, err := os.Lstat(path)
+	if err != nil || fi.Mode()&os.ModeSocket == 0 {
+		return
+	}
+	c, err := net.DialTimeout("unix", path, time.Second)
+	if err == nil {
+		_ = c.Close()
+		return
+	}
+	if errors.Is(err, syscall.ECONNREFUSED) {
+		_ = os.Remove(path)
+	}
 }
 
 // setBound records the real bound address (port 0 resolved) and how to stop.

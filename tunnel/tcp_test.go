@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -621,5 +622,58 @@ func TestCloseForwardWhileDialing(t *testing.T) {
 	}
 	if err := goleak.Find(before); err != nil {
 		t.Errorf("goroutines left after the forward closed: %v", err)
+	}
+}
+
+// A unix-socket forward binds again over the socket file a killed daemon
+// left behind, but never takes over a socket that is still served.
+func TestForwardUnixReplacesStaleSocket(t *testing.T) {
+	e := newEnv(t)
+	defer e.close()
+	dir, err := os.MkdirTemp("", "wt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	stale, live := filepath.Join(dir, "stale.sock"), filepath.Join(dir, "live.sock")
+	l, err := net.Listen("unix", stale)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.(*net.UnixListener).SetUnlinkOnClose(false)
+	_ = l.Close() // the file stays, nobody listens: what SIGKILL leaves
+	served, err := net.Listen("unix", live)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer served.Close()
+
+	srvAddr, _ := e.tcpServer(echo)
+	p := e.pair(srvAddr, tunnel.ListenSpec{}, tunnel.Options{})
+	in, err := p.cm.Forward(context.Background(), tunnel.ForwardSpec{Protocol: p.proto, ListenAddr: "/unix" + stale, Peer: peerAddr(p.server)})
+	if err != nil {
+		t.Fatalf("forward on a stale socket file: %v", err)
+	}
+	c, err := net.DialTimeout("unix", stale, 5*time.Second)
+	if err != nil {
+		t.Fatalf("dial %s: %v", in.ListenAddress, err)
+	}
+	defer c.Close()
+	if _, err := c.Write([]byte("hi")); err != nil {
+		t.Fatal(err)
+	}
+	got := make([]byte, 2)
+	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.ReadFull(c, got); err != nil || string(got) != "hi" {
+		t.Fatalf("echo through the forward: %q %v", got, err)
+	}
+
+	if _, err := p.cm.Forward(context.Background(), tunnel.ForwardSpec{Protocol: p.proto, ListenAddr: "/unix" + live, Peer: peerAddr(p.server)}); err == nil {
+		t.Fatal("forward took over a socket another process serves")
+	}
+	if c, err := net.Dial("unix", live); err != nil {
+		t.Fatalf("the served socket was removed: %v", err)
+	} else {
+		c.Close()
 	}
 }
