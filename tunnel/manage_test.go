@@ -148,6 +148,11 @@ func TestCloseTunnelsFilter(t *testing.T) {
 	if _, _, err := m.CloseTunnels(tunnel.Filter{All: true, Protocol: "/x/a"}); err == nil {
 		t.Error("All combined with Protocol accepted")
 	}
+	// "/tcp/0", the address every port-0 forward asked for, names none
+	// of them: only the bound address ls shows does.
+	if n, _, err := m.CloseTunnels(tunnel.Filter{ListenAddress: "/ip4/127.0.0.1/tcp/0"}); err != nil || n != 0 {
+		t.Fatalf("close by listen address /tcp/0 = %d, %v; want 0", n, err)
+	}
 	// AND of fields: protocol /x/a and the first forward's address.
 	if n, _, err := m.CloseTunnels(tunnel.Filter{Protocol: "/x/a", ListenAddress: a1.ListenAddress}); err != nil || n != 1 {
 		t.Fatalf("close by protocol+listen address = %d, %v; want 1", n, err)

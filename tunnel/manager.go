@@ -557,6 +557,20 @@ func (f Filter) validate() error {
 	return nil
 }
 
+// anyPort reports whether a listen address asks for any free port (0).
+func anyPort(addr string) bool {
+	m, err := ma.NewMultiaddr(addr)
+	if err != nil {
+		return false
+	}
+	for _, code := range []int{ma.P_TCP, ma.P_UDP} {
+		if v, err := m.ValueForProtocol(code); err == nil && v == "0" {
+			return true
+		}
+	}
+	return false
+}
+
 func (f Filter) match(t *tunnel) bool {
 	if f.All {
 		return true
@@ -568,12 +582,16 @@ func (f Filter) match(t *tunnel) bool {
 		return false
 	}
 	if f.ListenAddress != "" {
+		// The address ls shows (a port-0 forward's real port), or the
+		// address as the forward was asked for unless that was port 0:
+		// "/tcp/0" must not name every port-0 forward at once.
 		want := normalizeAddr(f.ListenAddress)
 		requested := t.fspec.ListenAddr
 		if t.kind == KindForward && t.bind.maddr != nil {
 			requested = t.bind.maddr.String()
 		}
-		if want != t.listenAddr && (t.kind != KindForward || want != normalizeAddr(requested)) {
+		byRequest := t.kind == KindForward && !anyPort(requested) && want == normalizeAddr(requested)
+		if want != t.listenAddr && !byRequest {
 			return false
 		}
 	}
