@@ -78,7 +78,10 @@ func (s *Server) tunnelRoutes() {
 // the network) is the node's failure, 500.
 func tunnelStatus(err error) int {
 	switch {
-	case errors.Is(err, tunnel.ErrInvalid):
+	case errors.Is(err, tunnel.ErrInvalid),
+		// A listen address that is not this machine's, or a port the
+		// daemon may not bind: the caller's address is wrong.
+		errors.Is(err, syscall.EADDRNOTAVAIL), errors.Is(err, syscall.EACCES):
 		return http.StatusBadRequest
 	case errors.Is(err, tunnel.ErrExists), errors.Is(err, syscall.EADDRINUSE):
 		return http.StatusConflict

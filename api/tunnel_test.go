@@ -65,4 +65,10 @@ func TestTunnelAPIStatusCodes(t *testing.T) {
 	if code != http.StatusConflict || !strings.Contains(msg, "address already in use") {
 		t.Errorf("forward on a busy port: %d %q, want 409 naming the address in use", code, msg)
 	}
+	// An address this machine does not have is the caller's mistake.
+	code, msg = post("/v1/tunnels/forward", map[string]any{
+		"protocol": "/x/echo", "listen_address": "/ip4/192.0.2.1/tcp/5000", "peer": peerB.ID().String(), "temp": true})
+	if code != http.StatusBadRequest || !strings.Contains(msg, "/ip4/192.0.2.1/tcp/5000") {
+		t.Errorf("forward on a foreign address: %d %q, want 400 naming the address", code, msg)
+	}
 }
