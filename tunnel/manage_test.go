@@ -310,24 +310,33 @@ func TestRestoreInvalidEntryKept(t *testing.T) {
 	e := newEnv(t)
 	defer e.close()
 	path := filepath.Join(t.TempDir(), "state.json")
+	allowed := e.host().ID().String()
 	doc := `{"version":1,"tunnels":[{"kind":"listen","listen":{"protocol":"/nox","target":"/ip4/127.0.0.1/tcp/22"}},
-	{"kind":"listen","listen":{"protocol":"/x/ok","target":"/ip4/127.0.0.1/tcp/22"}}]}`
+	{"kind":"listen","listen":{"protocol":"/x/ok","target":"/ip4/127.0.0.1/tcp/22","allow":["` + allowed + `"]}},
+	{"kind":"listen","listen":{"protocol":"/x/badallow","target":"/ip4/127.0.0.1/tcp/22","allow":["` + allowed + `","banana"]}}]}`
 	if err := os.WriteFile(path, []byte(doc), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	m := e.manager(e.host(), tunnel.Options{StatePath: path})
 	got := m.Restore(context.Background())
-	if len(got) != 2 || got[0].Error == "" || !strings.Contains(got[0].Error, "/x/") || got[1].Error != "" {
+	if len(got) != 3 || got[0].Error == "" || !strings.Contains(got[0].Error, "/x/") || got[1].Error != "" ||
+		!strings.Contains(got[2].Error, `allow[1] "banana"`) {
 		t.Fatalf("Restore = %+v", got)
 	}
-	if n := savedCount(t, path); n != 2 {
-		t.Fatalf("state has %d tunnels after restore, want 2", n)
+	if len(got[1].Allow) != 1 || got[1].Allow[0] != allowed {
+		t.Fatalf("restored allow-list = %v, want [%s]", got[1].Allow, allowed)
+	}
+	if n := savedCount(t, path); n != 3 {
+		t.Fatalf("state has %d tunnels after restore, want 3", n)
+	}
+	if b, _ := os.ReadFile(path); !strings.Contains(string(b), `"banana"`) || !strings.Contains(string(b), allowed) {
+		t.Fatalf("state file lost the unparsable entry or the allow-list:\n%s", b)
 	}
 	if n, _, err := m.CloseTunnels(tunnel.Filter{Protocol: "/nox"}); err != nil || n != 1 {
 		t.Fatalf("close invalid tunnel = %d, %v", n, err)
 	}
-	if n := savedCount(t, path); n != 1 {
-		t.Fatalf("state has %d tunnels after close, want 1", n)
+	if n := savedCount(t, path); n != 2 {
+		t.Fatalf("state has %d tunnels after close, want 2", n)
 	}
 }
 

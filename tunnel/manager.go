@@ -53,8 +53,9 @@ type tunnel struct {
 	kind      string
 	proto     protocol.ID
 	transport string
-	lspec     ListenSpec  // kind == KindListen
-	fspec     ForwardSpec // kind == KindForward; ListenAddr is the bound address once started
+	lspec     ListenSpec   // kind == KindListen
+	saved     *savedTunnel // a placeholder's entry as read, saved back unchanged
+	fspec     ForwardSpec  // kind == KindForward; ListenAddr is the bound address once started
 
 	// listen
 	target endpoint

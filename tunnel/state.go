@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"slices"
 
+	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/protocol"
 )
 
@@ -27,8 +28,41 @@ type stateFile struct {
 // so a port-0 forward comes back on the same port.
 type savedTunnel struct {
 	Kind    string       `json:"kind"`
-	Listen  *ListenSpec  `json:"listen,omitempty"`
+	Listen  *savedListen `json:"listen,omitempty"`
 	Forward *ForwardSpec `json:"forward,omitempty"`
+}
+
+// savedListen is a ListenSpec as stored. Its allow-list entries stay text
+// (the outer Allow hides ListenSpec's in JSON), so an entry that is not a
+// peer ID fails that tunnel's restore, listed with the error, instead of
+// failing to decode the whole file and the daemon's start.
+type savedListen struct {
+	ListenSpec
+	Allow []string `json:"allow,omitempty"`
+}
+
+func newSavedListen(spec ListenSpec) *savedListen {
+	s := &savedListen{ListenSpec: spec}
+	s.ListenSpec.Allow = nil
+	for _, id := range spec.Allow {
+		s.Allow = append(s.Allow, id.String())
+	}
+	return s
+}
+
+// spec is the ListenSpec saved; an allow entry that is not a peer ID is an
+// error naming it.
+func (s *savedListen) spec() (ListenSpec, error) {
+	spec := s.ListenSpec
+	spec.Allow = nil
+	for i, a := range s.Allow {
+		id, err := peer.Decode(a)
+		if err != nil {
+			return spec, invalidf("tunnel: saved listener %q: allow[%d] %q is not a peer ID: %v", spec.Protocol, i, a, err)
+		}
+		spec.Allow = append(spec.Allow, id)
+	}
+	return spec, nil
 }
 
 func loadState(path string) ([]savedTunnel, error) {
@@ -74,8 +108,11 @@ func (m *Manager) saveLocked() error {
 	st := stateFile{Version: stateVersion, Tunnels: make([]savedTunnel, 0, len(ts)+len(m.pending))}
 	for _, t := range ts {
 		if t.kind == KindListen {
-			spec := t.lspec
-			st.Tunnels = append(st.Tunnels, savedTunnel{Kind: KindListen, Listen: &spec})
+			if t.saved != nil {
+				st.Tunnels = append(st.Tunnels, *t.saved) // as read: it could not be parsed
+				continue
+			}
+			st.Tunnels = append(st.Tunnels, savedTunnel{Kind: KindListen, Listen: newSavedListen(t.lspec)})
 		} else {
 			spec := t.fspec
 			st.Tunnels = append(st.Tunnels, savedTunnel{Kind: KindForward, Forward: &spec})
@@ -191,12 +228,18 @@ func (m *Manager) restoreOne(ctx context.Context, st savedTunnel) *tunnel {
 	var t *tunnel
 	var err error
 	if st.Kind == KindListen {
-		t, err = m.newListenTunnel(*st.Listen)
+		var spec ListenSpec
+		if spec, err = st.Listen.spec(); err == nil {
+			t, err = m.newListenTunnel(spec)
+		}
 	} else {
 		t, err = m.newForwardTunnel(*st.Forward)
 	}
 	if err != nil {
 		t = placeholder(st)
+		if st.Kind == KindListen {
+			t.saved = &st
+		}
 	} else if err = ctx.Err(); err != nil {
 		err = fmt.Errorf("tunnel: not restored: %w", err)
 	} else {
@@ -231,7 +274,7 @@ func (m *Manager) restoreOne(ctx context.Context, st savedTunnel) *tunnel {
 func placeholder(st savedTunnel) *tunnel {
 	t := &tunnel{kind: st.Kind}
 	if st.Kind == KindListen {
-		t.lspec = *st.Listen
+		t.lspec = st.Listen.ListenSpec
 		t.proto = protocol.ID(t.lspec.Protocol)
 		t.targetAddr = t.lspec.Target
 	} else {
