@@ -249,8 +249,10 @@ func (m *Manager) add(t *tunnel) (Info, error) {
 	if err := m.saveLocked(); err != nil {
 		m.mu.Lock()
 		delete(m.tunnels, t.id)
+		t.closed.Store(true)
 		m.mu.Unlock()
 		m.shutdownTunnel(t)
+		m.abortClosedStreams() // clients that connected meanwhile
 		return Info{}, err
 	}
 	m.log.Info("tunnel: started", "id", t.id, "kind", t.kind, "protocol", string(t.proto),
@@ -292,7 +294,7 @@ func isPortZero(e endpoint) bool {
 // prepare gives t its context and metrics.
 func (m *Manager) prepare(t *tunnel) {
 	t.ctx, t.cancel = context.WithCancel(m.ctx)
-	t.met = m.met.forTunnel(string(t.proto), t.kind)
+	t.met = m.met.forTunnel(t.id, string(t.proto), t.kind)
 }
 
 // start binds t's listener or stream handler. Called with opMu held.
@@ -419,6 +421,22 @@ func (m *Manager) CloseTunnels(f Filter) (tunnels, streams int, err error) {
 			t.closed.Store(true)
 		}
 	}
+	m.mu.Unlock()
+	for _, t := range victims {
+		m.shutdownTunnel(t)
+		m.log.Info("tunnel: closed", "id", t.id, "kind", t.kind, "protocol", string(t.proto))
+	}
+	n := m.abortClosedStreams()
+	if len(victims) > 0 {
+		err = m.saveLocked()
+	}
+	return len(victims), n, err
+}
+
+// abortClosedStreams resets the connections of closed tunnels and returns
+// how many there were.
+func (m *Manager) abortClosedStreams() int {
+	m.mu.Lock()
 	var conns []*activeStream
 	for _, a := range m.streams {
 		if a.t.closed.Load() {
@@ -426,17 +444,10 @@ func (m *Manager) CloseTunnels(f Filter) (tunnels, streams int, err error) {
 		}
 	}
 	m.mu.Unlock()
-	for _, t := range victims {
-		m.shutdownTunnel(t)
-		m.log.Info("tunnel: closed", "id", t.id, "kind", t.kind, "protocol", string(t.proto))
-	}
 	for _, a := range conns {
 		a.abort(errTunnelClosed)
 	}
-	if len(victims) > 0 {
-		err = m.saveLocked()
-	}
-	return len(victims), len(conns), err
+	return len(conns)
 }
 
 // shutdownTunnel stops accepting on t and cancels its pending dials. Active
@@ -453,6 +464,7 @@ func (m *Manager) shutdownTunnel(t *tunnel) {
 	if t.cancel != nil {
 		t.cancel()
 	}
+	m.met.forget(t.id, string(t.proto), t.kind)
 }
 
 // Close stops every tunnel, resets every connection and waits for all the

@@ -3,12 +3,14 @@ package tunnel
 import (
 	"errors"
 	"fmt"
+	"strconv"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// metrics are the Manager's prometheus collectors. Labels are the tunnel
-// protocol and kind, both bounded by local configuration.
+// metrics are the Manager's prometheus collectors, one series per tunnel:
+// labels are the tunnel's id (as `warren tunnel ls` shows it), protocol and
+// kind, all from local configuration; a tunnel's series go when it closes.
 type metrics struct {
 	opened   *prometheus.CounterVec
 	refused  *prometheus.CounterVec
@@ -27,7 +29,7 @@ type tunnelMetrics struct {
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
-	labels := []string{"protocol", "kind"}
+	labels := []string{"tunnel", "protocol", "kind"}
 	counter := func(name, help string) *prometheus.CounterVec {
 		return prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "warren", Subsystem: "tunnel", Name: name, Help: help,
@@ -79,14 +81,24 @@ func register[C prometheus.Collector](reg prometheus.Registerer, c *C) error {
 	return nil
 }
 
-func (m *metrics) forTunnel(proto, kind string) tunnelMetrics {
+func (m *metrics) forTunnel(id uint64, proto, kind string) tunnelMetrics {
+	l := []string{strconv.FormatUint(id, 10), proto, kind}
 	return tunnelMetrics{
-		opened:   m.opened.WithLabelValues(proto, kind),
-		refused:  m.refused.WithLabelValues(proto, kind),
-		failed:   m.failed.WithLabelValues(proto, kind),
-		bytesIn:  m.bytesIn.WithLabelValues(proto, kind),
-		bytesOut: m.bytesOut.WithLabelValues(proto, kind),
-		dropped:  m.dropped.WithLabelValues(proto, kind),
-		active:   m.active.WithLabelValues(proto, kind),
+		opened:   m.opened.WithLabelValues(l...),
+		refused:  m.refused.WithLabelValues(l...),
+		failed:   m.failed.WithLabelValues(l...),
+		bytesIn:  m.bytesIn.WithLabelValues(l...),
+		bytesOut: m.bytesOut.WithLabelValues(l...),
+		dropped:  m.dropped.WithLabelValues(l...),
+		active:   m.active.WithLabelValues(l...),
 	}
+}
+
+// forget removes a closed tunnel's series.
+func (m *metrics) forget(id uint64, proto, kind string) {
+	l := []string{strconv.FormatUint(id, 10), proto, kind}
+	for _, v := range []*prometheus.CounterVec{m.opened, m.refused, m.failed, m.bytesIn, m.bytesOut, m.dropped} {
+		v.DeleteLabelValues(l...)
+	}
+	m.active.DeleteLabelValues(l...)
 }

@@ -677,3 +677,56 @@ func TestForwardUnixReplacesStaleSocket(t *testing.T) {
 		c.Close()
 	}
 }
+
+// Metrics are per tunnel: two forwards of one protocol have separate series
+// (labelled with the id ls shows), and a closed tunnel's series go away.
+func TestMetricsPerTunnel(t *testing.T) {
+	e := newEnv(t)
+	defer e.close()
+	target, _ := e.tcpServer(echo)
+	reg := prometheus.NewRegistry()
+	p := e.pair(target, tunnel.ListenSpec{}, tunnel.Options{Registerer: reg})
+	second, err := p.cm.Forward(context.Background(), tunnel.ForwardSpec{Protocol: p.proto, ListenAddr: "/ip4/127.0.0.1/tcp/0", Peer: peerAddr(p.server)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := dial(t, p.forward.ListenAddress)
+	if err := sendAndCheckEcho(c, 1000); err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	series := func(id uint64) (bytesOut float64, found bool) {
+		fams, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range fams {
+			if f.GetName() != "warren_tunnel_bytes_out_total" {
+				continue
+			}
+			for _, m := range f.GetMetric() {
+				labels := map[string]string{}
+				for _, l := range m.GetLabel() {
+					labels[l.GetName()] = l.GetValue()
+				}
+				if labels["tunnel"] == strconv.FormatUint(id, 10) && labels["kind"] == tunnel.KindForward {
+					return m.GetCounter().GetValue(), true
+				}
+			}
+		}
+		return 0, false
+	}
+	eventually(t, "the first forward's bytes", func() bool { v, _ := series(p.forward.ID); return v == 1000 })
+	if v, ok := series(second.ID); !ok || v != 0 {
+		t.Fatalf("second forward's series = %v (present %v), want its own, at 0", v, ok)
+	}
+	if n, _, err := p.cm.CloseTunnels(tunnel.Filter{ID: p.forward.ID}); err != nil || n != 1 {
+		t.Fatalf("close: %d %v", n, err)
+	}
+	if _, ok := series(p.forward.ID); ok {
+		t.Fatal("a closed tunnel's series is still exported")
+	}
+	if _, ok := series(second.ID); !ok {
+		t.Fatal("closing one tunnel removed another's series")
+	}
+}
