@@ -72,8 +72,10 @@
 // collector exports the same atomics at scrape time (so metrics cost nothing
 // per message) plus a request latency histogram. Type labels exist only for
 // known types — those with a local subscriber or handler or sent locally;
-// everything else is counted as type OtherType, so remote peers cannot create
-// series.
+// everything else is counted as type OtherType (including this node's "no
+// handler" replies to requests of such types), so remote peers cannot create
+// series. Each open subscription's drops are a series of their own, labelled
+// by its local id and removed when it closes.
 //
 // # Lifecycle
 //

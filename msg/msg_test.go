@@ -568,6 +568,42 @@ func TestMetricsBoundedLabels(t *testing.T) {
 	if st := b.Stats().Types[OtherType]; st.Unhandled != 20 {
 		t.Fatalf("other: %+v", st)
 	}
+	series := func() int {
+		t.Helper()
+		mfs, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for _, mf := range mfs {
+			n += len(mf.GetMetric())
+		}
+		return n
+	}
+	before := series()
+	// Requests of types b does not know: b answers "no handler" without
+	// making the type known (the reply is counted as OtherType).
+	const asks = 20
+	for i := range asks {
+		typ := fmt.Sprintf("ask-%d", i)
+		var re *RemoteError
+		if _, err := a.Request(ctx, hb.ID(), typ, []byte("x")); !errors.As(err, &re) || !strings.Contains(re.Message, "no handler") {
+			t.Fatalf("request %q: %v; want a no-handler RemoteError", typ, err)
+		}
+		if b.knownType(typ) != nil {
+			t.Fatalf("after an unhandled request of %q the type is known", typ)
+		}
+	}
+	// A reply is counted once written, which may be just after it arrived.
+	eventually(t, 5*time.Second, "replies counted", func() bool { return b.Stats().Types[OtherType].MsgsOut == asks })
+	st := b.Stats()
+	if len(st.Types) != 2 || st.Types[OtherType].Unhandled != 20+asks || st.Types[OtherType].MsgsOut != asks {
+		t.Fatalf("after %d unhandled requests of invented types: types %+v; want only \"known\" and %s, with the requests unhandled and the replies sent as %s",
+			asks, st.Types, OtherType, OtherType)
+	}
+	if after := series(); after != before {
+		t.Fatalf("requests of invented types changed the series from %d to %d", before, after)
+	}
 	mfs, err := reg.Gather()
 	if err != nil {
 		t.Fatal(err)
@@ -576,7 +612,7 @@ func TestMetricsBoundedLabels(t *testing.T) {
 	for _, mf := range mfs {
 		for _, m := range mf.GetMetric() {
 			for _, l := range m.GetLabel() {
-				if l.GetName() == "type" && strings.HasPrefix(l.GetValue(), "junk") {
+				if l.GetName() == "type" && (strings.HasPrefix(l.GetValue(), "junk") || strings.HasPrefix(l.GetValue(), "ask")) {
 					t.Fatalf("remote-invented type got a series: %s", mf.GetName())
 				}
 			}
@@ -585,19 +621,81 @@ func TestMetricsBoundedLabels(t *testing.T) {
 				for _, l := range m.GetLabel() {
 					labels[l.GetName()] = l.GetValue()
 				}
-				if labels["direction"] == "in" && labels["type"] == OtherType && m.GetCounter().GetValue() == 20 && labels["network"] == "m" {
+				if labels["direction"] == "in" && labels["type"] == OtherType && m.GetCounter().GetValue() == 20+asks && labels["network"] == "m" {
 					found = true
 				}
 			}
 		}
 	}
 	if !found {
-		t.Fatal("no warren_msg_messages_total{direction=in,type=(other)} = 20")
+		t.Fatalf("no warren_msg_messages_total{direction=in,type=(other)} = %d", 20+asks)
 	}
 	// Close unregisters, so a new service can register on the same registry.
 	_ = b.Close()
 	if _, err := New(hb, Options{Network: "m", Registerer: reg}); err != nil {
 		t.Fatalf("re-register after Close: %v", err)
+	}
+}
+
+// Every open subscription's drops are a series of their own, labelled by
+// its local id, that ends when the subscription closes.
+func TestMetricsSubscriptionDrops(t *testing.T) {
+	ha, hb := newHost(t), newHost(t)
+	connect(t, ha, hb)
+	reg := prometheus.NewRegistry()
+	a := newService(t, ha, Options{Network: "m"})
+	b := newService(t, hb, Options{Network: "m", Registerer: reg})
+	newest, err := b.Subscribe("flood", SubscribeOptions{Buffer: 2, Policy: DropNewest})
+	if err != nil {
+		t.Fatal(err)
+	}
+	oldest, err := b.Subscribe("flood", SubscribeOptions{Buffer: 5, Policy: DropOldest})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := ctxT(t, 10*time.Second)
+	for i := range 10 {
+		if err := a.Send(ctx, hb.ID(), "flood", []byte{byte(i)}, SendOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	eventually(t, 5*time.Second, "messages in", func() bool { return b.Stats().Types["flood"].MsgsIn == 10 })
+	// subDrops returns the series by subscription label.
+	subDrops := func() map[string]float64 {
+		t.Helper()
+		mfs, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := map[string]float64{}
+		for _, mf := range mfs {
+			if mf.GetName() != "warren_msg_subscription_dropped_total" {
+				continue
+			}
+			for _, m := range mf.GetMetric() {
+				labels := map[string]string{}
+				for _, l := range m.GetLabel() {
+					labels[l.GetName()] = l.GetValue()
+				}
+				if labels["type"] != "flood" || labels["network"] != "m" {
+					t.Errorf("series labels %v", labels)
+				}
+				got[labels["subscription"]] = m.GetCounter().GetValue()
+			}
+		}
+		return got
+	}
+	idN, idO := fmt.Sprint(newest.id), fmt.Sprint(oldest.id)
+	if got := subDrops(); len(got) != 2 || got[idN] != 8 || got[idO] != 5 {
+		t.Fatalf("warren_msg_subscription_dropped_total by subscription: %v; want %s: 8, %s: 5", got, idN, idO)
+	}
+	newest.Close()
+	if got := subDrops(); len(got) != 1 || got[idO] != 5 {
+		t.Fatalf("after closing subscription %s: %v; want only %s: 5", idN, got, idO)
+	}
+	oldest.Close()
+	if got := subDrops(); len(got) != 0 {
+		t.Fatalf("after closing every subscription: %v", got)
 	}
 }
 
@@ -679,6 +777,28 @@ func TestSubscriptionCloseAndServiceClose(t *testing.T) {
 		t.Fatal(err)
 	}
 	eventually(t, 5*time.Second, "unhandled counted", func() bool { return b.Stats().Types["c"].Unhandled == 1 })
+
+	// A Block subscription that is full holds the reader, waiting for room
+	// with the next message: Close counts that one too before it returns.
+	full, err := b.Subscribe("f", SubscribeOptions{Buffer: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		if err := a.Send(ctx, b.h.ID(), "f", nil, SendOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	eventually(t, 5*time.Second, "1 queued, 1 waiting", func() bool { return b.Stats().Types["f"].MsgsIn == 2 && full.queued() == 1 })
+	time.Sleep(20 * time.Millisecond) // the reader counts the message in just before it waits
+	full.Close()
+	if n := full.Dropped(); n != 2 {
+		t.Fatalf("closing with 1 queued and 1 waiting for room: Dropped %d right after Close, want 2", n)
+	}
+	eventually(t, 5*time.Second, "the third unhandled", func() bool { return b.Stats().Types["f"].Unhandled == 1 })
+	if st := b.Stats().Types["f"]; st.Dropped != 2 {
+		t.Fatalf("type stats after Close: %+v; want 2 dropped", st)
+	}
 
 	waiting, err := b.Subscribe("w", SubscribeOptions{})
 	if err != nil {

@@ -79,7 +79,11 @@ func (s *Service) Send(ctx context.Context, p peer.ID, typ string, payload []byt
 	return nil
 }
 
-func (s *Service) checkSend(p peer.ID, typ string, payload []byte) (*typeState, error) {
+// checkSend validates a send and returns the state that counts it. A local
+// send of a new type makes the type known (register); a reply does not: its
+// type was chosen by the remote requester, so a reply of an unknown type is
+// counted as OtherType and remote peers cannot create types or series.
+func (s *Service) checkSend(p peer.ID, typ string, payload []byte, register bool) (*typeState, error) {
 	ts := s.knownType(typ)
 	if ts == nil {
 		if err := ValidateType(typ); err != nil {
@@ -95,8 +99,12 @@ func (s *Service) checkSend(p peer.ID, typ string, payload []byte) (*typeState, 
 	if p == s.h.ID() {
 		return nil, errors.New("cannot send to self")
 	}
-	if ts == nil {
+	switch {
+	case ts != nil:
+	case register:
 		ts = s.addType(typ)
+	default:
+		ts = s.other
 	}
 	return ts, nil
 }
@@ -107,7 +115,7 @@ func (s *Service) send(ctx context.Context, p peer.ID, typ string, payload []byt
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	ts, err := s.checkSend(p, typ, payload)
+	ts, err := s.checkSend(p, typ, payload, flags&flagResponse == 0)
 	if err != nil {
 		return err
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strconv"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -226,9 +227,12 @@ func (m *metrics) observeRequest(s *Service, typ string, start time.Time, err er
 type collector struct {
 	s                                          *Service
 	msgs, bytes, dropped, unhandled, dups      *prometheus.Desc
-	sendQueue, subQueue                        *prometheus.Desc
+	sendQueue, subQueue, subDropped            *prometheus.Desc
 	badFrames, lateReplies, failedReplies, req *prometheus.Desc
 }
+
+const subDroppedHelp = "Messages each open subscription lost to its overflow policy, by local subscription id and type. " +
+	"The series ends when the subscription closes; messages discarded by closing it are in dropped_total."
 
 func newCollector(s *Service, cl prometheus.Labels) *collector {
 	d := func(name, help string, labels ...string) *prometheus.Desc {
@@ -243,6 +247,7 @@ func newCollector(s *Service, cl prometheus.Labels) *collector {
 		dups:          d("duplicates_total", "Messages discarded by dedup subscriptions, by type.", "type"),
 		sendQueue:     d("send_queue_depth", "Messages queued for sending, over all peers, by priority.", "priority"),
 		subQueue:      d("subscription_queue_depth", "Messages queued in subscriptions, by type.", "type"),
+		subDropped:    d("subscription_dropped_total", subDroppedHelp, "subscription", "type"),
 		badFrames:     d("bad_frames_total", "Frames rejected as oversized or malformed."),
 		lateReplies:   d("late_replies_total", "Replies that arrived after their request gave up."),
 		failedReplies: d("failed_replies_total", "Replies of local handlers that could not be sent."),
@@ -251,7 +256,7 @@ func newCollector(s *Service, cl prometheus.Labels) *collector {
 }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.msgs, c.bytes, c.dropped, c.unhandled, c.dups, c.sendQueue, c.subQueue, c.badFrames, c.lateReplies, c.failedReplies, c.req} {
+	for _, d := range []*prometheus.Desc{c.msgs, c.bytes, c.dropped, c.unhandled, c.dups, c.sendQueue, c.subQueue, c.subDropped, c.badFrames, c.lateReplies, c.failedReplies, c.req} {
 		ch <- d
 	}
 }
@@ -274,6 +279,11 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		counter(c.unhandled, t.Unhandled, typ)
 		counter(c.dups, t.Dups, typ)
 		gauge(c.subQueue, t.Queued, typ)
+	}
+	// Subscription ids are local, so remote peers cannot create these
+	// series, and a closed subscription's series ends with it.
+	for _, sub := range st.Subscriptions {
+		counter(c.subDropped, sub.Dropped, strconv.FormatUint(sub.ID, 10), sub.Type)
 	}
 	var q QueueDepths
 	for _, p := range st.Peers {

@@ -222,9 +222,8 @@ func (sub *Subscription) deliver(m *Message) {
 				sub.room.Wait()
 				sub.blocked--
 			}
-			if sub.closed {
+			if sub.closed { // shut counted this message as dropped
 				sub.mu.Unlock()
-				sub.countDrop(1)
 				return
 			}
 			if sub.dedup != nil && sub.dedup.has(key) { // arrived meanwhile on another stream
@@ -265,8 +264,9 @@ func (sub *Subscription) countDrop(n uint64) {
 	sub.ts.dropped.Add(n)
 }
 
-// Close unsubscribes. Messages still queued are discarded and counted as
-// dropped. Close is idempotent.
+// Close unsubscribes. Messages still queued, and those waiting for room
+// (Block), are discarded and counted as dropped before Close returns, so
+// Dropped then includes them. Close is idempotent.
 func (sub *Subscription) Close() {
 	sub.svc.removeSubscription(sub)
 	sub.shut()
@@ -280,7 +280,9 @@ func (sub *Subscription) shut() {
 		return
 	}
 	sub.closed = true
-	lost := sub.n
+	// Producers waiting for room lose their message too. They are counted
+	// here, not when they wake, so that Dropped is final when Close returns.
+	lost := sub.n + sub.blocked
 	for i := range sub.ring {
 		sub.ring[i] = nil
 	}
