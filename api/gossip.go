@@ -130,13 +130,7 @@ func (a *gossipAPI) checkSize(topic string, n int) error {
 
 // timeout returns the wait for a first peer: timeoutMS, or the config's.
 func (a *gossipAPI) timeout(timeoutMS int64) (time.Duration, error) {
-	switch {
-	case timeoutMS < 0:
-		return 0, fmt.Errorf("bad timeout_ms %d: expected a number of milliseconds > 0 (0: gossip.publish_timeout)", timeoutMS)
-	case timeoutMS == 0:
-		return a.s.node.Config().Gossip.PublishTimeout.Std(), nil
-	}
-	return time.Duration(timeoutMS) * time.Millisecond, nil
+	return parseTimeoutMS(timeoutMS, a.s.node.Config().Gossip.PublishTimeout.Std(), "gossip.publish_timeout")
 }
 
 // publishOne publishes data, waiting up to wait for a first subscribed peer
@@ -229,7 +223,7 @@ func (a *gossipAPI) publishBulk(w http.ResponseWriter, r *http.Request) {
 	var timeoutMS int64
 	if err == nil && q.Has("timeout_ms") {
 		if timeoutMS, err = strconv.ParseInt(q.Get("timeout_ms"), 10, 64); err != nil {
-			err = fmt.Errorf("bad timeout_ms %q: expected a number of milliseconds > 0 (0: gossip.publish_timeout)", q.Get("timeout_ms"))
+			err = fmt.Errorf("bad timeout_ms %q: expected 1 to %d milliseconds (%s), or 0 for gossip.publish_timeout", q.Get("timeout_ms"), MaxTimeout.Milliseconds(), MaxTimeout)
 		}
 	}
 	var wait time.Duration

@@ -192,6 +192,12 @@ func TestTopicPublishAPI(t *testing.T) {
 		{"POST", "/v1/topics/publish", "application/json", `{"topic":"t","data":"` + b64(big) + `"}`, 400, []string{"150 bytes", "100 bytes", "gossip.max_message_size"}},
 		{"POST", "/v1/topics/publish", "application/json", `{"topic":"t","payload":""}`, 400, []string{"payload", "docs/api-gossip.md"}},
 		{"POST", "/v1/topics/publish", "application/json", `{"topic":"t","timeout_ms":-5}`, 400, []string{"timeout_ms -5"}},
+		// Too large: 2^63-1 ms would wrap the duration to a negative one.
+		{"POST", "/v1/topics/publish", "application/json", `{"topic":"t","data":"eA==","timeout_ms":9223372036854775807}`, 400,
+			[]string{"timeout_ms 9223372036854775807", "1 to 3600000 milliseconds"}},
+		{"POST", "/v1/topics/publish", "application/json", `{"topic":"pub","data":"eA==","timeout_ms":3600001}`, 400, []string{"timeout_ms 3600001", "1 to 3600000 milliseconds"}},
+		{"POST", "/v1/topics/publish/bulk?topic=t&timeout_ms=9223372036854775807", "text/plain", "x\n", 400,
+			[]string{"timeout_ms 9223372036854775807", "1 to 3600000 milliseconds"}},
 		{"POST", "/v1/topics/publish", "application/json", `{"topic":"nobody","data":"eA==","timeout_ms":300}`, 504, []string{`"nobody"`, "no peer subscribed", "300ms"}},
 		{"POST", "/v1/topics/publish/bulk?topic=t&colour=red", "text/plain", "x\n", 400, []string{`"colour"`}},
 		{"POST", "/v1/topics/publish/bulk?topic=t", "image/png", "x\n", 415, []string{"text/plain"}},

@@ -31,6 +31,10 @@ import (
 // MaxSubscribeBuffer bounds the buffer a subscriber may ask for.
 const MaxSubscribeBuffer = 1 << 20
 
+// MaxTimeout bounds the timeout_ms of a request or a publish. The message
+// service caps the time a requester gives a remote handler at the same hour.
+const MaxTimeout = time.Hour
+
 // subscribeBatch is the most messages a subscription stream takes from the
 // dispatcher per write (one flush per batch).
 const subscribeBatch = 256
@@ -233,6 +237,18 @@ func checkType(typ string) error {
 			typ, msg.MaxTypeLen, strings.TrimPrefix(strings.TrimPrefix(err.Error(), "msg: "), fmt.Sprintf("invalid message type %q: ", typ)))
 	}
 	return nil
+}
+
+// parseTimeoutMS checks a timeout_ms field: 1 to MaxTimeout in
+// milliseconds, or 0 for def (the config setting named setting).
+func parseTimeoutMS(ms int64, def time.Duration, setting string) (time.Duration, error) {
+	switch {
+	case ms < 0 || ms > MaxTimeout.Milliseconds():
+		return 0, fmt.Errorf("bad timeout_ms %d: expected 1 to %d milliseconds (%s), or 0 for %s", ms, MaxTimeout.Milliseconds(), MaxTimeout, setting)
+	case ms == 0:
+		return def, nil
+	}
+	return time.Duration(ms) * time.Millisecond, nil
 }
 
 func parsePriority(s string) (msg.Priority, error) {
@@ -509,10 +525,11 @@ func (a *msgAPI) subscribe(w http.ResponseWriter, r *http.Request) {
 		}
 		got, err := sub.NextBatch(ctx, batch[:0:room])
 		if err != nil {
-			if errors.Is(err, msg.ErrClosed) { // the service is closing
-				a.s.log.Info("message subscription ended: the message service closed", "type", typ)
+			if !errors.Is(err, msg.ErrClosed) {
+				return // the client is gone
 			}
-			return
+			a.s.log.Info("message subscription ended: the message service closed", "type", typ)
+			break
 		}
 		for i, m := range got {
 			line = appendMessageJSON(line[:0], m)
@@ -526,6 +543,12 @@ func (a *msgAPI) subscribe(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	// The stream ends while the client is still there (n messages
+	// delivered, or the service closed): closing the subscription discards
+	// the messages it still holds, and a last record reports them, so that
+	// the client's count of drops agrees with the daemon's.
+	sub.Close()
+	_ = nd.endBatch(sub.Dropped(), &lastDropped)
 }
 
 func (a *msgAPI) request(w http.ResponseWriter, r *http.Request) {
@@ -537,16 +560,13 @@ func (a *msgAPI) request(w http.ResponseWriter, r *http.Request) {
 	if err == nil {
 		err = a.checkSize(len(req.Payload), "the payload")
 	}
-	if err == nil && req.TimeoutMS < 0 {
-		err = fmt.Errorf("bad timeout_ms %d: expected a number of milliseconds > 0 (0: messages.request_timeout)", req.TimeoutMS)
+	var timeout time.Duration
+	if err == nil {
+		timeout, err = parseTimeoutMS(req.TimeoutMS, a.s.node.Config().Messages.RequestTimeout.Std(), "messages.request_timeout")
 	}
 	if err != nil {
 		fail(w, http.StatusBadRequest, err)
 		return
-	}
-	timeout := a.s.node.Config().Messages.RequestTimeout.Std()
-	if req.TimeoutMS > 0 {
-		timeout = time.Duration(req.TimeoutMS) * time.Millisecond
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), timeout)
 	defer cancel()

@@ -1,9 +1,11 @@
 package api
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/rand"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -173,6 +175,58 @@ func TestMsgSubscribeCount(t *testing.T) {
 	waitFor(t, "subscription closed after n messages", 10*time.Second, func() bool {
 		return len(p.a.Msg.Stats().Subscriptions) == 0
 	})
+}
+
+// When the stream ends after n messages, the messages the subscription still
+// holds (queued, or waiting for room) are discarded, and a last record
+// reports them: the client's count of drops is the daemon's.
+func TestMsgSubscribeCountReportsDropsAtClose(t *testing.T) {
+	p := newMsgPair(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	st, err := p.cl.SubscribeMessages(ctx, "last", SubscribeOptions{Count: 2, Buffer: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	// 1 MiB messages: the daemon's write of one stalls until the client
+	// reads it, so the next ones pile up in the subscription.
+	payload := bytes.Repeat([]byte("x"), 1<<20)
+	for range 4 {
+		if err := p.b.Msg.Send(ctx, p.a.ID(), "last", payload, msg.SendOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// held waits until the daemon has dispatched in messages and holds one
+	// queued (the one after it waits for room).
+	held := func(in uint64) {
+		t.Helper()
+		waitFor(t, fmt.Sprintf("%d messages in, one queued", in), 10*time.Second, func() bool {
+			s := p.a.Msg.Stats()
+			return s.Types["last"].MsgsIn == in && len(s.Subscriptions) == 1 && s.Subscriptions[0].Queued == 1
+		})
+	}
+	held(3) // 1 being written, 2 queued, 3 waiting
+	if ev, err := st.Next(); err != nil || ev.ReceivedMessage == nil {
+		t.Fatalf("first record: %+v, %v", ev, err)
+	}
+	held(4) // 2 being written, 3 queued, 4 waiting
+	// The 4th is counted in by the reader just before it waits for room.
+	time.Sleep(50 * time.Millisecond)
+	for {
+		_, err := st.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatalf("after %d messages: %v", st.Received(), err)
+		}
+	}
+	waitFor(t, "subscription closed", 10*time.Second, func() bool { return len(p.a.Msg.Stats().Subscriptions) == 0 })
+	daemon := p.a.Msg.Stats().Types["last"].Dropped
+	if st.Received() != 2 || st.Dropped() != 2 || daemon != 2 {
+		t.Fatalf("stream: received %d, dropped %d; daemon: dropped %d; want 2 received, 2 dropped on both sides", st.Received(), st.Dropped(), daemon)
+	}
 }
 
 // TestMsgServerCloseEndsBlockedStream: a Block subscriber that stops reading
@@ -370,7 +424,11 @@ func TestMsgAPIBadInput(t *testing.T) {
 		{"GET", "/v1/messages/subscribe?type=t&dedup=maybe", "", "", 400, []string{`"maybe"`}},
 		{"GET", "/v1/messages/subscribe", "", "", 400, []string{`""`, "message type"}},
 		{"GET", "/v1/messages/handle?type=a%20b", "", "", 400, []string{`"a b"`}},
-		{"POST", "/v1/messages/request", "", `{"peer":"` + b + `","type":"t","timeout_ms":-5}`, 400, []string{"timeout_ms"}},
+		{"POST", "/v1/messages/request", "", `{"peer":"` + b + `","type":"t","timeout_ms":-5}`, 400, []string{"timeout_ms -5", "1 to 3600000 milliseconds"}},
+		// Too large: 2^63-1 ms would wrap the duration to a negative one.
+		{"POST", "/v1/messages/request", "", `{"peer":"` + b + `","type":"t","timeout_ms":9223372036854775807}`, 400,
+			[]string{"timeout_ms 9223372036854775807", "1 to 3600000 milliseconds", "messages.request_timeout"}},
+		{"POST", "/v1/messages/request", "", `{"peer":"` + a + `","type":"t","timeout_ms":3600001}`, 400, []string{"timeout_ms 3600001", "1 to 3600000 milliseconds"}},
 		{"POST", "/v1/messages/reply", "", `{"rid":"nope"}`, 404, []string{`"nope"`}},
 	} {
 		req, _ := http.NewRequest(tc.method, p.hc.URL+tc.path, strings.NewReader(tc.body))
@@ -424,4 +482,80 @@ func TestMsgMessageLineCodec(t *testing.T) {
 			t.Errorf("fast decoder accepted %s", l)
 		}
 	}
+}
+
+// A message of the largest size any configuration allows fits in one record
+// of the client's stream reader, with room to spare.
+func TestMsgRecordLimitFitsLargestMessage(t *testing.T) {
+	from := newMsgTestNode(t).ID()
+	m := &msg.Message{Type: strings.Repeat("t", msg.MaxTypeLen), ID: msg.ID{1}, From: from, Time: time.Now(), Sent: time.Now()}
+	n := len(appendMessageJSON(nil, m)) + base64.StdEncoding.EncodedLen(config.MaxDirectMessageSize)
+	if n+64<<10 > maxRecord {
+		t.Fatalf("a record of a %d-byte message is %d bytes; the client's record limit is %d", config.MaxDirectMessageSize, n, maxRecord)
+	}
+}
+
+// The client's stream reader takes a record over the old fixed limit of
+// 80 MiB, up to maxRecord, and refuses a longer one, naming the limit.
+func TestMsgStreamRecordLimit(t *testing.T) {
+	const oldLimit = 80 << 20
+	fill := fillReader(bytes.Repeat([]byte("x"), 64<<10))
+	record := func(n int) io.Reader { // n bytes with the newline
+		return io.MultiReader(io.LimitReader(fill, int64(n-1)), strings.NewReader("\n"))
+	}
+	// The reader checks the limit once per 64 KiB read, so a record is
+	// refused at most that much past it.
+	tooLong := maxRecord + 64<<10 + 1
+	s := &ndjsonStream{path: "/v1/test", br: bufio.NewReaderSize(io.MultiReader(record(oldLimit+1<<20), record(maxRecord), record(tooLong)), 64<<10)}
+	for _, n := range []int{oldLimit + 1<<20, maxRecord} {
+		if line, err := s.line(); err != nil || len(line) != n {
+			t.Fatalf("record of %d bytes: got %d bytes, %v", n, len(line), err)
+		}
+	}
+	if _, err := s.line(); err == nil || !strings.Contains(err.Error(), fmt.Sprintf("over %d bytes", maxRecord)) {
+		t.Fatalf("record of %d bytes, over the limit of %d: %v", tooLong, maxRecord, err)
+	}
+}
+
+// fillReader reads as an endless repetition of its block.
+type fillReader []byte
+
+func (f fillReader) Read(p []byte) (int, error) { return copy(p, f), nil }
+
+// The client streams a record of a message of the largest size any
+// configuration allows (what a daemon with messages.max_message_size at its
+// upper bound writes). The daemon is simulated, as streaming through libp2p
+// adds nothing to what is tested here.
+func TestMsgStreamLargestMessage(t *testing.T) {
+	from := newMsgTestNode(t).ID()
+	payload := bytes.Repeat([]byte("0123456789abcdef"), config.MaxDirectMessageSize/16)
+	payload[len(payload)-1] = '!'
+	m := &msg.Message{Type: "huge", ID: msg.ID{1}, From: from, Time: time.Now(), Payload: payload}
+	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		nd, stop, err := startStream(r.Context(), w, MessageEvent{Subscribed: &SubscriptionInfo{Type: "huge", Policy: "block", Buffer: 1, Count: 1}})
+		defer stop()
+		if err == nil {
+			_, _ = w.Write(appendMessageJSON(nil, m))
+			_ = nd.rc.Flush()
+		}
+	}))
+	defer hs.Close()
+	cl := &Client{base: hs.URL, hc: hs.Client()}
+	start := time.Now()
+	st, err := cl.SubscribeMessages(context.Background(), "huge", SubscribeOptions{Count: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	ev, err := st.Next()
+	if err != nil {
+		t.Fatalf("streaming a %d-byte message: %v", len(payload), err)
+	}
+	if ev.ReceivedMessage == nil || !bytes.Equal(ev.Payload, payload) {
+		t.Fatalf("got a record of %d payload bytes, want the %d sent", len(ev.Payload), len(payload))
+	}
+	if _, err := st.Next(); !errors.Is(err, io.EOF) {
+		t.Fatalf("after the message: %v, want io.EOF", err)
+	}
+	t.Logf("%d-byte message streamed in %s", len(payload), time.Since(start).Round(time.Millisecond))
 }

@@ -25,12 +25,20 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/warren-p2p/warren"
+	"github.com/warren-p2p/warren/config"
 	"github.com/warren-p2p/warren/node"
 )
 
-// maxBody bounds request bodies; a message payload travels in a body, so it
-// is the largest direct message plus room for the envelope.
+// maxBody bounds the JSON bodies of the endpoints that carry no message
+// (message endpoints size their bodies from max_message_size).
 const maxBody = 80 << 20
+
+// maxRecord bounds one record of an NDJSON stream the client reads. The
+// client cannot know the daemon's max_message_size, so it allows the largest
+// any configuration accepts (config.MaxDirectMessageSize; topic messages are
+// smaller), base64-encoded, plus generous room for the record's other
+// fields: every message a daemon can accept can be streamed.
+const maxRecord = (config.MaxDirectMessageSize+2)/3*4 + 1<<20
 
 // ServerOptions configures a Server.
 type ServerOptions struct {

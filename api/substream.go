@@ -38,8 +38,8 @@ func (s *ndjsonStream) line() ([]byte, error) {
 		s.buf = append(s.buf, frag...)
 		switch {
 		case errors.Is(err, bufio.ErrBufferFull):
-			if len(s.buf) > maxBody {
-				return nil, fmt.Errorf("API stream %s: a record is over %d bytes", s.path, maxBody)
+			if len(s.buf) > maxRecord {
+				return nil, fmt.Errorf("API stream %s: a record is over %d bytes", s.path, maxRecord)
 			}
 		case errors.Is(err, io.EOF) && len(bytes.TrimSpace(s.buf)) == 0:
 			return nil, io.EOF

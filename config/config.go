@@ -113,6 +113,14 @@ type Tunnels struct {
 	UDPIdleTimeout Duration `toml:"udp_idle_timeout" comment:"A UDP flow with no datagram for this long is closed."`
 }
 
+// The largest messages.max_message_size and gossip.max_message_size
+// accepted. Clients of the API size their buffers from these, so that any
+// message a node can accept can be streamed to them.
+const (
+	MaxDirectMessageSize = 64 << 20
+	MaxTopicMessageSize  = 16 << 20
+)
+
 // Messages configures direct messages.
 type Messages struct {
 	MaxMessageSize int      `toml:"max_message_size" comment:"Largest direct message payload, bytes."`
@@ -273,8 +281,8 @@ func (c *Config) Validate() error {
 	if c.Tunnels.UDPIdleTimeout <= 0 {
 		bad("tunnels.udp_idle_timeout", c.Tunnels.UDPIdleTimeout.Std(), "a duration > 0")
 	}
-	if c.Messages.MaxMessageSize <= 0 || c.Messages.MaxMessageSize > 64<<20 {
-		bad("messages.max_message_size", c.Messages.MaxMessageSize, "1 to 67108864 bytes")
+	if c.Messages.MaxMessageSize <= 0 || c.Messages.MaxMessageSize > MaxDirectMessageSize {
+		bad("messages.max_message_size", c.Messages.MaxMessageSize, fmt.Sprintf("1 to %d bytes", MaxDirectMessageSize))
 	}
 	if c.Messages.SendQueue <= 0 {
 		bad("messages.send_queue", c.Messages.SendQueue, "a number > 0")
@@ -282,8 +290,8 @@ func (c *Config) Validate() error {
 	if c.Messages.RequestTimeout <= 0 {
 		bad("messages.request_timeout", c.Messages.RequestTimeout.Std(), "a duration > 0")
 	}
-	if c.Gossip.MaxMessageSize <= 0 || c.Gossip.MaxMessageSize > 16<<20 {
-		bad("gossip.max_message_size", c.Gossip.MaxMessageSize, "1 to 16777216 bytes")
+	if c.Gossip.MaxMessageSize <= 0 || c.Gossip.MaxMessageSize > MaxTopicMessageSize {
+		bad("gossip.max_message_size", c.Gossip.MaxMessageSize, fmt.Sprintf("1 to %d bytes", MaxTopicMessageSize))
 	}
 	if c.Gossip.PublishTimeout <= 0 {
 		bad("gossip.publish_timeout", c.Gossip.PublishTimeout.Std(), "a duration > 0")

@@ -39,8 +39,8 @@ into an empty topic. A message over gossip.max_message_size fails too.`,
 			if err := gossip.ValidateTopic(topic); err != nil {
 				return err
 			}
-			if timeout < 0 || timeout > 0 && timeout < time.Millisecond {
-				return fmt.Errorf("--timeout %s: expected a duration of at least 1ms (0: the daemon's gossip.publish_timeout)", timeout)
+			if timeout < 0 || timeout > 0 && timeout < time.Millisecond || timeout > api.MaxTimeout {
+				return fmt.Errorf("--timeout %s: expected a duration from 1ms to %s (0: the daemon's gossip.publish_timeout)", timeout, api.MaxTimeout)
 			}
 			if lines && len(args) == 2 {
 				return errors.New("--lines reads the messages from stdin: give no data argument")

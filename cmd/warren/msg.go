@@ -18,13 +18,14 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/warren-p2p/warren/api"
+	"github.com/warren-p2p/warren/config"
 	"github.com/warren-p2p/warren/msg"
 	"github.com/warren-p2p/warren/node"
 )
 
 // maxStdinMessage bounds a message read whole from stdin: the largest
 // messages.max_message_size the config accepts.
-const maxStdinMessage = 64 << 20
+const maxStdinMessage = config.MaxDirectMessageSize
 
 func msgCmds(e *env) []*cobra.Command {
 	m := &cobra.Command{
@@ -151,7 +152,10 @@ The subscription holds up to --buffer messages. When they are not read fast
 enough, --policy decides: block (the default) loses nothing and slows the
 senders down; drop-oldest and drop-newest discard messages and count them.
 Drops are reported on stderr as they happen (at most once a second), and the
-command ends with a summary line on stderr: "received X, dropped Y".`,
+command ends with a summary line on stderr: "received X, dropped Y". After -n
+messages, Y includes the messages the subscription still held when it closed,
+as the daemon counts them; after Ctrl-C it does not include those ('warren msg
+stats' counts them in the type's dropped).`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			typ := args[0]
@@ -212,8 +216,8 @@ responder or a responder's error fails the command.`,
 			if err := checkMsgType(args[1]); err != nil {
 				return err
 			}
-			if timeout < time.Millisecond {
-				return fmt.Errorf("--timeout %s: expected a duration of at least 1ms", timeout)
+			if timeout < time.Millisecond || timeout > api.MaxTimeout {
+				return fmt.Errorf("--timeout %s: expected a duration from 1ms to %s", timeout, api.MaxTimeout)
 			}
 			data, err := e.payloadArg(args, 2)
 			if err != nil {
