@@ -814,3 +814,24 @@ func TestSubscriptionCloseAndServiceClose(t *testing.T) {
 		t.Fatalf("Send after Close: %v", err)
 	}
 }
+
+// With a MaxMessageSize smaller than an error's text, the requester still
+// gets the error at once (cut to the limit), not its own timeout.
+func TestErrorReplyFitsTinyLimit(t *testing.T) {
+	a, b := pair(t, Options{MaxMessageSize: 10})
+	if err := b.Handle("fail", func(context.Context, *Message) ([]byte, error) {
+		return nil, errors.New("a handler error much longer than ten bytes")
+	}); err != nil {
+		t.Fatal(err)
+	}
+	for _, typ := range []string{"fail", "nobody-handles-this"} {
+		start := time.Now()
+		_, err := a.Request(ctxT(t, 10*time.Second), b.h.ID(), typ, []byte("q"))
+		if err == nil || errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("%s: err = %v, want the remote error", typ, err)
+		}
+		if d := time.Since(start); d > 5*time.Second {
+			t.Fatalf("%s: the error took %v", typ, d)
+		}
+	}
+}

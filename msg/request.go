@@ -210,8 +210,10 @@ func (s *Service) sendReply(ctx context.Context, to peer.ID, typ string, corr ui
 	if herr != nil {
 		flags |= flagError
 		text := herr.Error()
-		if len(text) > maxErrorText {
-			text = text[:maxErrorText]
+		// An error must always fit, or the requester would only learn of
+		// it from its own timeout (a node may set a tiny MaxMessageSize).
+		if limit := min(maxErrorText, s.opts.MaxMessageSize); len(text) > limit {
+			text = text[:limit]
 		}
 		out = []byte(text)
 	}
