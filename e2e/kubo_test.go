@@ -120,8 +120,10 @@ func startKubo(t *testing.T) *kubo {
 	ctx, cancel := context.WithCancel(context.Background())
 	cmd := exec.CommandContext(ctx, k.bin, "daemon")
 	cmd.Env = k.env
-	var log lockedBuffer
-	cmd.Stderr = &log
+	var logMu sync.Mutex
+	var logBuf bytes.Buffer
+	log := lockedWriter{&logMu, &logBuf}
+	cmd.Stderr = log
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -143,7 +145,9 @@ func startKubo(t *testing.T) *kubo {
 	select {
 	case <-ready:
 	case <-time.After(60 * time.Second):
-		t.Fatalf("kubo daemon not ready after 60 s:\n%s", log.String())
+		logMu.Lock()
+		defer logMu.Unlock()
+		t.Fatalf("kubo daemon not ready after 60 s:\n%s", logBuf.String())
 	}
 	k.ID = k.run("id", "-f", "<id>")
 	for a := range strings.FieldsSeq(k.run("id", "-f", "<addrs>\n")) {
@@ -167,23 +171,6 @@ func (k *kubo) run(args ...string) string {
 		k.t.Fatalf("ipfs %s: %v\n%s", strings.Join(args, " "), err, out)
 	}
 	return strings.TrimSpace(string(out))
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 // echoExchange sends n bytes through addr to the echo target, reads them
