@@ -1,0 +1,91 @@
+package ratelog
+
+import (
+	"bytes"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+type syncBuf struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuf) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuf) lines() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return strings.Split(strings.TrimSpace(s.b.String()), "\n")
+}
+
+func TestFloodBecomesOneLineAndASummary(t *testing.T) {
+	var buf syncBuf
+	l := New(slog.New(slog.NewTextHandler(&buf, nil)), 50*time.Millisecond)
+	defer l.Close()
+	for i := 0; i < 1000; i++ {
+		l.Warn("bad frame", "peer", i)
+		l.Warn("refused stream", "peer", i)
+	}
+	if got := l.Suppressed(); got != 1998 {
+		t.Fatalf("suppressed = %d, want 1998", got)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for len(buf.lines()) < 4 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	lines := buf.lines()
+	if len(lines) != 4 {
+		t.Fatalf("got %d lines, want 4 (first of each kind + a summary each):\n%s", len(lines), strings.Join(lines, "\n"))
+	}
+	var summaries int
+	for _, ln := range lines {
+		if strings.Contains(ln, "999 more like this in the last 50ms") {
+			summaries++
+			if !strings.Contains(ln, "peer=999") {
+				t.Errorf("summary lacks the last record's attributes: %s", ln)
+			}
+		}
+	}
+	if summaries != 2 {
+		t.Fatalf("want 2 summaries, got %d:\n%s", summaries, strings.Join(lines, "\n"))
+	}
+	// A new window logs again.
+	l.Warn("bad frame", "peer", "again")
+	if got := buf.lines(); !strings.Contains(got[len(got)-1], "peer=again") {
+		t.Fatalf("a record in a new window was held back: %v", got)
+	}
+}
+
+func TestCloseFlushesAndStops(t *testing.T) {
+	var buf syncBuf
+	l := New(slog.New(slog.NewTextHandler(&buf, nil)), time.Hour)
+	l.Warn("x")
+	l.Warn("x")
+	l.Warn("x")
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	l.Warn("x")
+	lines := buf.lines()
+	if len(lines) != 2 || !strings.Contains(lines[1], "2 more like this") {
+		t.Fatalf("lines after Close: %v", lines)
+	}
+}
+
+func TestBelowLevelIsNotCounted(t *testing.T) {
+	l := New(slog.New(slog.NewTextHandler(&bytes.Buffer{}, &slog.HandlerOptions{Level: slog.LevelError})), 0)
+	defer l.Close()
+	l.Warn("x")
+	l.Warn("x")
+	if l.Suppressed() != 0 {
+		t.Fatal("records below the handler's level were counted")
+	}
+}
