@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
+	"log/slog"
 	"runtime"
 	"slices"
 	"strings"
@@ -101,7 +102,8 @@ func TestSubscriptionFloodIsBounded(t *testing.T) {
 	mn, hs := newMocknet(t, 2)
 	_ = mn
 	reg := prometheus.NewRegistry()
-	s := newService(t, hs[0], Options{Registerer: reg})
+	log, rec := newLogRecorder(slog.LevelInfo) // debug lines would fill the heap
+	s := newService(t, hs[0], Options{Registerer: reg, Logger: log})
 	chat, err := s.Join("chat")
 	if err != nil {
 		t.Fatal(err)
@@ -159,11 +161,21 @@ func TestSubscriptionFloodIsBounded(t *testing.T) {
 	if _, n := s.filter.tracked(rawID); n != DefaultMaxTopicsPerPeer {
 		t.Fatalf("filter tracks %d topics of the peer; expected MaxTopicsPerPeer = %d", n, DefaultMaxTopicsPerPeer)
 	}
-	// pubsub itself: the first topics are there, the rest are not.
+	// pubsub itself: the first batches are there (the third only in part:
+	// within an RPC pubsub's dedup shuffles the order), the rest are not.
 	if ps := listPeers(s, s.fullName("t0")); !slices.Contains(ps, rawID) {
 		t.Fatalf("pubsub lists %v in t0; expected the raw peer (within its limit)", ps)
 	}
-	for _, i := range []int{DefaultMaxTopicsPerPeer, attackTopics / 2, attackTopics - 1} {
+	listed := 0
+	for i := range 3 * DefaultMaxTopicsPerRPC {
+		if slices.Contains(listPeers(s, s.fullName(fmt.Sprintf("t%d", i))), rawID) {
+			listed++
+		}
+	}
+	if listed != DefaultMaxTopicsPerPeer-1 {
+		t.Fatalf("pubsub lists the peer in %d of the first 300 topics; expected %d", listed, DefaultMaxTopicsPerPeer-1)
+	}
+	for _, i := range []int{3 * DefaultMaxTopicsPerRPC, attackTopics / 2, attackTopics - 1} {
 		if ps := listPeers(s, s.fullName(fmt.Sprintf("t%d", i))); len(ps) != 0 {
 			t.Fatalf("pubsub lists %v in t%d; expected nobody (over the peer's limit)", ps, i)
 		}
@@ -174,6 +186,11 @@ func TestSubscriptionFloodIsBounded(t *testing.T) {
 	}
 	if got := gatherLabel(t, reg, "warren_gossip_subscriptions_refused_total", "reason", RefusePeerLimit); got != float64(wantRefused) {
 		t.Fatalf("warren_gossip_subscriptions_refused_total{reason=peer_limit} = %v; expected %d", got, wantRefused)
+	}
+
+	// 3,000 RPCs over the limit, one rate-limited warning.
+	if n := rec.count(slog.LevelWarn, "too many topics"); n != 1 {
+		t.Fatalf("%d warnings for the flood; expected 1 (rate-limited)", n)
 	}
 
 	// Unsubscribing frees slots: the peer may then take a new topic.
