@@ -3,6 +3,7 @@ package gossip
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -311,4 +312,30 @@ func gatherLabel(t *testing.T, reg *prometheus.Registry, name, label, value stri
 	}
 	t.Fatalf("metric %s{%s=%q} not gathered", name, label, value)
 	return 0
+}
+
+// A node may join at most MaxTopicsPerRPC topics: its hello lists them all
+// in one RPC, which peers would drop whole if it were larger. Leaving one
+// makes room again.
+func TestJoinIsBoundedByTheRPCLimit(t *testing.T) {
+	_, hs := newMocknet(t, 1)
+	s := newService(t, hs[0], Options{MaxTopicsPerRPC: 3})
+	for _, name := range []string{"a", "b", "c"} {
+		if _, err := s.Join(name); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := s.Join("a"); err != nil {
+		t.Fatalf("re-joining a joined topic at the limit: %v", err)
+	}
+	_, err := s.Join("d")
+	if !errors.Is(err, ErrTooManyTopics) || !strings.Contains(err.Error(), "MaxTopicsPerRPC") {
+		t.Fatalf("fourth Join = %v; expected ErrTooManyTopics naming MaxTopicsPerRPC", err)
+	}
+	if err := s.Leave("b"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Join("d"); err != nil {
+		t.Fatalf("Join after Leave: %v", err)
+	}
 }
