@@ -3,6 +3,7 @@ package gossip
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"strings"
 	"sync"
@@ -172,5 +173,30 @@ func TestPubsubLogIsRateLimited(t *testing.T) {
 	_ = rl.Close()
 	if n := rec.count(slog.LevelWarn, "99 more like this"); n != 1 {
 		t.Fatalf("%d summaries; expected 1 counting the 99 held back", n)
+	}
+}
+
+// Drops are caused by peers (slow readers, floods): their warning is
+// rate-limited across topics, while every drop is still counted.
+func TestDropWarningsAreRateLimited(t *testing.T) {
+	log, rec := newLogRecorder(slog.LevelInfo)
+	rl := ratelog.New(log, time.Hour)
+	defer rl.Close()
+	m, err := newMetrics(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stats []*topicStats
+	for i := range 50 {
+		stats = append(stats, newTopicStats(fmt.Sprintf("t%d", i), m, log, rl))
+	}
+	for _, st := range stats {
+		st.addDropped(dropOutbound) // each topic's first drop
+	}
+	if n := rec.count(slog.LevelWarn, "messages dropped"); n != 1 {
+		t.Fatalf("%d warnings for first drops on 50 topics; expected 1", n)
+	}
+	if got := stats[49].info(0).Dropped; got != 1 {
+		t.Fatalf("topic t49 counted %d drops; expected 1", got)
 	}
 }
