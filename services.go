@@ -45,6 +45,10 @@ func (n *Node) startServices(ctx context.Context, opts Options) error {
 		Discovery:      disc,
 		Logger:         n.log.With("component", "gossip"),
 		Registerer:     n.Metrics,
+
+		// Bounds on what peers' subscriptions may cost.
+		MaxTopicsPerRPC:  cfg.Gossip.MaxTopicsPerRPC,
+		MaxTopicsPerPeer: cfg.Gossip.MaxTopicsPerPeer,
 	})
 	if err != nil {
 		return fmt.Errorf("start gossip: %w", err)

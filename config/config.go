@@ -119,6 +119,9 @@ type Tunnels struct {
 const (
 	MaxDirectMessageSize = 64 << 20
 	MaxTopicMessageSize  = 16 << 20
+	// MaxGossipTopics bounds gossip.max_topics_per_rpc and
+	// gossip.max_topics_per_peer (gossip.MaxMaxTopics).
+	MaxGossipTopics = 10000
 )
 
 // Messages configures direct messages.
@@ -130,8 +133,10 @@ type Messages struct {
 
 // Gossip configures broadcast topics.
 type Gossip struct {
-	MaxMessageSize int      `toml:"max_message_size" comment:"Largest broadcast message, bytes."`
-	PublishTimeout Duration `toml:"publish_timeout" comment:"How long a publish into a topic with no peers waits for one."`
+	MaxMessageSize   int      `toml:"max_message_size" comment:"Largest broadcast message, bytes."`
+	PublishTimeout   Duration `toml:"publish_timeout" comment:"How long a publish into a topic with no peers waits for one."`
+	MaxTopicsPerRPC  int      `toml:"max_topics_per_rpc" comment:"Most subscription changes one RPC from a peer may carry (a larger RPC is dropped whole); also the most topics this node may join. All nodes of a network must agree. 1 to 10000."`
+	MaxTopicsPerPeer int      `toml:"max_topics_per_peer" comment:"Most topics one peer may be subscribed to at once; further subscriptions from it are ignored. 1 to 10000."`
 }
 
 // Log configures structured logs.
@@ -181,7 +186,7 @@ func Default() Config {
 		},
 		Tunnels:  Tunnels{DialTimeout: Duration(30 * time.Second), UDPIdleTimeout: Duration(60 * time.Second)},
 		Messages: Messages{MaxMessageSize: 4 << 20, SendQueue: 4096, RequestTimeout: Duration(10 * time.Second)},
-		Gossip:   Gossip{MaxMessageSize: 1 << 20, PublishTimeout: Duration(10 * time.Second)},
+		Gossip:   Gossip{MaxMessageSize: 1 << 20, PublishTimeout: Duration(10 * time.Second), MaxTopicsPerRPC: 100, MaxTopicsPerPeer: 256},
 		Log:      Log{Level: "info", Format: "text"},
 	}
 }
@@ -295,6 +300,12 @@ func (c *Config) Validate() error {
 	}
 	if c.Gossip.PublishTimeout <= 0 {
 		bad("gossip.publish_timeout", c.Gossip.PublishTimeout.Std(), "a duration > 0")
+	}
+	if c.Gossip.MaxTopicsPerRPC < 1 || c.Gossip.MaxTopicsPerRPC > MaxGossipTopics {
+		bad("gossip.max_topics_per_rpc", c.Gossip.MaxTopicsPerRPC, fmt.Sprintf("1 to %d", MaxGossipTopics))
+	}
+	if c.Gossip.MaxTopicsPerPeer < 1 || c.Gossip.MaxTopicsPerPeer > MaxGossipTopics {
+		bad("gossip.max_topics_per_peer", c.Gossip.MaxTopicsPerPeer, fmt.Sprintf("1 to %d", MaxGossipTopics))
 	}
 	if _, err := ParseLevel(c.Log.Level); err != nil {
 		errs = append(errs, fmt.Errorf("config log.level: %w", err))

@@ -105,6 +105,8 @@ func TestNewValidatesOptions(t *testing.T) {
 		{Options{Network: "n", OutboundQueueSize: -5}, "Options.OutboundQueueSize is -5"},
 		{Options{Network: "n", ValidateQueueSize: -5}, "Options.ValidateQueueSize is -5"},
 		{Options{Network: "n", HeartbeatInterval: time.Millisecond}, "Options.HeartbeatInterval is 1ms"},
+		{Options{Network: "n", MaxTopicsPerRPC: -1}, "Options.MaxTopicsPerRPC is -1; expected 1 to 10000"},
+		{Options{Network: "n", MaxTopicsPerPeer: MaxMaxTopics + 1}, "Options.MaxTopicsPerPeer is 10001"},
 	}
 	for _, c := range cases {
 		_, err := New(context.Background(), hs[0], c.opts)

@@ -45,6 +45,18 @@ const (
 	DefaultSubscriptionBuffer = 1024
 	DefaultHeartbeatInterval  = time.Second
 
+	// DefaultMaxTopicsPerRPC bounds the subscription changes one RPC may
+	// carry. A peer's first RPC (its hello) lists every topic it is in, so
+	// this is also the most topics a node may join (Join refuses more):
+	// every node of a network must agree on it.
+	DefaultMaxTopicsPerRPC = 100
+	// DefaultMaxTopicsPerPeer bounds the topics one peer may be subscribed
+	// to at once, as this node tracks them.
+	DefaultMaxTopicsPerPeer = 256
+	// MaxMaxTopics is the largest MaxTopicsPerRPC or MaxTopicsPerPeer
+	// accepted.
+	MaxMaxTopics = 10000
+
 	// MaxMaxMessageSize is the largest MaxMessageSize accepted (16 MiB),
 	// matching the node's configuration limit.
 	MaxMaxMessageSize = 16 << 20
@@ -104,6 +116,19 @@ type Options struct {
 	// sent. The message-cache windows are scaled to keep their length in
 	// time (3 s gossiped, 5 s kept). Default 1s, pubsub's own.
 	HeartbeatInterval time.Duration
+
+	// MaxTopicsPerRPC is the most subscription changes one RPC from a peer
+	// may carry; pubsub drops a whole RPC over it (its messages and control
+	// too) and this package counts it. It is also the most topics this node
+	// may join, since its hello lists them all in one RPC. Default 100, at
+	// most MaxMaxTopics. All nodes of a network must agree.
+	MaxTopicsPerRPC int
+
+	// MaxTopicsPerPeer is the most topics of this network one peer may be
+	// subscribed to at once; further subscriptions from it are ignored (and
+	// counted) until it unsubscribes or disconnects. Default 256, at most
+	// MaxMaxTopics.
+	MaxTopicsPerPeer int
 }
 
 // SubscribeOptions configure a Subscription.
@@ -147,6 +172,21 @@ func (o Options) withDefaults() (Options, error) {
 	if o.ValidateQueueSize, err = positiveOr("Options.ValidateQueueSize", o.ValidateQueueSize, DefaultValidateQueueSize); err != nil {
 		return o, err
 	}
+	for _, f := range []struct {
+		name string
+		v    *int
+		def  int
+	}{
+		{"Options.MaxTopicsPerRPC", &o.MaxTopicsPerRPC, DefaultMaxTopicsPerRPC},
+		{"Options.MaxTopicsPerPeer", &o.MaxTopicsPerPeer, DefaultMaxTopicsPerPeer},
+	} {
+		switch {
+		case *f.v == 0:
+			*f.v = f.def
+		case *f.v < 0 || *f.v > MaxMaxTopics:
+			return o, fmt.Errorf("%s is %d; expected 1 to %d (0 for the default %d)", f.name, *f.v, MaxMaxTopics, f.def)
+		}
+	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -173,6 +213,9 @@ func positiveOr(field string, v, def int) (int, error) {
 // a letter or digit: safe inside a topic string, a protocol ID, a DHT key
 // and a Prometheus label.
 func checkName(what, s string, max int) error {
+	if validName(s, max) {
+		return nil
+	}
 	expected := fmt.Sprintf("1-%d letters, digits, '.', '_' or '-', starting with a letter or digit", max)
 	if s == "" || len(s) > max {
 		return fmt.Errorf("%s %q has %d characters; expected %s", what, s, len(s), expected)
@@ -186,4 +229,20 @@ func checkName(what, s string, max int) error {
 		return fmt.Errorf("%s %q: %q at position %d is not allowed; expected %s", what, s, c, i+1, expected)
 	}
 	return nil
+}
+
+// validName is checkName's test without the error: it does not allocate,
+// so the subscription filter can run it on every topic a peer announces.
+func validName(s string, max int) bool {
+	if s == "" || len(s) > max {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		alnum := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
+		if !alnum && (i == 0 || c != '.' && c != '_' && c != '-') {
+			return false
+		}
+	}
+	return true
 }

@@ -13,8 +13,11 @@ import (
 
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
 	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/protocol"
+
+	"github.com/warren-p2p/warren/internal/ratelog"
 )
 
 // ErrClosed is returned by calls on a closed Service or Subscription.
@@ -27,6 +30,11 @@ var ErrNoPeers = errors.New("no peers subscribed")
 // ErrTooLarge is wrapped by Publish when the payload exceeds MaxMessageSize.
 var ErrTooLarge = errors.New("message too large")
 
+// ErrTooManyTopics is wrapped by Join (and so Subscribe and Publish) when
+// the node already has Options.MaxTopicsPerRPC topics: its hello to new
+// peers lists them all in one RPC, and peers drop an RPC with more.
+var ErrTooManyTopics = errors.New("too many topics joined")
+
 // Service is warren's broadcast on one host. Safe for concurrent use.
 type Service struct {
 	host   host.Host
@@ -36,6 +44,13 @@ type Service struct {
 	protos []protocol.ID
 	prefix string // "/warren/<network>/topic/"
 	m      *metrics
+	filter *subFilter
+	notify *network.NotifyBundle // drops state of departed peers
+
+	// rlog rate-limits the warnings remote peers can cause; psLog does
+	// the same for pubsub's own log lines.
+	rlog, psLog *ratelog.Logger
+	rdv         *rendezvous // nil without Options.Discovery
 
 	// ctx bounds pubsub and every pump goroutine; cancelled by Close.
 	ctx    context.Context
@@ -83,6 +98,8 @@ func New(ctx context.Context, h host.Host, opts Options) (*Service, error) {
 		log:        opts.Logger,
 		prefix:     "/warren/" + opts.Network + "/topic/",
 		m:          m,
+		rlog:       ratelog.New(opts.Logger, 0),
+		psLog:      ratelog.New(opts.Logger.With("system", "pubsub"), 0),
 		ctx:        psCtx,
 		cancel:     cancel,
 		topics:     make(map[string]*Topic),
@@ -90,15 +107,25 @@ func New(ctx context.Context, h host.Host, opts Options) (*Service, error) {
 		stats:      make(map[string]*topicStats),
 		validators: make(map[string]bool),
 	}
-	s.other = newTopicStats(otherTopic, m, s.log)
+	s.other = newTopicStats(otherTopic, m, s.log, s.rlog)
+	s.filter = newSubFilter(s.prefix, opts.MaxTopicsPerRPC, opts.MaxTopicsPerPeer, h.Network(), m, s.rlog)
+	// Before pubsub starts, so no peer can be tracked without being forgotten.
+	s.notify = &network.NotifyBundle{DisconnectedF: func(n network.Network, c network.Conn) {
+		s.peerDisconnected(n, c.RemotePeer())
+	}}
+	h.Network().Notify(s.notify)
 	s.protos, err = s.startPubSub(psCtx)
 	if err != nil {
 		cancel()
+		h.Network().StopNotify(s.notify)
 		m.unregister()
+		_ = s.rlog.Close()
+		_ = s.psLog.Close()
 		return nil, fmt.Errorf("gossip: new: start gossipsub on %s: %w", h.ID(), err)
 	}
 	s.log.Info("gossip: started", "network", opts.Network, "max_message_size", opts.MaxMessageSize,
-		"discovery", opts.Discovery != nil)
+		"discovery", opts.Discovery != nil, "max_topics_per_rpc", opts.MaxTopicsPerRPC,
+		"max_topics_per_peer", opts.MaxTopicsPerPeer)
 	return s, nil
 }
 
@@ -114,13 +141,18 @@ func (s *Service) startPubSub(ctx context.Context) ([]protocol.ID, error) {
 		pubsub.WithValidateQueueSize(s.opts.ValidateQueueSize),
 		pubsub.WithFloodPublish(!s.opts.DisableFloodPublish),
 		pubsub.WithRawTracer(tracer{s: s}),
-		pubsub.WithLogger(s.log.With("system", "pubsub")),
+		pubsub.WithLogger(slog.New(newRateHandler(s.log.With("system", "pubsub"), s.psLog))),
+		// Only this network's topics, with valid names, a bounded number
+		// per RPC and per peer: without it every topic string a peer
+		// announces becomes a map in pubsub, for as long as it stays.
+		pubsub.WithSubscriptionFilter(s.filter),
 	}
 	if s.opts.HeartbeatInterval != DefaultHeartbeatInterval {
 		psOpts = append(psOpts, pubsub.WithGossipSubParams(gossipParams(s.opts.HeartbeatInterval)))
 	}
 	if s.opts.Discovery != nil {
-		psOpts = append(psOpts, pubsub.WithDiscovery(rendezvous{d: s.opts.Discovery, log: s.log}))
+		s.rdv = &rendezvous{d: s.opts.Discovery, log: s.log, failures: s.m.advertiseFailures}
+		psOpts = append(psOpts, pubsub.WithDiscovery(s.rdv))
 	}
 	ps, err := pubsub.NewGossipSub(ctx, s.host, psOpts...)
 	if err != nil {
@@ -195,6 +227,9 @@ func (s *Service) Close() error {
 		for _, p := range s.protos {
 			s.host.RemoveStreamHandler(p)
 		}
+		s.host.Network().StopNotify(s.notify)
+		_ = s.rlog.Close()
+		_ = s.psLog.Close()
 		s.m.unregister()
 		s.closeErr = errors.Join(errs...)
 		s.log.Info("gossip: closed")
@@ -230,6 +265,10 @@ func (s *Service) Join(name string) (*Topic, error) {
 	}
 	if t, ok := s.topics[name]; ok {
 		return t, nil
+	}
+	if len(s.topics) >= s.opts.MaxTopicsPerRPC {
+		return nil, fmt.Errorf("gossip: join %q: %w: %d already, the limit (MaxTopicsPerRPC) "+
+			"peers apply to one RPC; leave one first", name, ErrTooManyTopics, len(s.topics))
 	}
 	full := s.fullName(name)
 	st := s.ensureStats(name) // before pubsub can report on the topic
@@ -342,7 +381,8 @@ func (s *Service) wrapValidator(name string, v Validator) pubsub.ValidatorEx {
 	return func(ctx context.Context, from peer.ID, pm *pubsub.Message) (res pubsub.ValidationResult) {
 		defer func() {
 			if r := recover(); r != nil {
-				s.log.Error("gossip: validator panicked; rejecting message", "topic", name, "panic", r)
+				// A peer's message triggers it, as often as the peer likes.
+				s.rlog.Log(slog.LevelError, "gossip: validator panicked; rejecting message", "topic", name, "panic", r)
 				res = pubsub.ValidationReject
 			}
 		}()
@@ -354,7 +394,7 @@ func (s *Service) wrapValidator(name string, v Validator) pubsub.ValidatorEx {
 		case Reject:
 			return pubsub.ValidationReject
 		default:
-			s.log.Error("gossip: validator returned an unknown result; rejecting message",
+			s.rlog.Log(slog.LevelError, "gossip: validator returned an unknown result; rejecting message",
 				"topic", name, "result", r)
 			return pubsub.ValidationReject
 		}
@@ -387,6 +427,44 @@ func (s *Service) controlDropped() {
 	s.m.controlDropped.Inc()
 }
 
+// SubscriptionsRefused counts, per reason (Refuse* constants), the
+// subscriptions peers announced that this node did not track. Reasons with
+// a zero count are left out.
+func (s *Service) SubscriptionsRefused() map[string]uint64 {
+	out := make(map[string]uint64)
+	for r := range numRefuseReasons {
+		if n := s.filter.refused[r].Load(); n > 0 {
+			out[r.String()] = n
+		}
+	}
+	return out
+}
+
+// AdvertiseFailures counts failed topic advertisements (0 without
+// Options.Discovery).
+func (s *Service) AdvertiseFailures() uint64 {
+	if s.rdv == nil {
+		return 0
+	}
+	return s.rdv.failed.Load()
+}
+
+// peerDisconnected drops what this package holds about p once its last
+// connection is gone: its subscriptions in the filter and its place in
+// every topic's mesh count. pubsub drops its own state for p itself.
+func (s *Service) peerDisconnected(n network.Network, p peer.ID) {
+	if connected(n, p) {
+		return // another connection remains
+	}
+	s.filter.forget(p)
+	s.statsMu.RLock()
+	defer s.statsMu.RUnlock()
+	for _, st := range s.stats {
+		st.prune(p)
+	}
+	s.other.prune(p)
+}
+
 // statsFor returns the counters of a full topic string, for the tracer.
 // Joined topics have their own (made by Join before pubsub hears of the
 // topic); anything else is counted under "_other" so labels stay bounded.
@@ -407,7 +485,7 @@ func (s *Service) ensureStats(name string) *topicStats {
 	defer s.statsMu.Unlock()
 	st, ok := s.stats[full]
 	if !ok {
-		st = newTopicStats(name, s.m, s.log)
+		st = newTopicStats(name, s.m, s.log, s.rlog)
 		s.stats[full] = st
 	}
 	return st

@@ -8,8 +8,9 @@ import (
 	"sync/atomic"
 
 	"github.com/libp2p/go-libp2p/core/peer"
-
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/warren-p2p/warren/internal/ratelog"
 )
 
 // Why a message was dropped. Every place pubsub (or this package) can lose a
@@ -99,6 +100,8 @@ type metrics struct {
 	published, received *prometheus.CounterVec
 	dropped, rejected   *prometheus.CounterVec
 	controlDropped      prometheus.Counter
+	subsRefused         *prometheus.CounterVec
+	advertiseFailures   prometheus.Counter
 	reg                 prometheus.Registerer
 	registered          []prometheus.Collector
 }
@@ -125,12 +128,22 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Namespace: "warren", Subsystem: "gossip", Name: "control_dropped_total",
 			Help: "Control-only RPCs (IHAVE/IWANT/GRAFT/PRUNE) dropped on a full peer queue; pubsub retries these.",
 		}),
+		subsRefused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "warren", Subsystem: "gossip", Name: "subscriptions_refused_total",
+			Help: "Topic subscriptions announced by peers and not tracked, per reason " +
+				"(" + RefuseOtherNetwork + ", " + RefuseRPCLimit + ", " + RefusePeerLimit + ", " + RefusePeerGone + ").",
+		}, []string{"reason"}),
+		advertiseFailures: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "warren", Subsystem: "gossip", Name: "advertise_failures_total",
+			Help: "Failed advertisements of a joined topic through discovery (each is retried).",
+		}),
 		reg: reg,
 	}
 	if reg == nil {
 		return m, nil
 	}
-	for _, c := range []prometheus.Collector{m.published, m.received, m.dropped, m.rejected, m.controlDropped} {
+	for _, c := range []prometheus.Collector{m.published, m.received, m.dropped, m.rejected, m.controlDropped,
+		m.subsRefused, m.advertiseFailures} {
 		if err := reg.Register(c); err != nil {
 			m.unregister()
 			if errAlreadyRegistered(err) {
@@ -156,6 +169,7 @@ func (m *metrics) unregister() {
 type topicStats struct {
 	name          string
 	log           *slog.Logger
+	rlog          *ratelog.Logger // for warnings remote peers can cause
 	published     atomic.Uint64
 	received      atomic.Uint64
 	dropped       [numDropReasons]atomic.Uint64
@@ -171,10 +185,11 @@ type topicStats struct {
 	mRejected             [numRejectReasons]prometheus.Counter
 }
 
-func newTopicStats(name string, m *metrics, log *slog.Logger) *topicStats {
+func newTopicStats(name string, m *metrics, log *slog.Logger, rlog *ratelog.Logger) *topicStats {
 	st := &topicStats{
 		name:       name,
 		log:        log,
+		rlog:       rlog,
 		mesh:       make(map[peer.ID]struct{}),
 		mPublished: m.published.WithLabelValues(name),
 		mReceived:  m.received.WithLabelValues(name),
@@ -200,13 +215,15 @@ func (st *topicStats) addReceived() {
 
 // addDropped counts one drop. The first drop on a topic, and every 1024th
 // after it, is logged at Warn so a loss is never silent even without
-// metrics; every drop is logged at Debug.
+// metrics; every drop is logged at Debug. Peers cause drops (a slow reader,
+// a flood), so the Warn goes through the rate-limited logger: one line per
+// window for all topics, then a summary.
 func (st *topicStats) addDropped(reason dropReason) {
 	st.dropped[reason].Add(1)
 	st.mDropped[reason].Inc()
 	n := st.droppedTotal.Add(1)
 	if n == 1 || n%1024 == 0 {
-		st.log.Warn("gossip: messages dropped", "topic", st.name, "reason", reason, "dropped_total", n)
+		st.rlog.Warn("gossip: messages dropped", "topic", st.name, "reason", reason, "dropped_total", n)
 	} else {
 		st.log.Debug("gossip: message dropped", "topic", st.name, "reason", reason)
 	}

@@ -64,8 +64,19 @@ func (t tracer) DeliverMessage(msg *pubsub.Message) {
 }
 
 // Graft, Prune and OnClosedOutboundStream (a peer gone: it leaves every
-// mesh without a Prune event) keep each topic's mesh membership.
-func (t tracer) Graft(p peer.ID, topic string) { t.s.statsFor(topic).graft(p) }
+// mesh without a Prune event) keep each topic's mesh membership. The
+// Service's notifiee also removes a peer from every mesh when it
+// disconnects: pubsub handles a GRAFT even from an RPC it reads after the
+// peer is gone, and would never send its Prune.
+func (t tracer) Graft(p peer.ID, topic string) {
+	st := t.s.statsFor(topic)
+	st.graft(p)
+	// The swarm marks a peer disconnected before it runs the notifiee, so
+	// a graft that lost the race with it is undone here.
+	if !connected(t.s.host.Network(), p) {
+		st.prune(p)
+	}
+}
 func (t tracer) Prune(p peer.ID, topic string) { t.s.statsFor(topic).prune(p) }
 func (t tracer) OnClosedOutboundStream(p peer.ID) {
 	t.s.statsMu.RLock()
