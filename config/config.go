@@ -105,7 +105,7 @@ type ResourceManager struct {
 
 // API configures the local control API.
 type API struct {
-	TCP string `toml:"tcp" comment:"Also serve the API on this loopback TCP address (e.g. 127.0.0.1:5050, port 0 allowed), with a bearer token kept in the repo. Empty: unix socket only."`
+	TCP string `toml:"tcp" comment:"Also serve the API on this loopback TCP address, an IP of 127.0.0.0/8 or [::1] with a port (e.g. 127.0.0.1:5050; port 0 picks one; no host names), with a bearer token kept in the repo. Empty: unix socket only."`
 }
 
 // Tunnels configures TCP and UDP tunnels.
