@@ -174,7 +174,24 @@ func refuseLiveDaemon(ctx context.Context, repo *config.Repo) error {
 		}
 		return fmt.Errorf("another daemon (%s) is serving this repo at %s; stop it first (repo.lock alone did not stop this start: was it deleted?)", pid, sock)
 	}
+	// Its socket may be gone while its TCP listener is not. A TCP port can be
+	// reused by anyone once its owner died, so ask only a process that lives.
+	if err == nil && ep.TCP != "" && ep.PID > 0 && processAlive(ep.PID) {
+		pctx, cancel := context.WithTimeout(ctx, liveProbeTimeout)
+		conn, derr := (&net.Dialer{}).DialContext(pctx, "tcp", ep.TCP)
+		cancel()
+		if derr == nil {
+			_ = conn.Close()
+			return fmt.Errorf("another daemon (%s) is serving this repo at tcp %s; stop it first (remove %s if that process is not a warren daemon)", pid, ep.TCP, repo.Path(config.APIFile))
+		}
+	}
 	return nil
+}
+
+// processAlive reports whether a process with this pid exists.
+func processAlive(pid int) bool {
+	err := syscall.Kill(pid, 0)
+	return err == nil || errors.Is(err, syscall.EPERM)
 }
 
 func newLogger(c config.Log, w io.Writer) (*slog.Logger, error) {

@@ -75,3 +75,27 @@ func TestRefuseLiveDaemonSilentListener(t *testing.T) {
 	l.Close()
 	<-done
 }
+
+func TestRefuseLiveDaemonTCPOnly(t *testing.T) {
+	r := probeRepo(t)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	// This process is alive and listens on TCP; its socket is gone.
+	if err := r.WriteEndpoint(config.Endpoint{Unix: r.Path(config.APISocket), TCP: l.Addr().String(), PID: os.Getpid()}); err != nil {
+		t.Fatal(err)
+	}
+	err = refuseLiveDaemon(context.Background(), r)
+	if err == nil || !strings.Contains(err.Error(), "is serving this repo at tcp "+l.Addr().String()) {
+		t.Fatalf("live TCP listener: %v", err)
+	}
+	// A dead pid's TCP address is not asked: the port may belong to anyone now.
+	if err := r.WriteEndpoint(config.Endpoint{TCP: l.Addr().String(), PID: 1 << 30}); err != nil {
+		t.Fatal(err)
+	}
+	if err := refuseLiveDaemon(context.Background(), r); err != nil {
+		t.Fatalf("dead pid: %v", err)
+	}
+}
