@@ -287,10 +287,14 @@ func (r *Repo) RemoveStaleEndpoint() {
 // ErrUnsafeRepo.
 func ReadEndpoint(dir string) (Endpoint, error) {
 	var e Endpoint
-	if err := checkDir(dir); err != nil {
+	err := checkDir(dir)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return e, fmt.Errorf("read API endpoint: %w", err)
 	}
-	b, err := readRepoFile(dir, APIFile, maxEndpointSize)
+	var b []byte
+	if err == nil {
+		b, err = readRepoFile(dir, APIFile, maxEndpointSize)
+	}
 	if errors.Is(err, fs.ErrNotExist) {
 		return e, fmt.Errorf("%w on repo %s (no %s; start one with `warren daemon`)", ErrNoEndpoint, dir, APIFile)
 	}

@@ -354,3 +354,10 @@ func TestUnlockAndRemoveEndpointKeepAnotherDaemonsFiles(t *testing.T) {
 		t.Fatalf("read a removed endpoint: %v", err)
 	}
 }
+
+func TestReadEndpointWithoutRepoSaysNoDaemon(t *testing.T) {
+	_, err := ReadEndpoint(filepath.Join(t.TempDir(), "missing"))
+	if !errors.Is(err, ErrNoEndpoint) || !strings.Contains(err.Error(), "start one with `warren daemon`") {
+		t.Fatalf("missing repo: %v", err)
+	}
+}
