@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"regexp"
 	"strings"
 	"time"
@@ -104,7 +105,7 @@ type ResourceManager struct {
 
 // API configures the local control API.
 type API struct {
-	TCP string `toml:"tcp" comment:"Also serve the API on this loopback TCP address (e.g. 127.0.0.1:5050, port 0 allowed), with a bearer token kept in the repo. Empty: unix socket only."`
+	TCP string `toml:"tcp" comment:"Also serve the API on this loopback TCP address, an IP of 127.0.0.0/8 or [::1] with a port (e.g. 127.0.0.1:5050; port 0 picks one; no host names), with a bearer token kept in the repo. Empty: unix socket only."`
 }
 
 // Tunnels configures TCP and UDP tunnels.
@@ -209,97 +210,153 @@ func ForProfile(name string) (Config, error) {
 
 var networkName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
 
-// Validate checks every setting and names the first bad one.
+// Ranges of the numeric settings (inclusive). Each is wide enough for any
+// sane use and narrow enough that no computation on it overflows (libp2p
+// works in bytes: max_memory_mb << 20 must fit an int64).
+const (
+	MaxConnections        = 1 << 20        // swarm.resource_manager.max_conns, swarm.conn_mgr.*_water
+	MaxFileDescriptors    = 1 << 20        // swarm.resource_manager.max_file_descriptors (Linux's default nr_open)
+	MinMemoryMB           = 16             // swarm.resource_manager.max_memory_mb
+	MaxMemoryMB           = 1 << 20        // 1 TiB
+	MaxStreams            = 1 << 24        // swarm.resource_manager.max_streams and max_streams_per_peer
+	MaxRelayData          = 1 << 40        // swarm.relay_limit.data, bytes
+	MaxSendQueue          = 1 << 16        // messages.send_queue
+	MaxSettingTimeout     = time.Hour      // dial, request and publish timeouts; the API caps timeout_ms at the same hour
+	MaxLongDuration       = 24 * time.Hour // relay_limit.duration, udp_idle_timeout
+	MinSettingDuration    = time.Millisecond
+	MaxConnMgrGracePeriod = time.Hour
+)
+
+// intRange is one integer setting and its inclusive range.
+type intRange struct {
+	key      string
+	v        int64
+	min, max int64
+	note     string // appended to the range, e.g. "(0: no limit)"
+}
+
+// durRange is one duration setting and its inclusive range.
+type durRange struct {
+	key      string
+	v        Duration
+	min, max time.Duration
+	note     string
+}
+
+// ranges lists every numeric setting with its range. A new int, int64 or
+// Duration setting must be added here: TestEveryNumericSettingIsRanged
+// finds the ones that are not.
+func (c *Config) ranges() ([]intRange, []durRange) {
+	rm, cm, rl := c.Swarm.ResourceManager, c.Swarm.ConnMgr, c.Swarm.RelayLimit
+	ints := []intRange{
+		{key: "swarm.conn_mgr.low_water", v: int64(cm.LowWater), min: 0, max: MaxConnections},
+		{key: "swarm.conn_mgr.high_water", v: int64(cm.HighWater), min: 1, max: MaxConnections},
+		{key: "swarm.resource_manager.max_memory_mb", v: int64(rm.MaxMemoryMB), min: MinMemoryMB, max: MaxMemoryMB},
+		{key: "swarm.resource_manager.max_file_descriptors", v: int64(rm.MaxFileDescriptors), min: 16, max: MaxFileDescriptors},
+		{key: "swarm.resource_manager.max_conns", v: int64(rm.MaxConns), min: 1, max: MaxConnections},
+		{key: "swarm.resource_manager.max_streams", v: int64(rm.MaxStreams), min: 1, max: MaxStreams},
+		{key: "swarm.resource_manager.max_streams_per_peer", v: int64(rm.MaxStreamsPerPeer), min: 1, max: MaxStreams},
+		{key: "swarm.relay_limit.data", v: rl.Data, min: 0, max: MaxRelayData, note: " (0: no limit)"},
+		{key: "messages.max_message_size", v: int64(c.Messages.MaxMessageSize), min: 1, max: MaxDirectMessageSize},
+		{key: "messages.send_queue", v: int64(c.Messages.SendQueue), min: 1, max: MaxSendQueue},
+		{key: "gossip.max_message_size", v: int64(c.Gossip.MaxMessageSize), min: 1, max: MaxTopicMessageSize},
+	}
+	durs := []durRange{
+		{key: "swarm.conn_mgr.grace_period", v: cm.GracePeriod, min: 0, max: MaxConnMgrGracePeriod},
+		{key: "swarm.relay_limit.duration", v: rl.Duration, min: 0, max: MaxLongDuration, note: " (0: no limit)"},
+		{key: "tunnels.dial_timeout", v: c.Tunnels.DialTimeout, min: MinSettingDuration, max: MaxSettingTimeout},
+		{key: "tunnels.udp_idle_timeout", v: c.Tunnels.UDPIdleTimeout, min: MinSettingDuration, max: MaxLongDuration},
+		{key: "messages.request_timeout", v: c.Messages.RequestTimeout, min: MinSettingDuration, max: MaxSettingTimeout},
+		{key: "gossip.publish_timeout", v: c.Gossip.PublishTimeout, min: MinSettingDuration, max: MaxSettingTimeout},
+	}
+	return ints, durs
+}
+
+// fmtDuration writes a duration without trailing zero units: 24h, 1h30m, 10s.
+func fmtDuration(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
+}
+
+// Validate checks every setting. The error names each bad one with what it
+// expects and what it got, e.g.
+// "swarm.resource_manager.max_memory_mb: expected 16..1048576, got 99999999999".
 func (c *Config) Validate() error {
 	var errs []error
-	bad := func(key string, v any, want string) {
-		errs = append(errs, fmt.Errorf("config %s = %v: expected %s", key, v, want))
+	bad := func(key string, want string, got any) {
+		errs = append(errs, fmt.Errorf("%s: expected %s, got %v", key, want, got))
 	}
 	if !networkName.MatchString(c.Network) {
-		bad("network", fmt.Sprintf("%q", c.Network), "1-64 characters of letters, digits, '.', '_' or '-'")
+		bad("network", "1-64 characters of letters, digits, '.', '_' or '-', starting with a letter or digit", fmt.Sprintf("%q", c.Network))
 	}
 	if len(c.Addresses.Listen) == 0 {
-		bad("addresses.listen", "[]", "at least one multiaddr")
+		bad("addresses.listen", "at least one multiaddr", "[]")
 	}
 	for _, s := range c.Addresses.Listen {
 		if _, err := ma.NewMultiaddr(s); err != nil {
-			bad("addresses.listen", fmt.Sprintf("%q", s), "a multiaddr such as /ip4/0.0.0.0/tcp/4101 ("+err.Error()+")")
+			bad("addresses.listen", "a multiaddr such as /ip4/0.0.0.0/tcp/4101 ("+err.Error()+")", fmt.Sprintf("%q", s))
 		}
 	}
 	for _, s := range c.Addresses.Announce {
 		if _, err := ma.NewMultiaddr(s); err != nil {
-			bad("addresses.announce", fmt.Sprintf("%q", s), "a multiaddr ("+err.Error()+")")
+			bad("addresses.announce", "a multiaddr ("+err.Error()+")", fmt.Sprintf("%q", s))
 		}
 	}
-	for key, list := range map[string][]string{"discovery.bootstrap": c.Discovery.Bootstrap, "swarm.static_relays": c.Swarm.StaticRelays} {
-		for _, s := range list {
+	for _, kl := range []struct {
+		key  string
+		list []string
+	}{{"discovery.bootstrap", c.Discovery.Bootstrap}, {"swarm.static_relays", c.Swarm.StaticRelays}} {
+		for _, s := range kl.list {
 			if _, err := peer.AddrInfoFromString(s); err != nil {
-				bad(key, fmt.Sprintf("%q", s), "a multiaddr ending in /p2p/<peer-id> ("+err.Error()+")")
+				bad(kl.key, "a multiaddr ending in /p2p/<peer-id> ("+err.Error()+")", fmt.Sprintf("%q", s))
 			}
 		}
 	}
 	switch c.Discovery.DHT {
 	case "auto", "server", "client", "off":
 	default:
-		bad("discovery.dht", fmt.Sprintf("%q", c.Discovery.DHT), "auto, server, client or off")
-	}
-	if c.Swarm.RelayLimit.Duration < 0 || c.Swarm.RelayLimit.Data < 0 {
-		bad("swarm.relay_limit", fmt.Sprintf("duration=%v data=%d", c.Swarm.RelayLimit.Duration.Std(), c.Swarm.RelayLimit.Data), "values >= 0 (0: no limit)")
+		bad("discovery.dht", "auto, server, client or off", fmt.Sprintf("%q", c.Discovery.DHT))
 	}
 	switch c.Swarm.Reachability {
 	case "auto", "public", "private":
 	default:
-		bad("swarm.reachability", fmt.Sprintf("%q", c.Swarm.Reachability), "auto, public or private")
+		bad("swarm.reachability", "auto, public or private", fmt.Sprintf("%q", c.Swarm.Reachability))
 	}
 	if c.Swarm.PreferTransport != "tcp" && c.Swarm.PreferTransport != "quic" {
-		bad("swarm.prefer_transport", fmt.Sprintf("%q", c.Swarm.PreferTransport), "tcp or quic")
+		bad("swarm.prefer_transport", "tcp or quic", fmt.Sprintf("%q", c.Swarm.PreferTransport))
 	}
 	if len(c.Swarm.Security) == 0 {
-		bad("swarm.security", "[]", "at least one of noise, tls")
+		bad("swarm.security", "at least one of noise, tls", "[]")
 	}
 	for _, s := range c.Swarm.Security {
 		if s != "noise" && s != "tls" {
-			bad("swarm.security", fmt.Sprintf("%q", s), "noise or tls")
+			bad("swarm.security", "noise or tls", fmt.Sprintf("%q", s))
 		}
 	}
-	cm := c.Swarm.ConnMgr
-	if cm.LowWater < 0 || cm.HighWater <= 0 || cm.LowWater > cm.HighWater {
-		bad("swarm.conn_mgr", fmt.Sprintf("low_water=%d high_water=%d", cm.LowWater, cm.HighWater), "0 <= low_water <= high_water and high_water > 0")
-	}
-	if cm.GracePeriod < 0 {
-		bad("swarm.conn_mgr.grace_period", cm.GracePeriod.Std(), "a duration >= 0")
-	}
-	if rm := c.Swarm.ResourceManager; rm.Enabled {
-		for key, v := range map[string]int{"max_memory_mb": rm.MaxMemoryMB, "max_file_descriptors": rm.MaxFileDescriptors,
-			"max_conns": rm.MaxConns, "max_streams": rm.MaxStreams, "max_streams_per_peer": rm.MaxStreamsPerPeer} {
-			if v <= 0 {
-				bad("swarm.resource_manager."+key, v, "a number > 0")
-			}
+	ints, durs := c.ranges()
+	for _, r := range ints {
+		if r.v < r.min || r.v > r.max {
+			bad(r.key, fmt.Sprintf("%d..%d%s", r.min, r.max, r.note), r.v)
 		}
 	}
-	if c.API.TCP != "" && !isLoopbackHostPort(c.API.TCP) {
-		bad("api.tcp", fmt.Sprintf("%q", c.API.TCP), "a loopback host:port such as 127.0.0.1:5050, or empty")
+	for _, r := range durs {
+		if d := r.v.Std(); d < r.min || d > r.max {
+			bad(r.key, fmt.Sprintf("a duration %s..%s%s", fmtDuration(r.min), fmtDuration(r.max), r.note), d)
+		}
 	}
-	if c.Tunnels.DialTimeout <= 0 {
-		bad("tunnels.dial_timeout", c.Tunnels.DialTimeout.Std(), "a duration > 0")
+	if cm := c.Swarm.ConnMgr; cm.LowWater > cm.HighWater && cm.HighWater > 0 {
+		bad("swarm.conn_mgr.low_water", fmt.Sprintf("at most swarm.conn_mgr.high_water (%d)", cm.HighWater), cm.LowWater)
 	}
-	if c.Tunnels.UDPIdleTimeout <= 0 {
-		bad("tunnels.udp_idle_timeout", c.Tunnels.UDPIdleTimeout.Std(), "a duration > 0")
-	}
-	if c.Messages.MaxMessageSize <= 0 || c.Messages.MaxMessageSize > MaxDirectMessageSize {
-		bad("messages.max_message_size", c.Messages.MaxMessageSize, fmt.Sprintf("1 to %d bytes", MaxDirectMessageSize))
-	}
-	if c.Messages.SendQueue <= 0 {
-		bad("messages.send_queue", c.Messages.SendQueue, "a number > 0")
-	}
-	if c.Messages.RequestTimeout <= 0 {
-		bad("messages.request_timeout", c.Messages.RequestTimeout.Std(), "a duration > 0")
-	}
-	if c.Gossip.MaxMessageSize <= 0 || c.Gossip.MaxMessageSize > MaxTopicMessageSize {
-		bad("gossip.max_message_size", c.Gossip.MaxMessageSize, fmt.Sprintf("1 to %d bytes", MaxTopicMessageSize))
-	}
-	if c.Gossip.PublishTimeout <= 0 {
-		bad("gossip.publish_timeout", c.Gossip.PublishTimeout.Std(), "a duration > 0")
+	if c.API.TCP != "" {
+		if err := checkLoopbackAddrPort(c.API.TCP); err != nil {
+			bad("api.tcp", "a loopback IP address and port such as 127.0.0.1:5050 or [::1]:5050 (port 0 picks one), or empty: "+err.Error(), fmt.Sprintf("%q", c.API.TCP))
+		}
 	}
 	if c.Gossip.MaxTopicsPerRPC < 1 || c.Gossip.MaxTopicsPerRPC > MaxGossipTopics {
 		bad("gossip.max_topics_per_rpc", c.Gossip.MaxTopicsPerRPC, fmt.Sprintf("1 to %d", MaxGossipTopics))
@@ -308,10 +365,10 @@ func (c *Config) Validate() error {
 		bad("gossip.max_topics_per_peer", c.Gossip.MaxTopicsPerPeer, fmt.Sprintf("1 to %d", MaxGossipTopics))
 	}
 	if _, err := ParseLevel(c.Log.Level); err != nil {
-		errs = append(errs, fmt.Errorf("config log.level: %w", err))
+		bad("log.level", "debug, info, warn or error", fmt.Sprintf("%q", c.Log.Level))
 	}
 	if c.Log.Format != "text" && c.Log.Format != "json" {
-		bad("log.format", fmt.Sprintf("%q", c.Log.Format), "text or json")
+		bad("log.format", "text or json", fmt.Sprintf("%q", c.Log.Format))
 	}
 	return errors.Join(errs...)
 }
@@ -325,13 +382,22 @@ func ParseLevel(s string) (slog.Level, error) {
 	return l, nil
 }
 
-func isLoopbackHostPort(s string) bool {
-	i := strings.LastIndex(s, ":")
-	if i < 0 {
-		return false
+// checkLoopbackAddrPort accepts only an IP literal in 127.0.0.0/8 or ::1
+// with a port: no host name (not even localhost, which a resolver may map
+// elsewhere), no zone, no IPv4-mapped IPv6.
+func checkLoopbackAddrPort(s string) error {
+	ap, err := netip.ParseAddrPort(s)
+	if err != nil {
+		return errors.New("not an IP:port (host names are not accepted)")
 	}
-	host := strings.Trim(s[:i], "[]")
-	return host == "127.0.0.1" || host == "::1" || host == "localhost" || strings.HasPrefix(host, "127.")
+	a := ap.Addr()
+	switch {
+	case a.Zone() != "":
+		return errors.New("an IPv6 zone is not accepted")
+	case a.Is4() && a.IsLoopback(), a == netip.IPv6Loopback():
+		return nil
+	}
+	return fmt.Errorf("%s is not a loopback address", a)
 }
 
 // Marshal renders the configuration as documented TOML.

@@ -2,6 +2,7 @@ package config
 
 import (
 	"flag"
+	"fmt"
 	"os"
 	"strings"
 	"testing"
@@ -28,13 +29,32 @@ The default profile's file, as ` + "`warren init`" + ` writes it (this page is c
 
 `
 
+// rangesDoc is the table of numeric ranges, from the ranges Validate checks.
+func rangesDoc(c *Config) string {
+	var b strings.Builder
+	b.WriteString("\n## Ranges\n\nEvery numeric setting is checked against its range (both ends included); a value outside it\n" +
+		"stops the daemon with an error such as `swarm.resource_manager.max_memory_mb: expected 16..1048576, got\n" +
+		"99999999999`. Durations are Go durations (`300ms`, `30s`, `2m`); a negative one is always refused.\n" +
+		"`swarm.conn_mgr.low_water` must also be at most `high_water`. `api.tcp` must be an IP literal of\n" +
+		"127.0.0.0/8 or `[::1]` with a port (`127.0.0.1:5050`); host names, `localhost` included, are refused.\n\n" +
+		"| Setting | Range |\n|---|---|\n")
+	ints, durs := c.ranges()
+	for _, r := range ints {
+		fmt.Fprintf(&b, "| `%s` | %d..%d%s |\n", r.key, r.min, r.max, r.note)
+	}
+	for _, r := range durs {
+		fmt.Fprintf(&b, "| `%s` | %s..%s%s |\n", r.key, fmtDuration(r.min), fmtDuration(r.max), r.note)
+	}
+	return b.String()
+}
+
 func TestConfigDocIsCurrent(t *testing.T) {
 	c := Default()
 	text, err := c.Marshal()
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := docHead + "```toml\n" + string(text) + "```\n"
+	want := docHead + "```toml\n" + string(text) + "```\n" + rangesDoc(&c)
 	if *update {
 		if err := os.WriteFile(docPath, []byte(want), 0o644); err != nil {
 			t.Fatal(err)

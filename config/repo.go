@@ -30,6 +30,18 @@ const (
 // ErrNoRepo is returned by Open when the directory holds no repo.
 var ErrNoRepo = errors.New("no warren repo")
 
+// ErrNoEndpoint is returned by ReadEndpoint when no daemon has recorded an
+// API endpoint in the repo.
+var ErrNoEndpoint = errors.New("no warren daemon is running")
+
+// Largest files read from a repo: anything bigger is not one warren wrote.
+const (
+	maxConfigSize   = 1 << 20
+	maxKeySize      = 64 << 10
+	maxEndpointSize = 64 << 10
+	maxTokenSize    = 4 << 10
+)
+
 // Repo is a warren repo on disk.
 type Repo struct {
 	Dir    string
@@ -56,9 +68,10 @@ func DefaultDir(flag string) (string, error) {
 // Path returns the path of a file inside the repo.
 func (r *Repo) Path(name string) string { return filepath.Join(r.Dir, name) }
 
-// Exists reports whether dir holds a repo.
+// Exists reports whether dir holds a repo: a config file, or anything
+// (even a symbolic link) in its place, which Open then refuses.
 func Exists(dir string) bool {
-	_, err := os.Stat(filepath.Join(dir, ConfigFile))
+	_, err := os.Lstat(filepath.Join(dir, ConfigFile))
 	return err == nil
 }
 
@@ -78,11 +91,15 @@ func InitWith(dir string, cfg Config) (*Repo, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("init repo %s: %w", dir, err)
 	}
-	if Exists(dir) || fileExists(filepath.Join(dir, KeyFile)) {
+	if Exists(dir) || lexists(filepath.Join(dir, KeyFile)) {
 		return nil, fmt.Errorf("init repo %s: a warren repo already exists there; refusing to overwrite it (use another --repo, or remove it yourself)", dir)
 	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("init repo %s: %w", dir, err)
+	}
+	// The directory may have been there already, made by someone else.
+	if err := CheckRepo(dir); err != nil {
+		return nil, fmt.Errorf("init %w", err)
 	}
 	key, _, err := crypto.GenerateEd25519Key(rand.Reader)
 	if err != nil {
@@ -114,15 +131,18 @@ func Open(dir string) (*Repo, error) {
 	if !Exists(dir) {
 		return nil, fmt.Errorf("open repo %s: %w (run `warren init` or `warren daemon` first)", dir, ErrNoRepo)
 	}
-	text, err := os.ReadFile(filepath.Join(dir, ConfigFile))
+	if err := CheckRepo(dir); err != nil {
+		return nil, fmt.Errorf("open %w", err)
+	}
+	text, err := readRepoFile(dir, ConfigFile, maxConfigSize)
 	if err != nil {
-		return nil, fmt.Errorf("open repo %s: %w", dir, err)
+		return nil, fmt.Errorf("open repo %s: read %s: %w", dir, ConfigFile, err)
 	}
 	cfg, err := Parse(text)
 	if err != nil {
 		return nil, fmt.Errorf("open repo %s: %s: %w", dir, ConfigFile, err)
 	}
-	raw, err := os.ReadFile(filepath.Join(dir, KeyFile))
+	raw, err := readRepoFile(dir, KeyFile, maxKeySize)
 	if err != nil {
 		return nil, fmt.Errorf("open repo %s: read identity: %w", dir, err)
 	}
@@ -135,14 +155,35 @@ func Open(dir string) (*Repo, error) {
 
 // Lock takes the repo's lock for this process. The lock is an flock(2) on
 // repo.lock, so the kernel drops it when a daemon dies, even by SIGKILL: a
-// stale lock file never blocks the next start.
+// stale lock file never blocks the next start. repo.lock is opened with
+// O_NOFOLLOW and checked on the open descriptor, so a symbolic link or
+// another user's file in its place is refused, never truncated.
+//
+// A deleted repo.lock no longer excludes a second daemon: the daemon also
+// asks the API recorded in api.json (see cmd/warren).
 func (r *Repo) Lock() error {
-	f, err := os.OpenFile(r.Path(LockFile), os.O_RDWR|os.O_CREATE, 0o600)
+	if err := checkDir(r.Dir); err != nil {
+		return fmt.Errorf("lock %w", err)
+	}
+	f, err := openNoFollow(r.Path(LockFile), os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
+		if errors.Is(err, syscall.ELOOP) {
+			if cerr := checkFile(r.Dir, LockFile); cerr != nil {
+				return fmt.Errorf("lock %w", cerr)
+			}
+		}
 		return fmt.Errorf("lock repo %s: %w", r.Dir, err)
 	}
+	st, err := f.Stat()
+	if err == nil {
+		err = checkFileInfo(r.Dir, LockFile, st)
+	}
+	if err != nil {
+		_ = f.Close()
+		return fmt.Errorf("lock %w", err)
+	}
 	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
-		holder, _ := os.ReadFile(r.Path(LockFile))
+		holder, _ := readLimited(f, f.Name(), 64)
 		_ = f.Close()
 		if errors.Is(err, syscall.EWOULDBLOCK) {
 			who := strings.TrimSpace(string(holder))
@@ -173,7 +214,10 @@ func (r *Repo) Unlock() error {
 // ReadToken returns the API bearer token of the repo in dir, for clients;
 // unlike Token it never creates one.
 func ReadToken(dir string) (string, error) {
-	b, err := os.ReadFile(filepath.Join(dir, TokenFile))
+	if err := checkDir(dir); err != nil {
+		return "", fmt.Errorf("read the API token: %w", err)
+	}
+	b, err := readRepoFile(dir, TokenFile, maxTokenSize)
 	if err != nil {
 		return "", fmt.Errorf("read the API token: %w", err)
 	}
@@ -188,7 +232,11 @@ func ReadToken(dir string) (string, error) {
 // the daemon calls it when it serves the API on TCP.
 func (r *Repo) Token() (string, error) {
 	p := r.Path(TokenFile)
-	if b, err := os.ReadFile(p); err == nil && len(strings.TrimSpace(string(b))) >= 32 {
+	b, err := readRepoFile(r.Dir, TokenFile, maxTokenSize)
+	if errors.Is(err, ErrUnsafeRepo) {
+		return "", fmt.Errorf("API token: %w", err)
+	}
+	if err == nil && len(strings.TrimSpace(string(b))) >= 32 {
 		return strings.TrimSpace(string(b)), nil
 	}
 	buf := make([]byte, 32)
@@ -215,18 +263,40 @@ func (r *Repo) WriteEndpoint(e Endpoint) error {
 	return WriteFileAtomic(r.Path(APIFile), append(b, '\n'), 0o600)
 }
 
-// RemoveEndpoint deletes the endpoint record and the socket.
+// RemoveEndpoint deletes the endpoint record and the socket of this
+// process: if api.json names another process, both stay (they are that
+// daemon's).
 func (r *Repo) RemoveEndpoint() {
+	if e, err := ReadEndpoint(r.Dir); err == nil && e.PID != os.Getpid() {
+		return
+	}
+	r.RemoveStaleEndpoint()
+}
+
+// RemoveStaleEndpoint deletes the endpoint record and the socket whoever
+// wrote them. The daemon calls it at start only after it found that no
+// daemon answers there.
+func (r *Repo) RemoveStaleEndpoint() {
 	_ = os.Remove(r.Path(APIFile))
 	_ = os.Remove(r.Path(APISocket))
 }
 
-// ReadEndpoint reads the endpoint record of the daemon running on dir.
+// ReadEndpoint reads the endpoint record of the daemon running on dir. With
+// no record the error matches ErrNoEndpoint; an unsafe repo or record
+// (another user's, writable by others, a symbolic link) matches
+// ErrUnsafeRepo.
 func ReadEndpoint(dir string) (Endpoint, error) {
 	var e Endpoint
-	b, err := os.ReadFile(filepath.Join(dir, APIFile))
+	err := checkDir(dir)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return e, fmt.Errorf("read API endpoint: %w", err)
+	}
+	var b []byte
+	if err == nil {
+		b, err = readRepoFile(dir, APIFile, maxEndpointSize)
+	}
 	if errors.Is(err, fs.ErrNotExist) {
-		return e, fmt.Errorf("no warren daemon is running on repo %s (no %s; start one with `warren daemon`)", dir, APIFile)
+		return e, fmt.Errorf("%w on repo %s (no %s; start one with `warren daemon`)", ErrNoEndpoint, dir, APIFile)
 	}
 	if err != nil {
 		return e, fmt.Errorf("read API endpoint: %w", err)
@@ -237,33 +307,4 @@ func ReadEndpoint(dir string) (Endpoint, error) {
 	return e, nil
 }
 
-// WriteFileAtomic writes data to path through a temporary file and a rename,
-// so readers see the old content or the new, never a half-written file.
-func WriteFileAtomic(path string, data []byte, mode os.FileMode) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	defer os.Remove(tmp.Name())
-	if err := tmp.Chmod(mode); err != nil {
-		tmp.Close()
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return nil
-}
-
-func fileExists(p string) bool { _, err := os.Stat(p); return err == nil }
+func lexists(p string) bool { _, err := os.Lstat(p); return err == nil }

@@ -2,9 +2,13 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
+	"net"
+	"os"
 	"strings"
 	"syscall"
 	"time"
@@ -67,6 +71,13 @@ func runDaemon(ctx context.Context, e *env, profile, level, format string) error
 		return err
 	}
 	defer repo.Unlock()
+	// The lock alone does not prove this repo free: a deleted repo.lock
+	// lets a second flock succeed. Ask whoever serves api.sock first, and
+	// only then clear what a dead daemon left.
+	if err := refuseLiveDaemon(ctx, repo); err != nil {
+		return err
+	}
+	repo.RemoveStaleEndpoint()
 	raiseFDLimit(log)
 
 	n, err := warren.Open(ctx, repo, log)
@@ -118,6 +129,69 @@ func runDaemon(ctx context.Context, e *env, profile, level, format string) error
 	log.Info("shutting down")
 	repo.RemoveEndpoint()
 	return nil
+}
+
+// liveProbeTimeout bounds the wait for another daemon's /v1/health.
+const liveProbeTimeout = time.Second
+
+// refuseLiveDaemon returns an error if something accepts connections on the
+// repo's API socket (or the one api.json names): another daemon serving this
+// repo, whatever happened to repo.lock. A socket nobody listens on is stale.
+func refuseLiveDaemon(ctx context.Context, repo *config.Repo) error {
+	socks := []string{repo.Path(config.APISocket)}
+	ep, err := config.ReadEndpoint(repo.Dir)
+	switch {
+	case errors.Is(err, config.ErrUnsafeRepo):
+		return err
+	case err == nil && ep.Unix != "" && ep.Unix != socks[0]:
+		socks = append(socks, ep.Unix)
+	}
+	pid := "pid unknown"
+	if err == nil && ep.PID > 0 {
+		pid = fmt.Sprintf("pid %d", ep.PID)
+	}
+	for _, sock := range socks {
+		if st, err := os.Lstat(sock); err != nil || st.Mode().Type() != fs.ModeSocket {
+			continue // nothing there, or not a socket: nothing to ask
+		}
+		pctx, cancel := context.WithTimeout(ctx, liveProbeTimeout)
+		conn, err := (&net.Dialer{}).DialContext(pctx, "unix", sock)
+		if err != nil {
+			cancel()
+			continue // refused: a socket left by a dead daemon
+		}
+		_ = conn.Close()
+		cl, err := api.NewClient(config.Endpoint{Unix: sock}, "")
+		if err != nil {
+			cancel()
+			return err
+		}
+		_, herr := cl.Health(pctx)
+		cl.Close()
+		cancel()
+		if herr != nil {
+			return fmt.Errorf("something listens on %s but did not answer /v1/health within %s (%v); stop it before starting a daemon on repo %s", sock, liveProbeTimeout, herr, repo.Dir)
+		}
+		return fmt.Errorf("another daemon (%s) is serving this repo at %s; stop it first (repo.lock alone did not stop this start: was it deleted?)", pid, sock)
+	}
+	// Its socket may be gone while its TCP listener is not. A TCP port can be
+	// reused by anyone once its owner died, so ask only a process that lives.
+	if err == nil && ep.TCP != "" && ep.PID > 0 && processAlive(ep.PID) {
+		pctx, cancel := context.WithTimeout(ctx, liveProbeTimeout)
+		conn, derr := (&net.Dialer{}).DialContext(pctx, "tcp", ep.TCP)
+		cancel()
+		if derr == nil {
+			_ = conn.Close()
+			return fmt.Errorf("another daemon (%s) is serving this repo at tcp %s; stop it first (remove %s if that process is not a warren daemon)", pid, ep.TCP, repo.Path(config.APIFile))
+		}
+	}
+	return nil
+}
+
+// processAlive reports whether a process with this pid exists.
+func processAlive(pid int) bool {
+	err := syscall.Kill(pid, 0)
+	return err == nil || errors.Is(err, syscall.EPERM)
 }
 
 func newLogger(c config.Log, w io.Writer) (*slog.Logger, error) {
