@@ -260,6 +260,8 @@ func (c *Config) ranges() ([]intRange, []durRange) {
 		{key: "messages.max_message_size", v: int64(c.Messages.MaxMessageSize), min: 1, max: MaxDirectMessageSize},
 		{key: "messages.send_queue", v: int64(c.Messages.SendQueue), min: 1, max: MaxSendQueue},
 		{key: "gossip.max_message_size", v: int64(c.Gossip.MaxMessageSize), min: 1, max: MaxTopicMessageSize},
+		{key: "gossip.max_topics_per_rpc", v: int64(c.Gossip.MaxTopicsPerRPC), min: 1, max: MaxGossipTopics},
+		{key: "gossip.max_topics_per_peer", v: int64(c.Gossip.MaxTopicsPerPeer), min: 1, max: MaxGossipTopics},
 	}
 	durs := []durRange{
 		{key: "swarm.conn_mgr.grace_period", v: cm.GracePeriod, min: 0, max: MaxConnMgrGracePeriod},
@@ -357,12 +359,6 @@ func (c *Config) Validate() error {
 		if err := checkLoopbackAddrPort(c.API.TCP); err != nil {
 			bad("api.tcp", "a loopback IP address and port such as 127.0.0.1:5050 or [::1]:5050 (port 0 picks one), or empty: "+err.Error(), fmt.Sprintf("%q", c.API.TCP))
 		}
-	}
-	if c.Gossip.MaxTopicsPerRPC < 1 || c.Gossip.MaxTopicsPerRPC > MaxGossipTopics {
-		bad("gossip.max_topics_per_rpc", c.Gossip.MaxTopicsPerRPC, fmt.Sprintf("1 to %d", MaxGossipTopics))
-	}
-	if c.Gossip.MaxTopicsPerPeer < 1 || c.Gossip.MaxTopicsPerPeer > MaxGossipTopics {
-		bad("gossip.max_topics_per_peer", c.Gossip.MaxTopicsPerPeer, fmt.Sprintf("1 to %d", MaxGossipTopics))
 	}
 	if _, err := ParseLevel(c.Log.Level); err != nil {
 		bad("log.level", "debug, info, warn or error", fmt.Sprintf("%q", c.Log.Level))

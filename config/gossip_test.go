@@ -11,9 +11,9 @@ func TestGossipTopicLimitsAreChecked(t *testing.T) {
 		t.Fatalf("defaults %d, %d; expected 100 and 256", c.Gossip.MaxTopicsPerRPC, c.Gossip.MaxTopicsPerPeer)
 	}
 	cases := map[string]string{
-		"[gossip]\nmax_topics_per_rpc = 0":      "config gossip.max_topics_per_rpc = 0: expected 1 to 10000",
+		"[gossip]\nmax_topics_per_rpc = 0":      "gossip.max_topics_per_rpc: expected 1..10000, got 0",
 		"[gossip]\nmax_topics_per_rpc = 10001":  "gossip.max_topics_per_rpc",
-		"[gossip]\nmax_topics_per_peer = -1":    "config gossip.max_topics_per_peer = -1: expected 1 to 10000",
+		"[gossip]\nmax_topics_per_peer = -1":    "gossip.max_topics_per_peer: expected 1..10000, got -1",
 		"[gossip]\nmax_topics_per_peer = 10001": "gossip.max_topics_per_peer",
 	}
 	for in, want := range cases {
