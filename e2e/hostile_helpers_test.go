@@ -59,8 +59,8 @@ const (
 	hostileProbeTimeout = 2 * time.Second
 	// hostileProbes bounds the honest requests of one attack, sent one at a
 	// time every hostileProbeEvery while the attack runs.
-	hostileProbes     = 100
-	hostileProbeEvery = 60 * time.Millisecond
+	hostileProbes     = 200
+	hostileProbeEvery = 30 * time.Millisecond
 	// hostileAttack is how long each attack runs; hostileTail is how long
 	// sampling goes on after it (memory and log lines may peak late).
 	hostileAttack = 6 * time.Second
@@ -215,8 +215,7 @@ type limits struct {
 	rss        int64
 	fds        int
 	goroutines int
-	logLines   int // per 10 s
-	noProbes   bool
+	logLines   int           // per 10 s
 	attack     time.Duration // default hostileAttack
 	// settled: also require goroutines and fds to be back within these of
 	// the baseline hostileTail after the attack (0: not checked).
@@ -263,10 +262,7 @@ type report struct {
 func (v *victim) underAttack(t *testing.T, name string, l limits, attack func(ctx context.Context) string) report {
 	t.Helper()
 	l = l.withDefaults()
-	var pr *prober
-	if !l.noProbes {
-		pr = newProber(t, v)
-	}
+	pr := newProber(t, v)
 	base := v.baseline()
 	baseLines := v.logLines()
 	r := report{name: name, base: base, peak: base}
@@ -293,9 +289,7 @@ func (v *victim) underAttack(t *testing.T, name string, l limits, attack func(ct
 	})
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), l.attack)
-	if pr != nil {
-		wg.Go(func() { pr.run(ctx) })
-	}
+	wg.Go(func() { pr.run(ctx) })
 	r.attackStats = attack(ctx)
 	cancel()
 	time.Sleep(hostileTail)
@@ -312,11 +306,9 @@ func (v *victim) underAttack(t *testing.T, name string, l limits, attack func(ct
 	if r.lines > 0 && r.lines <= len(all) {
 		r.newLines = all[len(all)-r.lines:]
 	}
-	if pr != nil {
-		r.latencies, r.probeErrs, r.timeouts = pr.results()
-		r.probeCount = len(r.latencies)
-		r.p50, r.p99 = percentile(r.latencies, 50), percentile(r.latencies, 99)
-	}
+	r.latencies, r.probeErrs, r.timeouts = pr.results()
+	r.probeCount = len(r.latencies)
+	r.p50, r.p99 = percentile(r.latencies, 50), percentile(r.latencies, 99)
 	r.check(t, l)
 	return r
 }
@@ -331,10 +323,8 @@ func (r report) check(t *testing.T, l limits) {
 		r.name, mib(r.base.rss), mib(r.peak.rss), mib(r.peak.rss-r.base.rss), mib(l.rss),
 		r.base.fds, r.peak.fds, l.fds, r.base.goroutines, r.peak.goroutines, r.after.goroutines, l.goroutines,
 		r.lines, r.window.Round(100*time.Millisecond), l.logLines)
-	if !l.noProbes {
-		t.Logf("%s: honest requests: %d, p50 %s, p99 %s (bound %s), %d failed or over %s",
-			r.name, r.probeCount, r.p50, r.p99, hostileP99, r.timeouts, hostileProbeTimeout)
-	}
+	t.Logf("%s: honest requests: %d, p50 %s, p99 %s (bound %s), %d failed or over %s",
+		r.name, r.probeCount, r.p50, r.p99, hostileP99, r.timeouts, hostileProbeTimeout)
 	if g := r.peak.rss - r.base.rss; g >= l.rss {
 		t.Errorf("%s: daemon RSS grew by %s: baseline %s, peak %s; bound: less than +%s", r.name, mib(g), mib(r.base.rss), mib(r.peak.rss), mib(l.rss))
 	}
@@ -355,14 +345,12 @@ func (r report) check(t *testing.T, l limits) {
 		t.Errorf("%s: daemon logged %d lines in %s (%.0f per 10 s); bound: fewer than %d per 10 s. Distinct messages:\n%s",
 			r.name, r.lines, r.window.Round(100*time.Millisecond), rate, l.logLines, distinctLines(r.newLines, 8))
 	}
-	if !l.noProbes {
-		if r.probeCount < 10 && r.timeouts == 0 {
-			t.Errorf("%s: only %d honest requests were made during the attack", r.name, r.probeCount)
-		}
-		if r.p99 >= hostileP99 {
-			t.Errorf("%s: honest requests p99 %s (p50 %s, %d requests, %d failed or over %s); bound: under %s; first errors: %q",
-				r.name, r.p99, r.p50, r.probeCount, r.timeouts, hostileProbeTimeout, hostileP99, first(r.probeErrs, 3))
-		}
+	if r.probeCount < 10 && r.timeouts == 0 {
+		t.Errorf("%s: only %d honest requests were made during the attack", r.name, r.probeCount)
+	}
+	if r.p99 >= hostileP99 {
+		t.Errorf("%s: honest requests p99 %s (p50 %s, %d requests, %d failed or over %s); bound: under %s; first errors: %q",
+			r.name, r.p99, r.p50, r.probeCount, r.timeouts, hostileProbeTimeout, hostileP99, first(r.probeErrs, 3))
 	}
 }
 

@@ -24,12 +24,43 @@ import (
 	"github.com/libp2p/go-libp2p/core/protocol"
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/warren-p2p/warren/msg"
 )
 
 // deadlineOf is ctx's deadline (attacks always have one).
 func deadlineOf(ctx context.Context) time.Time {
 	d, _ := ctx.Deadline()
 	return d
+}
+
+// TestHostileControl calibrates the watcher: a benign peer making ordinary
+// requests (and reading the replies) during the window must pass every
+// bound, so a failure of another test is the attack's doing.
+func TestHostileControl(t *testing.T) {
+	v := startVictim(t)
+	h := newHost(t)
+	connect(t, h, v)
+	svc, err := msg.New(h, msg.Options{Network: v.network})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { svc.Close() })
+	v.underAttack(t, "control", limits{}, func(ctx context.Context) string {
+		n := 0
+		for ; n < 500 && ctx.Err() == nil; n++ {
+			rctx, cancel := context.WithTimeout(ctx, hostileProbeTimeout)
+			_, err := svc.Request(rctx, v.addr.ID, echoType, make([]byte, 1024))
+			cancel()
+			if err != nil && ctx.Err() == nil {
+				t.Errorf("benign request %d: %v", n, err)
+				break
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		<-ctx.Done()
+		return fmt.Sprintf("%d benign requests of 1 KiB, replies read", n)
+	})
 }
 
 // TestHostileRequestFlood: one peer sends requests to a type nobody handles
