@@ -407,7 +407,7 @@ func TestHostileUDPSources(t *testing.T) {
 		tick := time.NewTicker(time.Millisecond)
 		defer tick.Stop()
 	send:
-		for r := range rounds {
+		for range rounds {
 			for i, c := range conns {
 				if i%4 == 0 {
 					select {
@@ -421,7 +421,6 @@ func TestHostileUDPSources(t *testing.T) {
 				} else {
 					sent++
 				}
-				_ = r
 			}
 		}
 		<-ctx.Done()
@@ -512,7 +511,7 @@ func badFlags() []byte {
 }
 
 // TestHostileIdentityChurn: many fresh peer identities connect, each
-// leaves per-peer state behind (a request whose large replies it does not
+// leaves per-peer state behind (a request whose large reply it does not
 // read, a GossipSub subscription) and disconnects. What the daemon keeps
 // about departed peers must be bounded: this test allows at most
 // hostileDepartedPeers entries in `warren msg stats` peers afterwards, and
@@ -566,7 +565,7 @@ func TestHostileIdentityChurn(t *testing.T) {
 	}
 	mu.Unlock()
 	if len(gone) < 50 {
-		t.Fatalf("only %d identities completed; the attack did not run", len(gone))
+		t.Fatalf("identity churn: only %d identities completed (is the machine overloaded?); the departed-peer check would say nothing", len(gone))
 	}
 	kept := 0
 	for _, p := range stats(t, v.Repo).Peers {
