@@ -111,7 +111,12 @@ type API struct {
 type Tunnels struct {
 	DialTimeout    Duration `toml:"dial_timeout" comment:"How long a forward waits to open a stream to the remote peer."`
 	UDPIdleTimeout Duration `toml:"udp_idle_timeout" comment:"A UDP flow with no datagram for this long is closed."`
+	// MaxConnsPerTunnel is tunnel.Options.MaxConns.
+	MaxConnsPerTunnel int `toml:"max_conns_per_tunnel" comment:"Concurrent connections one tunnel serves when it sets no max_conns of its own (1 to 1048576). A listener gives one peer at most half of them; a UDP forward keeps at most min(this, 256) client flows. Over the cap a stream or client is reset and counted."`
 }
+
+// MaxTunnelConns is the largest tunnels.max_conns_per_tunnel (tunnel.MaxMaxConns).
+const MaxTunnelConns = 1 << 20
 
 // The largest messages.max_message_size and gossip.max_message_size
 // accepted. Clients of the API size their buffers from these, so that any
@@ -179,7 +184,7 @@ func Default() Config {
 				MaxStreamsPerPeer:  16384,
 			},
 		},
-		Tunnels:  Tunnels{DialTimeout: Duration(30 * time.Second), UDPIdleTimeout: Duration(60 * time.Second)},
+		Tunnels:  Tunnels{DialTimeout: Duration(30 * time.Second), UDPIdleTimeout: Duration(60 * time.Second), MaxConnsPerTunnel: 1024},
 		Messages: Messages{MaxMessageSize: 4 << 20, SendQueue: 4096, RequestTimeout: Duration(10 * time.Second)},
 		Gossip:   Gossip{MaxMessageSize: 1 << 20, PublishTimeout: Duration(10 * time.Second)},
 		Log:      Log{Level: "info", Format: "text"},
@@ -280,6 +285,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Tunnels.UDPIdleTimeout <= 0 {
 		bad("tunnels.udp_idle_timeout", c.Tunnels.UDPIdleTimeout.Std(), "a duration > 0")
+	}
+	if n := c.Tunnels.MaxConnsPerTunnel; n < 1 || n > MaxTunnelConns {
+		bad("tunnels.max_conns_per_tunnel", n, fmt.Sprintf("1..%d", MaxTunnelConns))
 	}
 	if c.Messages.MaxMessageSize <= 0 || c.Messages.MaxMessageSize > MaxDirectMessageSize {
 		bad("messages.max_message_size", c.Messages.MaxMessageSize, fmt.Sprintf("1 to %d bytes", MaxDirectMessageSize))
