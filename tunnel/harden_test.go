@@ -672,3 +672,69 @@ func TestStateFileRefusedForms(t *testing.T) {
 	}
 	_ = m.Close()
 }
+
+// nodeLikeLimits mirrors node/limits.go: libp2p's scaled defaults with the
+// stream limits of the system, peer and protocol scopes raised for tunnels,
+// plus service limits for ServiceName when withService.
+func nodeLikeLimits(withService bool) rcmgr.ConcreteLimitConfig {
+	scaling := rcmgr.DefaultLimits
+	libp2p.SetDefaultServiceLimits(&scaling)
+	const mem = 4 << 30
+	base := scaling.Scale(mem, 8192)
+	streams := func(n int) rcmgr.ResourceLimits {
+		return rcmgr.ResourceLimits{Streams: rcmgr.LimitVal(n), StreamsInbound: rcmgr.LimitVal(n), StreamsOutbound: rcmgr.LimitVal(n), Memory: mem}
+	}
+	partial := rcmgr.PartialLimitConfig{
+		System: streams(32768), Transient: streams(16384), PeerDefault: streams(16384),
+		ProtocolDefault: streams(32768), ProtocolPeerDefault: streams(16384),
+		Conn: rcmgr.ResourceLimits{Memory: mem},
+	}
+	if withService {
+		svc, perPeer := tunnel.ServiceLimits()
+		partial.Service = map[string]rcmgr.ResourceLimits{tunnel.ServiceName: svc}
+		partial.ServicePeer = map[string]rcmgr.ResourceLimits{tunnel.ServiceName: perPeer}
+	}
+	return partial.Build(base)
+}
+
+// With ServiceLimits wired into the resource manager, one peer gets far
+// more tunnel streams than libp2p's default service-peer limit (about 128
+// inbound streams, 32 MiB) would give.
+func TestServiceLimitsAreGenerous(t *testing.T) {
+	e := newEnv(t)
+	defer e.close()
+	const n = 300
+	target, _ := e.tcpServer(echo)
+	server := e.hostWithLimits(nodeLikeLimits(true))
+	client := e.host()
+	sm := e.manager(server, tunnel.Options{})
+	ctx := context.Background()
+	if _, err := sm.Listen(ctx, tunnel.ListenSpec{Protocol: "/x/many", Target: target}); err != nil {
+		t.Fatal(err)
+	}
+	connectHosts(t, client, server)
+	var streams []interface{ Reset() error }
+	defer func() {
+		for _, s := range streams {
+			_ = s.Reset()
+		}
+	}()
+	for i := range n {
+		s, err := client.NewStream(ctx, server.ID(), "/x/many")
+		if err != nil {
+			t.Fatalf("stream %d: %v", i, err)
+		}
+		streams = append(streams, s)
+		_ = s.SetDeadline(time.Now().Add(10 * time.Second))
+		b := []byte{'x'}
+		if _, err := s.Write(b); err != nil {
+			t.Fatalf("stream %d: write: %v", i, err)
+		}
+		if _, err := io.ReadFull(s, b); err != nil {
+			t.Fatalf("stream %d of %d refused with ServiceLimits wired: %v", i+1, n, err)
+		}
+	}
+	if got := sm.List()[0].ActiveStreams; got != n {
+		t.Fatalf("%d active streams, want %d", got, n)
+	}
+}
