@@ -62,6 +62,8 @@ func (n *Node) startServices(ctx context.Context, opts Options) error {
 	}
 	tm, err := tunnel.NewManager(n.Host(), tunnel.Options{
 		StatePath:      statePath,
+		RepoDir:        opts.RepoDir,
+		MaxConns:       cfg.Tunnels.MaxConnsPerTunnel,
 		DialTimeout:    cfg.Tunnels.DialTimeout.Std(),
 		UDPIdleTimeout: cfg.Tunnels.UDPIdleTimeout.Std(),
 		Logger:         n.log.With("component", "tunnel"),

@@ -29,6 +29,7 @@ type TunnelListenRequest struct {
 	ReportPeerID        bool     `json:"report_peer_id,omitempty"`
 	AllowCustomProtocol bool     `json:"allow_custom_protocol,omitempty"`
 	Temp                bool     `json:"temp,omitempty"`
+	MaxConns            int      `json:"max_conns,omitempty"` // 0: tunnels.max_conns_per_tunnel
 }
 
 // TunnelForwardRequest is the body of POST /v1/tunnels/forward.
@@ -38,6 +39,7 @@ type TunnelForwardRequest struct {
 	Peer                string `json:"peer"` // peer ID or multiaddr ending in /p2p/<id>
 	AllowCustomProtocol bool   `json:"allow_custom_protocol,omitempty"`
 	Temp                bool   `json:"temp,omitempty"`
+	MaxConns            int    `json:"max_conns,omitempty"` // 0: tunnels.max_conns_per_tunnel
 }
 
 // TunnelCloseRequest is the body of POST /v1/tunnels/close: either All, or
@@ -152,7 +154,7 @@ func (s *Server) tunnelListen(w http.ResponseWriter, r *http.Request) {
 	}
 	info, err := s.node.Tunnels.Listen(r.Context(), tunnel.ListenSpec{
 		Protocol: req.Protocol, Target: req.Target, Allow: allow, ReportPeerID: req.ReportPeerID,
-		AllowCustomProtocol: req.AllowCustomProtocol, Temp: req.Temp,
+		AllowCustomProtocol: req.AllowCustomProtocol, Temp: req.Temp, MaxConns: req.MaxConns,
 	})
 	if err != nil {
 		writeError(w, tunnelStatus(err), err)
@@ -181,7 +183,7 @@ func (s *Server) tunnelForward(w http.ResponseWriter, r *http.Request) {
 	}
 	info, err := s.node.Tunnels.Forward(r.Context(), tunnel.ForwardSpec{
 		Protocol: req.Protocol, ListenAddr: req.ListenAddress, Peer: req.Peer,
-		AllowCustomProtocol: req.AllowCustomProtocol, Temp: req.Temp,
+		AllowCustomProtocol: req.AllowCustomProtocol, Temp: req.Temp, MaxConns: req.MaxConns,
 	})
 	if err != nil {
 		writeError(w, tunnelStatus(err), err)

@@ -112,7 +112,12 @@ type API struct {
 type Tunnels struct {
 	DialTimeout    Duration `toml:"dial_timeout" comment:"How long a forward waits to open a stream to the remote peer."`
 	UDPIdleTimeout Duration `toml:"udp_idle_timeout" comment:"A UDP flow with no datagram for this long is closed."`
+	// MaxConnsPerTunnel is tunnel.Options.MaxConns.
+	MaxConnsPerTunnel int `toml:"max_conns_per_tunnel" comment:"Concurrent connections one tunnel serves when it sets no max_conns of its own (1 to 1048576). A listener gives one peer at most half of them; a UDP forward keeps at most min(this, 256) client flows. Over the cap a stream or client is reset and counted."`
 }
+
+// MaxTunnelConns is the largest tunnels.max_conns_per_tunnel (tunnel.MaxMaxConns).
+const MaxTunnelConns = 1 << 20
 
 // The largest messages.max_message_size and gossip.max_message_size
 // accepted. Clients of the API size their buffers from these, so that any
@@ -185,7 +190,7 @@ func Default() Config {
 				MaxStreamsPerPeer:  16384,
 			},
 		},
-		Tunnels:  Tunnels{DialTimeout: Duration(30 * time.Second), UDPIdleTimeout: Duration(60 * time.Second)},
+		Tunnels:  Tunnels{DialTimeout: Duration(30 * time.Second), UDPIdleTimeout: Duration(60 * time.Second), MaxConnsPerTunnel: 1024},
 		Messages: Messages{MaxMessageSize: 4 << 20, SendQueue: 4096, RequestTimeout: Duration(10 * time.Second)},
 		Gossip:   Gossip{MaxMessageSize: 1 << 20, PublishTimeout: Duration(10 * time.Second), MaxTopicsPerRPC: 100, MaxTopicsPerPeer: 256},
 		Log:      Log{Level: "info", Format: "text"},
@@ -260,6 +265,7 @@ func (c *Config) ranges() ([]intRange, []durRange) {
 		{key: "messages.max_message_size", v: int64(c.Messages.MaxMessageSize), min: 1, max: MaxDirectMessageSize},
 		{key: "messages.send_queue", v: int64(c.Messages.SendQueue), min: 1, max: MaxSendQueue},
 		{key: "gossip.max_message_size", v: int64(c.Gossip.MaxMessageSize), min: 1, max: MaxTopicMessageSize},
+		{key: "tunnels.max_conns_per_tunnel", v: int64(c.Tunnels.MaxConnsPerTunnel), min: 1, max: MaxTunnelConns},
 		{key: "gossip.max_topics_per_rpc", v: int64(c.Gossip.MaxTopicsPerRPC), min: 1, max: MaxGossipTopics},
 		{key: "gossip.max_topics_per_peer", v: int64(c.Gossip.MaxTopicsPerPeer), min: 1, max: MaxGossipTopics},
 	}

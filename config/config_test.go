@@ -64,6 +64,7 @@ func TestBadValuesNameTheSetting(t *testing.T) {
 		"[swarm]\nsecurity = ['rot13']":                    "swarm.security",
 		"[swarm.conn_mgr]\nlow_water = 10\nhigh_water = 5": "swarm.conn_mgr",
 		"[api]\ntcp = '0.0.0.0:5000'":                      "api.tcp",
+		"[tunnels]\nmax_conns_per_tunnel = 0":              "tunnels.max_conns_per_tunnel",
 		"[tunnels]\ndial_timeout = 'soon'":                 "soon",
 		"[messages]\nmax_message_size = -1":                "messages.max_message_size",
 		"[log]\nlevel = 'loud'":                            "log.level",

@@ -39,20 +39,32 @@
 // manager must allow as many streams per peer and per protocol as
 // concurrent tunnelled connections are wanted (go-libp2p's defaults allow
 // 64 inbound streams per protocol and peer); streams over the limit are
-// reset and counted as failed on the forward side.
+// reset and counted as failed on the forward side. Every tunnel stream joins
+// the resource-manager service ServiceName; ServiceLimits says what it needs.
+//
+// Limits: a listen tunnel serves at most MaxConns streams at once (spec, or
+// Options.MaxConns, default 1024), one peer at most half of them; a forward
+// serves at most MaxConns local clients. Over a cap the stream or client is
+// reset and counted (Info.LimitRefused, warren_tunnel_refused_total). Unix
+// paths must be absolute and clean and may not lie inside Options.RepoDir
+// (symlinks resolved); a forward's unix socket is created 0600. Warnings a
+// remote peer can cause are rate-limited (internal/ratelog).
 //
 // UDP: a /udp/ target or listen address carries datagrams as frames on the
 // stream: a 2-byte big-endian payload length followed by the payload
 // (0–65535 bytes). A forward opens one stream per client source address;
 // either side closes an association after Options.UDPIdleTimeout without
-// traffic. Datagrams that cannot be queued are dropped and counted
-// (Info.DroppedDatagrams).
+// traffic. A forward keeps at most min(MaxConns, 256) associations, half of
+// them per source IP, and bounds the datagrams queued per association (128,
+// 256 KiB) and per forward (8 MiB). Datagrams that cannot be queued are
+// dropped and counted (Info.DroppedDatagrams).
 //
 // Persistence: every non-Temp tunnel is written to Options.StatePath (JSON,
 // atomic replace, mode 0600) whenever the set of tunnels changes. A new
-// Manager loads that file and Restore starts the saved tunnels; one that
-// fails stays listed with Info.Error and stays saved until closed with
-// CloseTunnels. Manager.Close stops everything but keeps the file.
+// Manager loads that file (refused if it is a symlink; decoded strictly) and
+// Restore starts the saved tunnels; one that fails, or whose entry has an
+// unknown key (it fails closed), stays listed with Info.Error and stays
+// saved, unchanged, until closed with CloseTunnels. Manager.Close stops everything but keeps the file.
 //
 // Counters (bytes, streams opened/refused/failed, active streams) are kept
 // per tunnel and per connection and exported to Prometheus when

@@ -4,8 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"os"
+	"path/filepath"
+	"sync"
 	"syscall"
 	"time"
 
@@ -21,11 +24,15 @@ func (m *Manager) startForward(t *tunnel) error {
 	if t.transport == TransportUDP {
 		return m.startUDPForward(t)
 	}
+	var ln net.Listener
+	var err error
 	if t.bind.network == "unix" {
 		removeStaleSocket(t.bind.address)
+		ln, err = listenUnixPrivate(t.ctx, t.bind.address)
+	} else {
+		var lc net.ListenConfig
+		ln, err = lc.Listen(t.ctx, t.bind.network, t.bind.address)
 	}
-	var lc net.ListenConfig
-	ln, err := lc.Listen(t.ctx, t.bind.network, t.bind.address)
 	if err != nil {
 		return fmt.Errorf("tunnel: forward %q: listen on %s: %w", t.proto, t.bind.maddr, err)
 	}
@@ -81,7 +88,7 @@ func (m *Manager) acceptLoop(t *tunnel, ln net.Listener) {
 			}
 			// E.g. out of file descriptors: back off and keep serving.
 			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
-			m.log.Warn("tunnel: accept failed", "tunnel", t.id, "listen", t.listenAddr, "err", err, "retry_in", delay)
+			m.rlog.Warn("tunnel: accept failed", "tunnel", t.id, "listen", t.listenAddr, "err", err, "retry_in", delay)
 			select {
 			case <-time.After(delay):
 			case <-t.ctx.Done():
@@ -90,18 +97,30 @@ func (m *Manager) acceptLoop(t *tunnel, ln net.Listener) {
 			continue
 		}
 		delay = 0
-		m.wg.Go(func() { m.forwardConn(t, c) })
+		// The cap is taken before the goroutine starts, so a flood of
+		// clients holds at most MaxConns goroutines and streams.
+		reason, release := t.lim.acquire("")
+		if reason != "" {
+			closeRST(c)
+			t.refuse(reason)
+			m.rlog.Warn("tunnel: refused client: connection limit reached", "tunnel", t.id,
+				"listen", t.listenAddr, "client", c.RemoteAddr().String(), "max_conns", t.maxConns)
+			continue
+		}
+		m.wg.Go(func() { m.forwardConn(t, c, release) })
 	}
 }
 
-// forwardConn carries one accepted connection over a new stream.
-func (m *Manager) forwardConn(t *tunnel, c net.Conn) {
+// forwardConn carries one accepted connection over a new stream; release
+// frees its slot in the tunnel's limiter.
+func (m *Manager) forwardConn(t *tunnel, c net.Conn, release func()) {
 	s, err := m.openStream(t)
 	if err != nil {
+		release()
 		closeRST(c)
 		if t.ctx.Err() == nil {
 			t.fail()
-			m.log.Warn("tunnel: forward connection failed", "tunnel", t.id, "protocol", string(t.proto),
+			m.rlog.Warn("tunnel: forward connection failed", "tunnel", t.id, "protocol", string(t.proto),
 				"peer", t.peer.String(), "client", c.RemoteAddr().String(), "err", err)
 		}
 		return
@@ -110,7 +129,7 @@ func (m *Manager) forwardConn(t *tunnel, c net.Conn) {
 	if a, err := manet.FromNetAddr(c.RemoteAddr()); err == nil {
 		laddr = a.String()
 	}
-	a := m.register(t, s, c, laddr)
+	a := m.register(t, s, c, laddr, release)
 	if a == nil {
 		_ = s.Reset()
 		closeRST(c)
@@ -135,6 +154,10 @@ func (m *Manager) openStream(t *tunnel) (network.Stream, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open stream %s to peer %s: %w", t.proto, t.peer, err)
 	}
+	if err := s.Scope().SetService(ServiceName); err != nil {
+		_ = s.Reset()
+		return nil, fmt.Errorf("open stream %s to peer %s: resource manager (service %s): %w", t.proto, t.peer, ServiceName, err)
+	}
 	return s, nil
 }
 
@@ -151,4 +174,64 @@ func (m *Manager) connect(ctx context.Context, p peer.ID) error {
 		return fmt.Errorf("connect to peer %s: %w", p, err)
 	}
 	return nil
+}
+
+// listenUnixPrivate listens on the unix socket path with mode 0600, so only
+// this user can connect, without touching the process umask (shared by
+// every goroutine). The socket is bound inside a fresh 0700 directory next
+// to path, so nobody else can reach it while its mode is still the umask's;
+// it is chmodded to 0600 and then hard-linked to path, which fails rather
+// than replace a file that is there (link(2) never overwrites). Closing the
+// listener removes path if it is still this socket.
+func listenUnixPrivate(ctx context.Context, path string) (net.Listener, error) {
+	dir, err := os.MkdirTemp(filepath.Dir(path), ".wt")
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = os.RemoveAll(dir) }() // only the temporary name; path is a second link
+	tmp := filepath.Join(dir, "s")
+	var lc net.ListenConfig
+	ln, err := lc.Listen(ctx, "unix", tmp)
+	if err != nil {
+		return nil, err
+	}
+	ul := ln.(*net.UnixListener)
+	ul.SetUnlinkOnClose(false)
+	if err := os.Chmod(tmp, 0o600); err != nil {
+		_ = ul.Close()
+		return nil, err
+	}
+	if err := os.Link(tmp, path); err != nil {
+		_ = ul.Close()
+		if errors.Is(err, fs.ErrExist) {
+			return nil, fmt.Errorf("%s exists: %w", path, syscall.EADDRINUSE)
+		}
+		return nil, err
+	}
+	fi, err := os.Lstat(path)
+	if err != nil {
+		_ = ul.Close()
+		return nil, err
+	}
+	return &privateUnixListener{UnixListener: ul, path: path, fi: fi}, nil
+}
+
+// privateUnixListener reports path as its address and removes it on Close.
+type privateUnixListener struct {
+	*net.UnixListener
+	path string
+	fi   os.FileInfo
+	once sync.Once
+}
+
+func (l *privateUnixListener) Addr() net.Addr { return &net.UnixAddr{Name: l.path, Net: "unix"} }
+
+func (l *privateUnixListener) Close() error {
+	err := l.UnixListener.Close()
+	l.once.Do(func() {
+		if fi, lerr := os.Lstat(l.path); lerr == nil && os.SameFile(fi, l.fi) {
+			_ = os.Remove(l.path)
+		}
+	})
+	return err
 }

@@ -57,7 +57,13 @@ func (e *env) host(opts ...libp2p.Option) host.Host {
 	e.t.Helper()
 	// The default resource manager allows 64 inbound streams per protocol
 	// and peer; tunnels need far more (see the package report).
-	rm, err := rcmgr.NewResourceManager(rcmgr.NewFixedLimiter(rcmgr.InfiniteLimits))
+	return e.hostWithLimits(rcmgr.InfiniteLimits, opts...)
+}
+
+// hostWithLimits is a loopback host whose resource manager has limits.
+func (e *env) hostWithLimits(limits rcmgr.ConcreteLimitConfig, opts ...libp2p.Option) host.Host {
+	e.t.Helper()
+	rm, err := rcmgr.NewResourceManager(rcmgr.NewFixedLimiter(limits))
 	if err != nil {
 		e.t.Fatalf("resource manager: %v", err)
 	}

@@ -78,7 +78,8 @@ func TestIdleConnectionMemory(t *testing.T) {
 	e := newEnv(t)
 	defer e.close()
 	target, _ := e.tcpServer(pingHold)
-	p := e.pair(target, tunnel.ListenSpec{}, tunnel.Options{})
+	// More connections than the default cap (1024, 512 per peer).
+	p := e.pair(target, tunnel.ListenSpec{}, tunnel.Options{MaxConns: 2 * n})
 	// Warm up the path (connection, protocol negotiation, pools).
 	for _, c := range openIdle(t, p.forward.ListenAddress, 10) {
 		c.Close()

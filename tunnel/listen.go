@@ -25,7 +25,8 @@ func (m *Manager) startListen(t *tunnel) error {
 
 // handleInbound serves one stream of a listen tunnel. It runs in the
 // goroutine libp2p started for the stream and carries the stream-to-target
-// direction itself.
+// direction itself. Every refusal resets the stream before the target is
+// dialled and is counted; its warning is rate-limited (remote input).
 func (m *Manager) handleInbound(t *tunnel, s network.Stream) {
 	if !m.enter() {
 		_ = s.Reset()
@@ -41,10 +42,41 @@ func (m *Manager) handleInbound(t *tunnel, s network.Stream) {
 		if _, ok := t.allow[remote]; !ok {
 			// Refused before the target is dialled: not a byte reaches it.
 			_ = s.Reset()
-			t.refused.Add(1)
-			t.met.refused.Inc()
-			m.log.Warn("tunnel: refused stream from a peer not in the allow list",
+			t.refuse(reasonAllow)
+			m.rlog.Warn("tunnel: refused stream from a peer not in the allow list",
 				"tunnel", t.id, "protocol", string(t.proto), "peer", remote.String())
+			return
+		}
+	}
+	if err := s.Scope().SetService(ServiceName); err != nil {
+		_ = s.Reset()
+		t.refuse(reasonService)
+		m.rlog.Warn("tunnel: refused stream: resource manager limit of the tunnel service",
+			"tunnel", t.id, "protocol", string(t.proto), "peer", remote.String(), "err", err)
+		return
+	}
+	reason, release := t.lim.acquire(remote)
+	if reason != "" {
+		_ = s.Reset()
+		t.refuse(reason)
+		m.rlog.Warn("tunnel: refused stream: connection limit reached",
+			"tunnel", t.id, "protocol", string(t.proto), "peer", remote.String(), "reason", reason,
+			"max_conns", t.maxConns, "per_peer", t.lim.perPeer)
+		return
+	}
+	owned := true // until register takes release over
+	defer func() {
+		if owned {
+			release()
+		}
+	}()
+	if t.target.transport == TransportUnix {
+		// Re-checked at each dial: a directory on the path may have been
+		// replaced by a symlink into the repo since the tunnel was made.
+		if err := m.checkUnixPath("target", t.target); err != nil {
+			_ = s.Reset()
+			t.fail()
+			m.rlog.Warn("tunnel: target refused", "tunnel", t.id, "protocol", string(t.proto), "err", err)
 			return
 		}
 	}
@@ -55,7 +87,7 @@ func (m *Manager) handleInbound(t *tunnel, s network.Stream) {
 	if err != nil {
 		_ = s.Reset()
 		t.fail()
-		m.log.Warn("tunnel: dial target failed", "tunnel", t.id, "protocol", string(t.proto),
+		m.rlog.Warn("tunnel: dial target failed", "tunnel", t.id, "protocol", string(t.proto),
 			"target", t.targetAddr, "peer", remote.String(), "err", err)
 		return
 	}
@@ -64,7 +96,8 @@ func (m *Manager) handleInbound(t *tunnel, s network.Stream) {
 		laddr = a.String()
 	}
 	if t.transport == TransportUDP {
-		m.serveUDPTarget(t, s, c, laddr)
+		owned = false
+		m.serveUDPTarget(t, s, c, laddr, release)
 		return
 	}
 	if t.lspec.ReportPeerID {
@@ -72,11 +105,12 @@ func (m *Manager) handleInbound(t *tunnel, s network.Stream) {
 			_ = s.Reset()
 			closeRST(c)
 			t.fail()
-			m.log.Warn("tunnel: report peer ID to target failed", "tunnel", t.id, "target", t.targetAddr, "err", err)
+			m.rlog.Warn("tunnel: report peer ID to target failed", "tunnel", t.id, "target", t.targetAddr, "err", err)
 			return
 		}
 	}
-	a := m.register(t, s, c, laddr)
+	owned = false
+	a := m.register(t, s, c, laddr, release)
 	if a == nil {
 		_ = s.Reset()
 		closeRST(c)

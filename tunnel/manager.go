@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"path/filepath"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -17,6 +18,8 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/protocol"
 	ma "github.com/multiformats/go-multiaddr"
+
+	"github.com/warren-p2p/warren/internal/ratelog"
 )
 
 // ErrClosed is returned by Manager methods after Close.
@@ -27,8 +30,12 @@ type Manager struct {
 	h    host.Host
 	opts Options
 	log  *slog.Logger
+	rlog *ratelog.Logger // warnings a remote peer (or a local client) can cause
 	met  *metrics
-	bufs *bufPool
+	// repoDir is Options.RepoDir, absolute with symlinks resolved; "" when
+	// unset.
+	repoDir string
+	bufs    *bufPool
 
 	ctx    context.Context // cancelled by Close
 	cancel context.CancelFunc
@@ -68,6 +75,9 @@ type tunnel struct {
 	listenAddr string // display
 	targetAddr string // display
 
+	maxConns int          // effective cap on concurrent connections
+	lim      *connLimiter // listen: streams served; TCP/unix forward: clients
+
 	ctx    context.Context
 	cancel context.CancelFunc
 	closed atomic.Bool // set under Manager.mu when the tunnel is being closed
@@ -76,8 +86,28 @@ type tunnel struct {
 
 	active                                     atomic.Int64
 	bytesIn, bytesOut, opened, refused, failed atomic.Uint64
-	dropped                                    atomic.Uint64
+	dropped, limitRefused                      atomic.Uint64
+	udpSessions                                atomic.Int64
+	udpQueued                                  *atomic.Int64 // a UDP forward's queued bytes, once started
 	met                                        tunnelMetrics
+}
+
+func (t *tunnel) udpQueuedBytes() int64 {
+	if q := t.udpQueued; q != nil {
+		return q.Load()
+	}
+	return 0
+}
+
+// refuse counts a stream or client refused for reason.
+func (t *tunnel) refuse(reason string) {
+	if reason == reasonAllow {
+		t.refused.Add(1)
+		t.met.refused.Inc()
+	} else {
+		t.limitRefused.Add(1)
+	}
+	t.met.refusedBy(reason).Inc()
 }
 
 func (t *tunnel) temp() bool {
@@ -103,6 +133,20 @@ func NewManager(h host.Host, opts Options) (*Manager, error) {
 	if opts.UDPIdleTimeout == 0 {
 		opts.UDPIdleTimeout = defaultUDPIdleTimeout
 	}
+	if opts.MaxConns < 0 || opts.MaxConns > MaxMaxConns {
+		return nil, fmt.Errorf("tunnel: Options.MaxConns %d: expected 0 (default %d) to %d", opts.MaxConns, DefaultMaxConns, MaxMaxConns)
+	}
+	if opts.MaxConns == 0 {
+		opts.MaxConns = DefaultMaxConns
+	}
+	var repoDir string
+	if opts.RepoDir != "" {
+		abs, err := filepath.Abs(opts.RepoDir)
+		if err != nil {
+			return nil, fmt.Errorf("tunnel: repo directory %q: %w", opts.RepoDir, err)
+		}
+		repoDir = resolvePath(abs)
+	}
 	log := opts.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -122,6 +166,8 @@ func NewManager(h host.Host, opts Options) (*Manager, error) {
 		h:       h,
 		opts:    opts,
 		log:     log,
+		rlog:    ratelog.New(log, 0),
+		repoDir: repoDir,
 		met:     met,
 		bufs:    newBufPool(),
 		ctx:     ctx,
@@ -167,6 +213,13 @@ func (m *Manager) newListenTunnel(spec ListenSpec) (*tunnel, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := m.checkUnixPath("target", target); err != nil {
+		return nil, err
+	}
+	maxConns, err := m.maxConns(spec.MaxConns)
+	if err != nil {
+		return nil, err
+	}
 	if spec.ReportPeerID && target.transport == TransportUDP {
 		return nil, invalidf("tunnel: target %q: ReportPeerID (--report-peer-id) needs a TCP or unix target, not UDP", spec.Target)
 	}
@@ -190,6 +243,8 @@ func (m *Manager) newListenTunnel(spec ListenSpec) (*tunnel, error) {
 		allow:      allow,
 		listenAddr: "/p2p/" + m.h.ID().String(),
 		targetAddr: target.maddr.String(),
+		maxConns:   maxConns,
+		lim:        newConnLimiter(maxConns, peerShare(maxConns, len(allow))),
 	}, nil
 }
 
@@ -199,6 +254,13 @@ func (m *Manager) newForwardTunnel(spec ForwardSpec) (*tunnel, error) {
 		return nil, err
 	}
 	bind, err := parseEndpoint("listen address", spec.ListenAddr, true)
+	if err != nil {
+		return nil, err
+	}
+	if err := m.checkUnixPath("listen address", bind); err != nil {
+		return nil, err
+	}
+	maxConns, err := m.maxConns(spec.MaxConns)
 	if err != nil {
 		return nil, err
 	}
@@ -219,6 +281,8 @@ func (m *Manager) newForwardTunnel(spec ForwardSpec) (*tunnel, error) {
 		peerAddrs:  addrs,
 		listenAddr: bind.maddr.String(),
 		targetAddr: "/p2p/" + pid.String(),
+		maxConns:   maxConns,
+		lim:        newConnLimiter(maxConns, 0), // clients are local: no per-peer share
 	}, nil
 }
 
@@ -324,13 +388,17 @@ func (m *Manager) infoLocked(t *tunnel) Info {
 		Protocol:         string(t.proto),
 		ListenAddress:    t.listenAddr,
 		TargetAddress:    t.targetAddr,
+		MaxConns:         t.maxConns,
 		ActiveStreams:    int(t.active.Load()),
 		BytesIn:          t.bytesIn.Load(),
 		BytesOut:         t.bytesOut.Load(),
 		Opened:           t.opened.Load(),
 		Refused:          t.refused.Load(),
 		Failed:           t.failed.Load(),
+		LimitRefused:     t.limitRefused.Load(),
 		DroppedDatagrams: t.dropped.Load(),
+		UDPSessions:      int(t.udpSessions.Load()),
+		UDPQueuedBytes:   t.udpQueuedBytes(),
 		Error:            t.err,
 	}
 	if t.kind == KindListen {
@@ -496,7 +564,7 @@ func (m *Manager) Close() error {
 	}
 	m.cancel()
 	m.wg.Wait()
-	return nil
+	return m.rlog.Close()
 }
 
 // enter registers a goroutine the Manager did not start (a libp2p stream
@@ -513,23 +581,30 @@ func (m *Manager) enter() bool {
 
 // register records a new tunnelled connection; nil means the tunnel or
 // Manager is closing and the caller must tear the connection down.
-func (m *Manager) register(t *tunnel, s network.Stream, local net.Conn, laddr string) *activeStream {
+//
+// register owns release (may be nil): it is called when the connection is
+// unregistered, or at once when register returns nil.
+func (m *Manager) register(t *tunnel, s network.Stream, local net.Conn, laddr string, release func()) *activeStream {
 	remote := s.Conn().RemotePeer()
 	a := &activeStream{
-		m:      m,
-		t:      t,
-		s:      s,
-		local:  local,
-		peer:   remote,
-		laddr:  laddr,
-		raddr:  s.Conn().RemoteMultiaddr().String() + "/p2p/" + remote.String(),
-		opened: time.Now(),
-		done:   make(chan struct{}),
+		m:       m,
+		t:       t,
+		s:       s,
+		local:   local,
+		peer:    remote,
+		laddr:   laddr,
+		raddr:   s.Conn().RemoteMultiaddr().String() + "/p2p/" + remote.String(),
+		opened:  time.Now(),
+		done:    make(chan struct{}),
+		release: release,
 	}
 	a.touch()
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.closed || t.closed.Load() {
+		if release != nil {
+			release()
+		}
 		return nil
 	}
 	m.nextSID++
@@ -550,7 +625,21 @@ func (m *Manager) unregister(a *activeStream) {
 	if ok {
 		a.t.active.Add(-1)
 		a.t.met.active.Dec()
+		if a.release != nil {
+			a.release()
+		}
 	}
+}
+
+// maxConns is the effective cap for a spec's MaxConns.
+func (m *Manager) maxConns(n int) (int, error) {
+	switch {
+	case n < 0 || n > MaxMaxConns:
+		return 0, invalidf("tunnel: max_conns %d: expected 0 (the node default, %d) to %d", n, m.opts.MaxConns, MaxMaxConns)
+	case n == 0:
+		return m.opts.MaxConns, nil
+	}
+	return n, nil
 }
 
 // fail counts a connection that could not be established.

@@ -19,6 +19,9 @@ type metrics struct {
 	bytesOut *prometheus.CounterVec
 	dropped  *prometheus.CounterVec
 	active   *prometheus.GaugeVec
+	// refusedBy counts every refusal by reason (allow, limit, peer_limit,
+	// service, udp_sessions, udp_source).
+	refusedBy *prometheus.CounterVec
 }
 
 // tunnelMetrics are one tunnel's resolved children, so the data path does
@@ -26,6 +29,7 @@ type metrics struct {
 type tunnelMetrics struct {
 	opened, refused, failed, bytesIn, bytesOut, dropped prometheus.Counter
 	active                                              prometheus.Gauge
+	refusedBy                                           func(reason string) prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -42,6 +46,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		bytesIn:  counter("bytes_in_total", "Bytes received from remote peers."),
 		bytesOut: counter("bytes_out_total", "Bytes sent to remote peers."),
 		dropped:  counter("udp_dropped_datagrams_total", "UDP datagrams dropped."),
+		refusedBy: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "warren", Subsystem: "tunnel", Name: "refused_total",
+			Help: "Streams or clients refused, by reason: allow (not in the allow list), limit (max_conns), peer_limit (a peer's share of max_conns), service (resource manager), udp_sessions, udp_source.",
+		}, append(labels, "reason")),
 		active: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Namespace: "warren", Subsystem: "tunnel", Name: "active_streams",
 			Help: "Tunnelled connections currently open.",
@@ -55,7 +63,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	if err := register(reg, &m.opened); err != nil {
 		return nil, err
 	}
-	for _, c := range []**prometheus.CounterVec{&m.refused, &m.failed, &m.bytesIn, &m.bytesOut, &m.dropped} {
+	for _, c := range []**prometheus.CounterVec{&m.refused, &m.failed, &m.bytesIn, &m.bytesOut, &m.dropped, &m.refusedBy} {
 		if err := register(reg, c); err != nil {
 			return nil, err
 		}
@@ -91,6 +99,9 @@ func (m *metrics) forTunnel(id uint64, proto, kind string) tunnelMetrics {
 		bytesOut: m.bytesOut.WithLabelValues(l...),
 		dropped:  m.dropped.WithLabelValues(l...),
 		active:   m.active.WithLabelValues(l...),
+		refusedBy: func(reason string) prometheus.Counter {
+			return m.refusedBy.WithLabelValues(append(l[:3:3], reason)...)
+		},
 	}
 }
 
@@ -101,4 +112,5 @@ func (m *metrics) forget(id uint64, proto, kind string) {
 		v.DeleteLabelValues(l...)
 	}
 	m.active.DeleteLabelValues(l...)
+	m.refusedBy.DeletePartialMatch(prometheus.Labels{"tunnel": l[0], "protocol": l[1], "kind": l[2]})
 }

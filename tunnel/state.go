@@ -1,18 +1,22 @@
 package tunnel
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
-	"path/filepath"
 	"slices"
+	"strings"
 
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/protocol"
+
+	"github.com/warren-p2p/warren/config"
 )
 
 const stateVersion = 1
@@ -30,6 +34,27 @@ type savedTunnel struct {
 	Kind    string       `json:"kind"`
 	Listen  *savedListen `json:"listen,omitempty"`
 	Forward *ForwardSpec `json:"forward,omitempty"`
+
+	// raw is the entry as read when it has a key this version does not
+	// know (bad says which): it fails closed, is not started, and is saved
+	// back exactly as read.
+	raw json.RawMessage
+	bad error
+}
+
+// savedTunnelJSON is savedTunnel's JSON form (no methods, so no recursion).
+type savedTunnelJSON struct {
+	Kind    string       `json:"kind"`
+	Listen  *savedListen `json:"listen,omitempty"`
+	Forward *ForwardSpec `json:"forward,omitempty"`
+}
+
+// MarshalJSON writes an entry kept as read unchanged.
+func (st savedTunnel) MarshalJSON() ([]byte, error) {
+	if st.raw != nil {
+		return st.raw, nil
+	}
+	return json.Marshal(savedTunnelJSON{Kind: st.Kind, Listen: st.Listen, Forward: st.Forward})
 }
 
 // savedListen is a ListenSpec as stored. Its allow-list entries stay text
@@ -65,30 +90,121 @@ func (s *savedListen) spec() (ListenSpec, error) {
 	return spec, nil
 }
 
+// maxStateSize bounds the state file read at start.
+const maxStateSize = 16 << 20
+
+// loadState reads the state file. A missing file is no tunnels; a file that
+// is a symlink (or not a regular file), larger than maxStateSize, or not a
+// valid state document is an error (the daemon does not start; the file is
+// never overwritten).
 func loadState(path string) ([]savedTunnel, error) {
-	data, err := os.ReadFile(path)
+	data, err := readStateFile(path)
+	if err != nil || data == nil {
+		return nil, err
+	}
+	st, err := parseState(data)
+	if err != nil {
+		return nil, fmt.Errorf("tunnel: state file %q: %w", path, err)
+	}
+	return st, nil
+}
+
+// readStateFile reads path without following a symlink: the file is
+// Lstat'ed, opened, and must be the same file when open (so a symlink
+// swapped in between is caught too). Nil data and nil error: no file.
+func readStateFile(path string) ([]byte, error) {
+	fi, err := os.Lstat(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("tunnel: read state file %q: %w", path, err)
 	}
-	var st stateFile
-	if err := json.Unmarshal(data, &st); err != nil {
-		return nil, fmt.Errorf("tunnel: state file %q is not valid (fix or remove it): %w", path, err)
+	if fi.Mode()&fs.ModeSymlink != 0 {
+		return nil, fmt.Errorf("tunnel: state file %q is a symbolic link: refused (replace it with a regular file)", path)
 	}
-	if st.Version != stateVersion {
-		return nil, fmt.Errorf("tunnel: state file %q has version %d, expected %d", path, st.Version, stateVersion)
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("tunnel: state file %q is not a regular file (mode %v)", path, fi.Mode())
 	}
-	for i, e := range st.Tunnels {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("tunnel: read state file %q: %w", path, err)
+	}
+	defer func() { _ = f.Close() }()
+	ofi, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("tunnel: read state file %q: %w", path, err)
+	}
+	if !os.SameFile(fi, ofi) {
+		return nil, fmt.Errorf("tunnel: state file %q was replaced while being opened: refused", path)
+	}
+	data, err := io.ReadAll(io.LimitReader(f, maxStateSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("tunnel: read state file %q: %w", path, err)
+	}
+	if len(data) > maxStateSize {
+		return nil, fmt.Errorf("tunnel: state file %q is larger than %d bytes", path, maxStateSize)
+	}
+	return data, nil
+}
+
+// parseState decodes a state document strictly: unknown top-level keys and
+// data after the document are errors. Each tunnel entry is decoded strictly
+// too, but an entry with an unknown key fails only that tunnel, closed: it
+// is returned with bad set, listed with the error and not started (a
+// misspelt "allow" must not restore a listener open to every peer).
+func parseState(data []byte) ([]savedTunnel, error) {
+	var doc struct {
+		Version int               `json:"version"`
+		Tunnels []json.RawMessage `json:"tunnels"`
+	}
+	if err := decodeStrict(data, &doc); err != nil {
+		return nil, fmt.Errorf("not valid (fix or remove it): %w", err)
+	}
+	if doc.Version != stateVersion {
+		return nil, fmt.Errorf("has version %d, expected %d", doc.Version, stateVersion)
+	}
+	out := make([]savedTunnel, 0, len(doc.Tunnels))
+	for i, raw := range doc.Tunnels {
+		var e savedTunnelJSON
+		strictErr := decodeStrict(raw, &e)
+		if strictErr != nil {
+			// Only an unknown key separates a strict from a lenient
+			// decode; anything else fails the whole file as before.
+			e = savedTunnelJSON{}
+			if err := json.Unmarshal(raw, &e); err != nil {
+				return nil, fmt.Errorf("tunnels[%d] is not valid (fix or remove it): %w", i, err)
+			}
+		}
 		ok := (e.Kind == KindListen && e.Listen != nil && e.Forward == nil) ||
 			(e.Kind == KindForward && e.Forward != nil && e.Listen == nil)
 		if !ok {
-			return nil, fmt.Errorf("tunnel: state file %q: tunnels[%d]: expected kind %q with a listen spec or kind %q with a forward spec, got kind %q",
-				path, i, KindListen, KindForward, e.Kind)
+			return nil, fmt.Errorf("tunnels[%d]: expected kind %q with a listen spec or kind %q with a forward spec, got kind %q",
+				i, KindListen, KindForward, e.Kind)
 		}
+		st := savedTunnel{Kind: e.Kind, Listen: e.Listen, Forward: e.Forward}
+		if strictErr != nil {
+			st.raw = slices.Clone(raw)
+			st.bad = invalidf("tunnel: saved tunnels[%d]: %s: not started (an unknown key may be a misspelt setting such as allow; fix the file and restart, or close the tunnel)",
+				i, strings.TrimPrefix(strictErr.Error(), "json: "))
+		}
+		out = append(out, st)
 	}
-	return st.Tunnels, nil
+	return out, nil
+}
+
+// decodeStrict decodes one JSON value into v, refusing unknown fields and
+// trailing data.
+func decodeStrict(data []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return err
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return errors.New("unexpected data after the JSON document")
+	}
+	return nil
 }
 
 // saveLocked writes every non-Temp tunnel, plus saved tunnels not restored
@@ -107,11 +223,11 @@ func (m *Manager) saveLocked() error {
 	slices.SortFunc(ts, func(a, b *tunnel) int { return cmp.Compare(a.id, b.id) })
 	st := stateFile{Version: stateVersion, Tunnels: make([]savedTunnel, 0, len(ts)+len(m.pending))}
 	for _, t := range ts {
+		if t.saved != nil {
+			st.Tunnels = append(st.Tunnels, *t.saved) // as read: it could not be restored
+			continue
+		}
 		if t.kind == KindListen {
-			if t.saved != nil {
-				st.Tunnels = append(st.Tunnels, *t.saved) // as read: it could not be parsed
-				continue
-			}
 			st.Tunnels = append(st.Tunnels, savedTunnel{Kind: KindListen, Listen: newSavedListen(t.lspec)})
 		} else {
 			spec := t.fspec
@@ -124,48 +240,8 @@ func (m *Manager) saveLocked() error {
 	if err != nil {
 		return fmt.Errorf("tunnel: encode state: %w", err)
 	}
-	if err := writeFileAtomic(m.opts.StatePath, append(data, '\n')); err != nil {
+	if err := config.WriteFileAtomic(m.opts.StatePath, append(data, '\n'), 0o600); err != nil {
 		return fmt.Errorf("tunnel: save state file %q: %w", m.opts.StatePath, err)
-	}
-	return nil
-}
-
-// writeFileAtomic replaces path with data (mode 0600) so that readers see
-// either the old or the new content, never a partial file.
-func writeFileAtomic(path string, data []byte) (err error) {
-	dir, base := filepath.Split(path)
-	if dir == "" {
-		dir = "."
-	}
-	f, err := os.CreateTemp(dir, "."+base+".tmp-*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	defer func() {
-		if err != nil {
-			_ = f.Close()
-			_ = os.Remove(tmp)
-		}
-	}()
-	if err = f.Chmod(0o600); err != nil {
-		return err
-	}
-	if _, err = f.Write(data); err != nil {
-		return err
-	}
-	if err = f.Sync(); err != nil {
-		return err
-	}
-	if err = f.Close(); err != nil {
-		return err
-	}
-	if err = os.Rename(tmp, path); err != nil {
-		return err
-	}
-	if d, derr := os.Open(dir); derr == nil {
-		_ = d.Sync() // make the rename durable where supported
-		_ = d.Close()
 	}
 	return nil
 }
@@ -225,21 +301,10 @@ func (m *Manager) Restore(ctx context.Context) []Info {
 // restoreOne recreates one saved tunnel. It is always recorded: on failure
 // with its error, so it is neither lost from List nor from the state file.
 func (m *Manager) restoreOne(ctx context.Context, st savedTunnel) *tunnel {
-	var t *tunnel
-	var err error
-	if st.Kind == KindListen {
-		var spec ListenSpec
-		if spec, err = st.Listen.spec(); err == nil {
-			t, err = m.newListenTunnel(spec)
-		}
-	} else {
-		t, err = m.newForwardTunnel(*st.Forward)
-	}
+	t, err := m.savedToTunnel(st)
 	if err != nil {
 		t = placeholder(st)
-		if st.Kind == KindListen {
-			t.saved = &st
-		}
+		t.saved = &st
 	} else if err = ctx.Err(); err != nil {
 		err = fmt.Errorf("tunnel: not restored: %w", err)
 	} else {
@@ -268,6 +333,22 @@ func (m *Manager) restoreOne(ctx context.Context, st savedTunnel) *tunnel {
 			"listen", t.listenAddr, "target", t.targetAddr)
 	}
 	return t
+}
+
+// savedToTunnel validates a saved entry into a tunnel, not started. An entry
+// with an unknown key is refused (fail closed).
+func (m *Manager) savedToTunnel(st savedTunnel) (*tunnel, error) {
+	if st.bad != nil {
+		return nil, st.bad
+	}
+	if st.Kind == KindListen {
+		spec, err := st.Listen.spec()
+		if err != nil {
+			return nil, err
+		}
+		return m.newListenTunnel(spec)
+	}
+	return m.newForwardTunnel(*st.Forward)
 }
 
 // placeholder stands for a saved tunnel whose spec no longer validates.

@@ -24,6 +24,9 @@ type activeStream struct {
 	laddr  string
 	raddr  string
 	opened time.Time
+	// release frees the connection's slot in its tunnel's limiter; called
+	// by unregister. Nil for UDP forward sessions (bounded by their map).
+	release func()
 
 	bytesIn    atomic.Uint64
 	bytesOut   atomic.Uint64

@@ -28,7 +28,17 @@ const (
 const (
 	defaultDialTimeout    = 30 * time.Second
 	defaultUDPIdleTimeout = 60 * time.Second
+	// DefaultMaxConns is the cap on concurrent connections of one tunnel
+	// when neither the spec nor Options.MaxConns sets one.
+	DefaultMaxConns = 1024
+	// MaxMaxConns is the largest cap a tunnel or Options.MaxConns may set.
+	MaxMaxConns = 1 << 20
 )
+
+// ServiceName is the resource-manager service every tunnel stream is
+// attached to (network.StreamScope.SetService), in both directions. See
+// ServiceLimits for what the node should allow it.
+const ServiceName = "warren.tunnel"
 
 // Options configure a Manager. The zero value is usable.
 type Options struct {
@@ -41,6 +51,15 @@ type Options struct {
 	// UDPIdleTimeout closes a UDP association after this long without a
 	// datagram in either direction. Default 60s.
 	UDPIdleTimeout time.Duration
+	// RepoDir is the node's repo directory (holding api.sock, keys,
+	// tunnels.json). Unix-socket targets and forward listen addresses inside
+	// it, directly or through a symlink, are refused: a tunnel to api.sock
+	// would hand remote peers the control API. Empty disables the check.
+	RepoDir string
+	// MaxConns caps the concurrent connections of a tunnel whose spec sets
+	// no MaxConns (config tunnels.max_conns_per_tunnel). 0 means
+	// DefaultMaxConns.
+	MaxConns int
 	// Logger receives operational logs. Nil discards them.
 	Logger *slog.Logger
 	// Registerer receives the tunnel metrics. Nil registers nothing.
@@ -65,6 +84,10 @@ type ListenSpec struct {
 	AllowCustomProtocol bool `json:"allow_custom_protocol,omitempty"`
 	// Temp tunnels are not saved to the state file.
 	Temp bool `json:"temp,omitempty"`
+	// MaxConns caps the streams served at once (0: Options.MaxConns). One
+	// peer may hold at most half of them (rounded up), or all of them when
+	// Allow names a single peer. Streams over either cap are reset.
+	MaxConns int `json:"max_conns,omitempty"`
 }
 
 // ForwardSpec describes a forward tunnel: connections accepted on ListenAddr
@@ -82,6 +105,10 @@ type ForwardSpec struct {
 	AllowCustomProtocol bool `json:"allow_custom_protocol,omitempty"`
 	// Temp tunnels are not saved to the state file.
 	Temp bool `json:"temp,omitempty"`
+	// MaxConns caps the local clients served at once (0: Options.MaxConns);
+	// a client over it is reset at once. A UDP forward keeps at most
+	// min(MaxConns, 256) client associations, half of them per source IP.
+	MaxConns int `json:"max_conns,omitempty"`
 }
 
 // Info describes one tunnel.
@@ -101,19 +128,31 @@ type Info struct {
 	ReportPeerID        bool     `json:"report_peer_id"`
 	AllowCustomProtocol bool     `json:"allow_custom_protocol"`
 	Temp                bool     `json:"temp"`
-	ActiveStreams       int      `json:"active_streams"`
-	BytesIn             uint64   `json:"bytes_in"`
-	BytesOut            uint64   `json:"bytes_out"`
+	// MaxConns is the tunnel's effective cap on concurrent connections.
+	MaxConns      int    `json:"max_conns"`
+	ActiveStreams int    `json:"active_streams"`
+	BytesIn       uint64 `json:"bytes_in"`
+	BytesOut      uint64 `json:"bytes_out"`
 	// Opened counts tunnelled connections established.
 	Opened uint64 `json:"streams_opened"`
 	// Refused counts streams refused because the peer is not in Allow.
 	Refused uint64 `json:"streams_refused"`
+	// LimitRefused counts streams (listen) or clients (forward) refused
+	// because a connection cap was reached: MaxConns, the per-peer share,
+	// the resource manager's tunnel service, or the UDP association caps.
+	LimitRefused uint64 `json:"streams_refused_limit"`
 	// Failed counts connections that could not be established (target or
 	// peer unreachable, protocol not supported by the peer, ...).
 	Failed uint64 `json:"streams_failed"`
 	// DroppedDatagrams counts UDP datagrams dropped because a client's
 	// stream could not keep up or could not be opened.
 	DroppedDatagrams uint64 `json:"dropped_datagrams,omitempty"`
+	// UDPSessions is how many client associations a UDP forward holds,
+	// including ones still opening their stream.
+	UDPSessions int `json:"udp_sessions,omitempty"`
+	// UDPQueuedBytes is how many bytes of client datagrams a UDP forward
+	// holds queued for its associations' streams.
+	UDPQueuedBytes int64 `json:"udp_queued_bytes,omitempty"`
 	// Error is set when the tunnel is not running, e.g. a restore failed
 	// (port taken). The tunnel stays listed and saved until closed.
 	Error string `json:"error,omitempty"`

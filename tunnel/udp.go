@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"os"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -21,13 +22,14 @@ import (
 // client source address on the forward side).
 
 // udpQueueLen is how many datagrams from one client may wait while its
-// stream is being opened or is slow; more are dropped and counted.
+// stream is being opened or is slow (and at most udpSessionQueueBytes);
+// more are dropped and counted.
 const udpQueueLen = 128
 
 // serveUDPTarget joins a stream of a listen tunnel to a connected UDP socket
 // to the target. It runs in the stream handler's goroutine.
-func (m *Manager) serveUDPTarget(t *tunnel, s network.Stream, c net.Conn, laddr string) {
-	a := m.register(t, s, c, laddr)
+func (m *Manager) serveUDPTarget(t *tunnel, s network.Stream, c net.Conn, laddr string, release func()) {
+	a := m.register(t, s, c, laddr, release)
 	if a == nil {
 		_ = s.Reset()
 		_ = c.Close()
@@ -127,18 +129,29 @@ func (m *Manager) udpTargetToStream(a *activeStream) {
 }
 
 // udpForward is the local socket of a UDP forward tunnel and its clients.
+// Every client source address gets an association (a session with its own
+// stream), bounded in count (maxSessions, perSource per source IP) and in
+// queued bytes (per session and per forward): a flood of source ports into
+// a forward whose peer is unreachable holds at most maxSessions goroutines
+// and udpForwardQueueBytes of datagrams.
 type udpForward struct {
 	m  *Manager
 	t  *tunnel
 	pc *net.UDPConn
 
-	mu       sync.Mutex
+	maxSessions, perSource int
+	queued                 atomic.Int64 // bytes queued in all sessions
+
+	mu       sync.Mutex // guards the maps and every send to a session's queue
 	sessions map[netip.AddrPort]*udpSession
+	perIP    map[netip.Addr]int
 }
 
 type udpSession struct {
 	src    netip.AddrPort
 	frames chan []byte
+	queued atomic.Int64 // bytes in frames
+	gone   bool         // forgotten; guarded by udpForward.mu
 }
 
 func (m *Manager) startUDPForward(t *tunnel) error {
@@ -154,13 +167,23 @@ func (m *Manager) startUDPForward(t *tunnel) error {
 		_ = pc.Close()
 		return err
 	}
-	f := &udpForward{m: m, t: t, pc: pc, sessions: make(map[netip.AddrPort]*udpSession)}
+	maxSessions := min(t.maxConns, udpMaxSessions)
+	f := &udpForward{
+		m: m, t: t, pc: pc,
+		maxSessions: maxSessions,
+		perSource:   (maxSessions + 1) / 2,
+		sessions:    make(map[netip.AddrPort]*udpSession),
+		perIP:       make(map[netip.Addr]int),
+	}
+	m.mu.Lock()
+	t.udpQueued = &f.queued
+	m.mu.Unlock()
 	m.wg.Go(f.readLoop)
 	return nil
 }
 
 // readLoop reads client datagrams and queues each, framed, to its client's
-// session, starting a session for a new source address.
+// session, starting a session for a new source address if the caps allow.
 func (f *udpForward) readLoop() {
 	buf := make([]byte, maxDatagram)
 	for {
@@ -169,7 +192,7 @@ func (f *udpForward) readLoop() {
 			if errors.Is(err, net.ErrClosed) || f.t.ctx.Err() != nil {
 				return
 			}
-			f.m.log.Warn("tunnel: UDP read failed", "tunnel", f.t.id, "err", err)
+			f.m.rlog.Warn("tunnel: UDP read failed", "tunnel", f.t.id, "err", err)
 			select {
 			case <-time.After(10 * time.Millisecond):
 			case <-f.t.ctx.Done():
@@ -177,34 +200,92 @@ func (f *udpForward) readLoop() {
 			}
 			continue
 		}
-		frame := make([]byte, 2+n)
-		binary.BigEndian.PutUint16(frame, uint16(n))
-		copy(frame[2:], buf[:n])
-		f.mu.Lock()
-		sess := f.sessions[src]
-		if sess == nil {
-			sess = &udpSession{src: src, frames: make(chan []byte, udpQueueLen)}
-			f.sessions[src] = sess
-			f.m.wg.Go(func() { f.run(sess) })
-		}
-		select {
-		case sess.frames <- frame:
-		default:
-			f.t.drop(1)
-			f.m.log.Debug("tunnel: UDP queue full, datagram dropped", "tunnel", f.t.id, "client", src.String())
-		}
-		f.mu.Unlock()
+		f.queue(src, buf[:n])
 	}
 }
 
-// remove forgets sess; datagrams still queued are counted as dropped. Sends
-// happen under f.mu, so none arrive after this.
+// queue hands one datagram to src's session, or drops and counts it.
+func (f *udpForward) queue(src netip.AddrPort, payload []byte) {
+	size := int64(2 + len(payload))
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	sess := f.sessions[src]
+	if sess == nil {
+		ip := src.Addr().Unmap()
+		reason := ""
+		switch {
+		case len(f.sessions) >= f.maxSessions:
+			reason = reasonUDPSessions
+		case f.perIP[ip] >= f.perSource:
+			reason = reasonUDPSource
+		}
+		if reason != "" {
+			f.t.drop(1)
+			f.t.refuse(reason)
+			f.m.rlog.Warn("tunnel: UDP client refused: association limit reached", "tunnel", f.t.id,
+				"client", src.String(), "reason", reason, "max_sessions", f.maxSessions, "per_source_ip", f.perSource)
+			return
+		}
+		sess = &udpSession{src: src, frames: make(chan []byte, udpQueueLen)}
+		f.sessions[src] = sess
+		f.perIP[ip]++
+		f.t.udpSessions.Add(1)
+		f.m.wg.Go(func() { f.run(sess) })
+	}
+	if sess.queued.Load()+size > udpSessionQueueBytes || f.queued.Load()+size > udpForwardQueueBytes {
+		f.t.drop(1)
+		f.m.log.Debug("tunnel: UDP queue full, datagram dropped", "tunnel", f.t.id, "client", src.String())
+		return
+	}
+	frame := make([]byte, size)
+	binary.BigEndian.PutUint16(frame, uint16(len(payload)))
+	copy(frame[2:], payload)
+	select {
+	case sess.frames <- frame:
+		sess.queued.Add(size)
+		f.queued.Add(size)
+	default:
+		f.t.drop(1)
+		f.m.log.Debug("tunnel: UDP queue full, datagram dropped", "tunnel", f.t.id, "client", src.String())
+	}
+}
+
+// dequeued accounts for a frame taken off sess's queue.
+func (f *udpForward) dequeued(sess *udpSession, frame []byte) {
+	sess.queued.Add(-int64(len(frame)))
+	f.queued.Add(-int64(len(frame)))
+}
+
+// forgetLocked removes sess from the maps once and drains its queue,
+// returning how many datagrams were still queued. Called with f.mu held;
+// sends happen under f.mu, so none arrive after this.
+func (f *udpForward) forgetLocked(sess *udpSession) int {
+	if sess.gone {
+		return 0
+	}
+	sess.gone = true
+	delete(f.sessions, sess.src)
+	ip := sess.src.Addr().Unmap()
+	if f.perIP[ip]--; f.perIP[ip] <= 0 {
+		delete(f.perIP, ip)
+	}
+	f.t.udpSessions.Add(-1)
+	left := 0
+	for {
+		select {
+		case frame := <-sess.frames:
+			f.dequeued(sess, frame)
+			left++
+		default:
+			return left
+		}
+	}
+}
+
+// remove forgets sess; datagrams still queued are counted as dropped.
 func (f *udpForward) remove(sess *udpSession) {
 	f.mu.Lock()
-	if f.sessions[sess.src] == sess {
-		delete(f.sessions, sess.src)
-	}
-	left := len(sess.frames)
+	left := f.forgetLocked(sess)
 	f.mu.Unlock()
 	if left > 0 {
 		f.t.drop(left)
@@ -218,7 +299,7 @@ func (f *udpForward) run(sess *udpSession) {
 		f.remove(sess)
 		if f.t.ctx.Err() == nil {
 			f.t.fail()
-			f.m.log.Warn("tunnel: UDP forward failed", "tunnel", f.t.id, "protocol", string(f.t.proto),
+			f.m.rlog.Warn("tunnel: UDP forward failed", "tunnel", f.t.id, "protocol", string(f.t.proto),
 				"peer", f.t.peer.String(), "client", sess.src.String(), "err", err)
 		}
 		return
@@ -227,7 +308,7 @@ func (f *udpForward) run(sess *udpSession) {
 	if a, err := manet.FromNetAddr(net.UDPAddrFromAddrPort(sess.src)); err == nil {
 		laddr = a.String()
 	}
-	a := f.m.register(f.t, s, nil, laddr)
+	a := f.m.register(f.t, s, nil, laddr, nil)
 	if a == nil {
 		_ = s.Reset()
 		f.remove(sess)
@@ -257,6 +338,7 @@ func (f *udpForward) clientToStream(a *activeStream, sess *udpSession) {
 	for {
 		select {
 		case frame := <-sess.frames:
+			f.dequeued(sess, frame)
 			if _, err := a.s.Write(frame); err != nil {
 				f.remove(sess)
 				a.end(&opError{op: "write frame", err: err})
@@ -275,7 +357,7 @@ func (f *udpForward) clientToStream(a *activeStream, sess *udpSession) {
 				timer.Reset(idle)
 				continue
 			}
-			delete(f.sessions, sess.src)
+			f.forgetLocked(sess)
 			f.mu.Unlock()
 			f.m.log.Debug("tunnel: UDP association idle, closing", "tunnel", f.t.id, "client", sess.src.String())
 			a.shutdown()

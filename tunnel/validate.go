@@ -3,6 +3,7 @@ package tunnel
 import (
 	"errors"
 	"fmt"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"unicode"
@@ -167,4 +168,52 @@ func invalidf(format string, args ...any) error {
 
 func existsf(format string, args ...any) error {
 	return &kindError{kind: ErrExists, err: fmt.Errorf(format, args...)}
+}
+
+// checkUnixPath enforces the rules for a /unix/ endpoint (what names it in
+// errors): the path is absolute and clean (no ".", ".." or empty
+// components, so what is checked is what is dialled), and it is not inside
+// the repo directory, directly or through a symlink: a tunnel to the
+// daemon's api.sock would give remote peers the whole control API, and a
+// forward socket there could shadow it. Other transports pass.
+func (m *Manager) checkUnixPath(what string, e endpoint) error {
+	if e.transport != TransportUnix {
+		return nil
+	}
+	p := e.address
+	if !filepath.IsAbs(p) || filepath.Clean(p) != p {
+		return invalidf("tunnel: %s %q: a unix socket path must be absolute and clean (no \".\", \"..\" or empty components), e.g. /run/app.sock", what, e.maddr)
+	}
+	if m.repoDir == "" {
+		return nil
+	}
+	if r := resolvePath(p); within(r, m.repoDir) {
+		return invalidf("tunnel: %s %q: unix sockets inside the node's repo directory %s (resolved: %s) are refused: it holds the control API socket", what, e.maddr, m.repoDir, r)
+	}
+	return nil
+}
+
+// resolvePath returns the absolute clean path p with every symlink of its
+// longest existing prefix resolved: p itself if it exists, else its parent,
+// and so on (a socket path usually does not exist yet when a forward binds
+// it).
+func resolvePath(p string) string {
+	var rest []string
+	for cur := filepath.Clean(p); ; {
+		if r, err := filepath.EvalSymlinks(cur); err == nil {
+			return filepath.Join(append([]string{r}, rest...)...)
+		}
+		parent := filepath.Dir(cur)
+		if parent == cur {
+			return filepath.Clean(p)
+		}
+		rest = append([]string{filepath.Base(cur)}, rest...)
+		cur = parent
+	}
+}
+
+// within reports whether path is dir or inside it (both resolved).
+func within(path, dir string) bool {
+	rel, err := filepath.Rel(dir, path)
+	return err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator)) && !filepath.IsAbs(rel)
 }

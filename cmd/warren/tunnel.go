@@ -58,6 +58,7 @@ func tunnelListenCmd(e *env) *cobra.Command {
 	c.Flags().StringArrayVar(&req.Allow, "allow", nil, "only this peer ID may connect (repeat for several); default: any peer")
 	c.Flags().BoolVar(&req.ReportPeerID, "report-peer-id", false, "write the remote peer ID and a newline to the target before any tunnelled byte (TCP and unix targets)")
 	newTunnelFlags(c, &req.AllowCustomProtocol, &req.Temp, &asJSON)
+	c.Flags().IntVar(&req.MaxConns, "max-conns", 0, "streams served at once, one peer at most half of them (0: the daemon's tunnels.max_conns_per_tunnel)")
 	return c
 }
 
@@ -78,6 +79,7 @@ func tunnelForwardCmd(e *env) *cobra.Command {
 		},
 	}
 	newTunnelFlags(c, &req.AllowCustomProtocol, &req.Temp, &asJSON)
+	c.Flags().IntVar(&req.MaxConns, "max-conns", 0, "local clients served at once; a UDP forward keeps at most min(this, 256) client flows (0: the daemon's tunnels.max_conns_per_tunnel)")
 	return c
 }
 
