@@ -9,7 +9,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -181,14 +180,13 @@ type msgAPI struct {
 
 func (s *Server) msgRoutes() {
 	a := &msgAPI{s: s, pending: map[string]chan ReplyRequest{}}
-	m := s.mux
-	m.HandleFunc("POST /v1/messages/send", a.send)
-	m.HandleFunc("POST /v1/messages/send/bulk", a.sendBulk)
-	m.HandleFunc("GET /v1/messages/subscribe", a.subscribe)
-	m.HandleFunc("POST /v1/messages/request", a.request)
-	m.HandleFunc("GET /v1/messages/handle", a.handle)
-	m.HandleFunc("POST /v1/messages/reply", a.reply)
-	m.HandleFunc("GET /v1/messages/stats", func(w http.ResponseWriter, r *http.Request) {
+	s.handle("POST /v1/messages/send", kindCall, a.send)
+	s.handle("POST /v1/messages/send/bulk", kindUpload, a.sendBulk)
+	s.handle("GET /v1/messages/subscribe", kindStream, a.subscribe)
+	s.handle("POST /v1/messages/request", kindCall, a.request)
+	s.handle("GET /v1/messages/handle", kindStream, a.handle)
+	s.handle("POST /v1/messages/reply", kindCall, a.reply)
+	s.handle("GET /v1/messages/stats", kindCall, func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, s.node.Msg.Stats())
 	})
 }
@@ -196,7 +194,10 @@ func (s *Server) msgRoutes() {
 func (a *msgAPI) maxSize() int { return a.s.node.Config().Messages.MaxMessageSize }
 
 // bodyLimit is the largest JSON body that can carry a maximal payload.
-func (a *msgAPI) bodyLimit() int64 { return int64(base64.StdEncoding.EncodedLen(a.maxSize())) + 64<<10 }
+func (a *msgAPI) bodyLimit() bodyLimit {
+	return bodyLimit{n: int64(base64.StdEncoding.EncodedLen(a.maxSize())) + 64<<10,
+		why: fmt.Sprintf("the payload is larger than messages.max_message_size (%d bytes) allows", a.maxSize())}
+}
 
 // fail answers an error on one line (libp2p dial errors span several).
 func fail(w http.ResponseWriter, code int, err error) {
@@ -302,25 +303,9 @@ func (a *msgAPI) checkSize(n int, what string) error {
 	return nil
 }
 
-// readBody decodes a JSON body of at most limit bytes.
-func readBody(w http.ResponseWriter, r *http.Request, limit int64, v any) bool {
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, limit))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		var mb *http.MaxBytesError
-		if errors.As(err, &mb) {
-			fail(w, http.StatusRequestEntityTooLarge, fmt.Errorf("request body of %s is over %d bytes: the payload is larger than messages.max_message_size allows", r.URL.Path, limit))
-			return false
-		}
-		fail(w, http.StatusBadRequest, fmt.Errorf("request body of %s: expected JSON of the documented form (docs/api-msg.md): %v", r.URL.Path, err))
-		return false
-	}
-	return true
-}
-
 func (a *msgAPI) send(w http.ResponseWriter, r *http.Request) {
 	var req SendRequest
-	if !readBody(w, r, a.bodyLimit(), &req) {
+	if !a.s.readBody(w, r, a.bodyLimit(), "docs/api-msg.md", &req) {
 		return
 	}
 	prio, err := parsePriority(req.Priority)
@@ -385,7 +370,7 @@ func (a *msgAPI) sendBulk(w http.ResponseWriter, r *http.Request) {
 	}
 	limit := a.maxSize()
 	if ndjson {
-		limit = int(a.bodyLimit())
+		limit = int(a.bodyLimit().n)
 	}
 	lr := newLineReader(r.Body, limit, "messages.max_message_size")
 	ms := a.s.node.Msg
@@ -395,11 +380,7 @@ func (a *msgAPI) sendBulk(w http.ResponseWriter, r *http.Request) {
 			break
 		}
 		if err != nil {
-			code := http.StatusBadRequest
-			if ctx.Err() != nil {
-				code = http.StatusServiceUnavailable
-			}
-			failBulk(code, fmt.Errorf("bulk send: read the request body: %w; %d messages sent before it", err, sent))
+			failBulk(a.s.bulkReadStatus(ctx, err), fmt.Errorf("bulk send: read the request body: %w; %d messages sent before it", err, sent))
 			return
 		}
 		mt, opts, payload := typ, msg.SendOptions{Priority: prio}, line
@@ -408,7 +389,7 @@ func (a *msgAPI) sendBulk(w http.ResponseWriter, r *http.Request) {
 				continue
 			}
 			var bm BulkMessage
-			if err := json.Unmarshal(line, &bm); err != nil {
+			if err := decodeJSON(bytes.NewReader(line), &bm); err != nil {
 				failBulk(http.StatusBadRequest, fmt.Errorf("bulk send: line %d: expected a JSON object {\"payload\": base64, \"type\", \"priority\", \"id\"}: %v", lr.line, err))
 				return
 			}
@@ -553,7 +534,7 @@ func (a *msgAPI) subscribe(w http.ResponseWriter, r *http.Request) {
 
 func (a *msgAPI) request(w http.ResponseWriter, r *http.Request) {
 	var req RequestRequest
-	if !readBody(w, r, a.bodyLimit(), &req) {
+	if !a.s.readBody(w, r, a.bodyLimit(), "docs/api-msg.md", &req) {
 		return
 	}
 	err := checkType(req.Type)
@@ -662,7 +643,7 @@ func (a *msgAPI) handle(w http.ResponseWriter, r *http.Request) {
 
 func (a *msgAPI) reply(w http.ResponseWriter, r *http.Request) {
 	var req ReplyRequest
-	if !readBody(w, r, a.bodyLimit(), &req) {
+	if !a.s.readBody(w, r, a.bodyLimit(), "docs/api-msg.md", &req) {
 		return
 	}
 	a.mu.Lock()

@@ -104,7 +104,12 @@ type ResourceManager struct {
 
 // API configures the local control API.
 type API struct {
-	TCP string `toml:"tcp" comment:"Also serve the API on this loopback TCP address (e.g. 127.0.0.1:5050, port 0 allowed), with a bearer token kept in the repo. Empty: unix socket only."`
+	TCP               string   `toml:"tcp" comment:"Also serve the API on this loopback TCP address (e.g. 127.0.0.1:5050, port 0 allowed), with a bearer token kept in the repo. Empty: unix socket only."`
+	MaxTCPConns       int      `toml:"max_tcp_conns" comment:"Connections the TCP API keeps open at once (1 to 4096); one more is answered 503 and closed at once. The unix socket has no such limit."`
+	ReadHeaderTimeout Duration `toml:"read_header_timeout" comment:"A request's line and headers must arrive within this, else its connection is closed (both listeners)."`
+	ReadTimeout       Duration `toml:"read_timeout" comment:"A JSON request body must arrive within this (408 otherwise); a bulk body must make progress within it on every read, however long it runs."`
+	WriteTimeout      Duration `toml:"write_timeout" comment:"An answer, once begun, must be written within this. NDJSON streams are not limited."`
+	IdleTimeout       Duration `toml:"idle_timeout" comment:"A kept-alive connection with no request for this long is closed."`
 }
 
 // Tunnels configures TCP and UDP tunnels.
@@ -179,6 +184,8 @@ func Default() Config {
 				MaxStreamsPerPeer:  16384,
 			},
 		},
+		API: API{MaxTCPConns: 64, ReadHeaderTimeout: Duration(10 * time.Second), ReadTimeout: Duration(time.Minute),
+			WriteTimeout: Duration(time.Minute), IdleTimeout: Duration(2 * time.Minute)},
 		Tunnels:  Tunnels{DialTimeout: Duration(30 * time.Second), UDPIdleTimeout: Duration(60 * time.Second)},
 		Messages: Messages{MaxMessageSize: 4 << 20, SendQueue: 4096, RequestTimeout: Duration(10 * time.Second)},
 		Gossip:   Gossip{MaxMessageSize: 1 << 20, PublishTimeout: Duration(10 * time.Second)},
@@ -274,6 +281,18 @@ func (c *Config) Validate() error {
 	}
 	if c.API.TCP != "" && !isLoopbackHostPort(c.API.TCP) {
 		bad("api.tcp", fmt.Sprintf("%q", c.API.TCP), "a loopback host:port such as 127.0.0.1:5050, or empty")
+	}
+	if c.API.MaxTCPConns < 1 || c.API.MaxTCPConns > 4096 {
+		bad("api.max_tcp_conns", c.API.MaxTCPConns, "1 to 4096")
+	}
+	for _, t := range []struct {
+		key string
+		d   Duration
+	}{{"api.read_header_timeout", c.API.ReadHeaderTimeout}, {"api.read_timeout", c.API.ReadTimeout},
+		{"api.write_timeout", c.API.WriteTimeout}, {"api.idle_timeout", c.API.IdleTimeout}} {
+		if t.d <= 0 || t.d.Std() > time.Hour {
+			bad(t.key, t.d.Std(), "a duration > 0 and at most 1h")
+		}
 	}
 	if c.Tunnels.DialTimeout <= 0 {
 		bad("tunnels.dial_timeout", c.Tunnels.DialTimeout.Std(), "a duration > 0")
