@@ -78,23 +78,23 @@ func (e *lineTooLongError) Error() string {
 	return fmt.Sprintf("line %d is longer than %d bytes (%s)", e.line, e.max, e.setting)
 }
 
-// bulkReadStatus is the status of a failed read of a bulk body: 413 for a
-// line over the limit, 408 for a body that stalled for api.read_timeout, 503
-// when the server is closing, else 400.
-func (s *Server) bulkReadStatus(ctx context.Context, err error) int {
+// bulkReadError is the status and error of a failed read of a bulk body:
+// 413 for a line over the limit, 408 for a body that stalled for
+// api.read_timeout, 503 when the server is closing, else 400.
+func (s *Server) bulkReadError(ctx context.Context, err error) (int, error) {
 	var ne net.Error
 	var long *lineTooLongError
 	switch {
 	case errors.As(err, &long):
 		s.refused(reasonBodyTooLarge)
-		return http.StatusRequestEntityTooLarge
-	case ctx.Err() != nil:
-		return http.StatusServiceUnavailable
-	case errors.As(err, &ne) && ne.Timeout():
+		return http.StatusRequestEntityTooLarge, err
+	case errors.As(err, &ne) && ne.Timeout(): // a stalled read also cancels ctx
 		s.refused(reasonBodyTimeout)
-		return http.StatusRequestTimeout
+		return http.StatusRequestTimeout, fmt.Errorf("no data for api.read_timeout (%s)", s.lim.readTimeout)
+	case ctx.Err() != nil:
+		return http.StatusServiceUnavailable, err
 	}
-	return http.StatusBadRequest
+	return http.StatusBadRequest, err
 }
 
 // lineReader reads the lines of a bulk request body, each of at most max

@@ -227,7 +227,8 @@ func (a *gossipAPI) publishBulk(w http.ResponseWriter, r *http.Request) {
 			break
 		}
 		if err != nil {
-			failBulk(a.s.bulkReadStatus(ctx, err), fmt.Errorf("bulk publish to topic %q: read the request body: %w; %d messages published before it", topic, err, published))
+			code, err := a.s.bulkReadError(ctx, err)
+			failBulk(code, fmt.Errorf("bulk publish to topic %q: read the request body: %w; %d messages published before it", topic, err, published))
 			return
 		}
 		line := lr.line

@@ -380,7 +380,8 @@ func (a *msgAPI) sendBulk(w http.ResponseWriter, r *http.Request) {
 			break
 		}
 		if err != nil {
-			failBulk(a.s.bulkReadStatus(ctx, err), fmt.Errorf("bulk send: read the request body: %w; %d messages sent before it", err, sent))
+			code, err := a.s.bulkReadError(ctx, err)
+			failBulk(code, fmt.Errorf("bulk send: read the request body: %w; %d messages sent before it", err, sent))
 			return
 		}
 		mt, opts, payload := typ, msg.SendOptions{Priority: prio}, line
