@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -581,5 +582,43 @@ func TestAPIDeadlinesSpareStreams(t *testing.T) {
 	}
 	if err := closedByServer(c, br); err != nil {
 		t.Fatalf("idle connection: %v", err)
+	}
+}
+
+// deadlineRecorder is a ResponseWriter that records the deadlines set on it
+// through http.ResponseController.
+type deadlineRecorder struct {
+	http.ResponseWriter
+	write []time.Time
+}
+
+func (d *deadlineRecorder) SetWriteDeadline(t time.Time) error {
+	d.write = append(d.write, t)
+	return nil
+}
+
+func (d *deadlineRecorder) SetReadDeadline(time.Time) error { return nil }
+
+// A call's write deadline starts with its answer (a handler may wait as its
+// own bounds allow); a stream has none.
+func TestAPIWriteDeadlineStartsWithTheAnswer(t *testing.T) {
+	s := &Server{lim: limits{writeTimeout: time.Minute, readTimeout: time.Minute}}
+	const wait = 50 * time.Millisecond
+	for kind, want := range map[routeKind]int{kindCall: 1, kindUpload: 1, kindStream: 0} {
+		rec := &deadlineRecorder{ResponseWriter: httptest.NewRecorder()}
+		var before int
+		start := time.Now()
+		s.bound(kind, func(w http.ResponseWriter, r *http.Request) {
+			time.Sleep(wait)
+			before = len(rec.write)
+			writeJSON(w, http.StatusOK, struct{}{})
+			_ = http.NewResponseController(w).Flush()
+		})(rec, &http.Request{Body: http.NoBody})
+		if before != 0 || len(rec.write) != want {
+			t.Fatalf("kind %d: %d deadlines before the answer, %d after; want 0 and %d", kind, before, len(rec.write), want)
+		}
+		if want == 1 && rec.write[0].Before(start.Add(wait+time.Minute)) {
+			t.Errorf("kind %d: write deadline %v starts before the answer", kind, rec.write[0].Sub(start))
+		}
 	}
 }
