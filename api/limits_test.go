@@ -21,6 +21,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
+	"go.uber.org/goleak"
 
 	"github.com/warren-p2p/warren"
 	"github.com/warren-p2p/warren/config"
@@ -620,5 +621,49 @@ func TestAPIWriteDeadlineStartsWithTheAnswer(t *testing.T) {
 		if want == 1 && rec.write[0].Before(start.Add(wait+time.Minute)) {
 			t.Errorf("kind %d: write deadline %v starts before the answer", kind, rec.write[0].Sub(start))
 		}
+	}
+}
+
+// Close ends everything the API started, whatever its clients hold: held
+// connections, connections over the cap, streams, stalled bodies.
+func TestAPICloseLeavesNoGoroutines(t *testing.T) {
+	n := newMsgTestNode(t)
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	g := &guarded{srv: NewServer(n, ServerOptions{Token: testToken, Limits: config.API{MaxTCPConns: 8}})}
+	g.sock = filepath.Join(t.TempDir(), "api.sock")
+	if err := g.srv.ServeUnix(g.sock); err != nil {
+		t.Fatal(err)
+	}
+	var err error
+	if g.tcp, err = g.srv.ServeTCP("127.0.0.1:0"); err != nil {
+		t.Fatal(err)
+	}
+	var conns []net.Conn
+	for i := range 12 {
+		c, err := net.Dial("tcp", g.tcp)
+		if err != nil {
+			t.Fatal(err)
+		}
+		conns = append(conns, c)
+		if i%3 == 0 { // a stalled body
+			_, _ = io.WriteString(c, "POST /v1/ping HTTP/1.1\r\nHost: "+g.tcp+"\r\nAuthorization: Bearer "+testToken+"\r\nContent-Length: 99\r\n\r\n{")
+		}
+	}
+	cl, err := NewClient(config.Endpoint{Unix: g.sock}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := cl.SubscribeMessages(context.Background(), "held", SubscribeOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "connections accepted", 5*time.Second, func() bool { return g.srv.tcpConns() == 8 })
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	_ = g.srv.Close(ctx) // held connections make Shutdown time out; Close then closes them
+	st.Close()
+	cl.Close()
+	for _, c := range conns {
+		c.Close()
 	}
 }

@@ -754,6 +754,9 @@ func parseMessageLine(line []byte) (m *ReceivedMessage, ok bool) {
 		if !found {
 			return nil, false
 		}
+		if string(key) != "payload" && !plainJSONText(val) {
+			return nil, false // base64 decoding checks the payload
+		}
 		var err error
 		switch string(key) {
 		case "type":
@@ -763,9 +766,9 @@ func parseMessageLine(line []byte) (m *ReceivedMessage, ok bool) {
 		case "id":
 			m.ID = string(val)
 		case "time":
-			m.Time, err = time.Parse(time.RFC3339Nano, string(val))
+			err = m.Time.UnmarshalText(val) // as strict as encoding/json
 		case "sent":
-			m.Sent, err = time.Parse(time.RFC3339Nano, string(val))
+			err = m.Sent.UnmarshalText(val)
 		case "payload":
 			m.Payload, err = base64.StdEncoding.AppendDecode(make([]byte, 0, base64.StdEncoding.DecodedLen(len(val))), val)
 		default:
@@ -776,6 +779,17 @@ func parseMessageLine(line []byte) (m *ReceivedMessage, ok bool) {
 		}
 	}
 	return m, m.Type != "" && m.Payload != nil
+}
+
+// plainJSONText reports whether b is printable ASCII without '"', so that it
+// means the same inside a JSON string as outside.
+func plainJSONText(b []byte) bool {
+	for _, c := range b {
+		if c < 0x20 || c >= 0x7f || c == '"' {
+			return false
+		}
+	}
+	return true
 }
 
 // Next returns the next record: a message (ev.ReceivedMessage) or a drop
