@@ -139,8 +139,7 @@ func (l *capListener) Accept() (net.Conn, error) {
 		if err != nil {
 			return nil, err
 		}
-		if l.open.Add(1) > l.max {
-			l.open.Add(-1)
+		if !l.take() {
 			l.s.metrics.tcpRefused.Inc()
 			l.s.warn.Warn("API TCP connection refused: api.max_tcp_conns connections are open", "max", l.max, "remote", c.RemoteAddr().String())
 			body := fmt.Sprintf(`{"error":"the TCP API already has %d connections open (api.max_tcp_conns); the unix socket is not limited"}`+"\n", l.max)
@@ -153,6 +152,20 @@ func (l *capListener) Accept() (net.Conn, error) {
 		}
 		l.s.metrics.tcpConns.Inc()
 		return &capConn{Conn: c, l: l}, nil
+	}
+}
+
+// take takes a slot, unless all max are taken. (Adding first and taking
+// back would let the count read max+1 for a moment.)
+func (l *capListener) take() bool {
+	for {
+		n := l.open.Load()
+		if n >= l.max {
+			return false
+		}
+		if l.open.CompareAndSwap(n, n+1) {
+			return true
+		}
 	}
 }
 
