@@ -42,8 +42,8 @@ const (
 
 // limits are the resolved api settings of a Server.
 type limits struct {
-	maxTCPConns                                           int
-	readHeaderTimeout, readTimeout, writeTimeout, idleTim time.Duration
+	maxTCPConns                                               int
+	readHeaderTimeout, readTimeout, writeTimeout, idleTimeout time.Duration
 }
 
 // resolveLimits takes each setting from over when set, else from the node's
@@ -62,7 +62,7 @@ func resolveLimits(over, node config.API) limits {
 		readHeaderTimeout: pick(over.ReadHeaderTimeout, node.ReadHeaderTimeout, def.ReadHeaderTimeout),
 		readTimeout:       pick(over.ReadTimeout, node.ReadTimeout, def.ReadTimeout),
 		writeTimeout:      pick(over.WriteTimeout, node.WriteTimeout, def.WriteTimeout),
-		idleTim:           pick(over.IdleTimeout, node.IdleTimeout, def.IdleTimeout),
+		idleTimeout:       pick(over.IdleTimeout, node.IdleTimeout, def.IdleTimeout),
 	}
 	for _, v := range []int{over.MaxTCPConns, node.MaxTCPConns, def.MaxTCPConns} {
 		if v > 0 {

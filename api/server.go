@@ -192,7 +192,7 @@ func (s *Server) serve(l net.Listener, h http.Handler) {
 	srv := &http.Server{
 		Handler:           h,
 		ReadHeaderTimeout: s.lim.readHeaderTimeout,
-		IdleTimeout:       s.lim.idleTim,
+		IdleTimeout:       s.lim.idleTimeout,
 		MaxHeaderBytes:    maxHeaderBytes,
 		ErrorLog:          stdlog.New(httpErrorLog{s.warn}, "", 0),
 		BaseContext:       func(net.Listener) context.Context { return s.ctx },
