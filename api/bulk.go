@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"time"
@@ -59,8 +60,41 @@ func (b *bulkResponse) fail(code int, body any) {
 	b.w.WriteHeader(code)
 	_ = json.NewEncoder(b.w).Encode(body)
 	_ = b.rc.Flush()
-	_ = b.rc.SetReadDeadline(time.Now().Add(time.Second))
+	if db, ok := b.r.Body.(*deadlineBody); ok {
+		db.setDeadline(time.Now().Add(time.Second))
+	} else {
+		_ = b.rc.SetReadDeadline(time.Now().Add(time.Second))
+	}
 	_, _ = io.Copy(io.Discard, io.LimitReader(b.r.Body, 16<<20))
+}
+
+// lineTooLongError is the error of a bulk body line over its limit.
+type lineTooLongError struct {
+	line, max int
+	setting   string
+}
+
+func (e *lineTooLongError) Error() string {
+	return fmt.Sprintf("line %d is longer than %d bytes (%s)", e.line, e.max, e.setting)
+}
+
+// bulkReadError is the status and error of a failed read of a bulk body:
+// 413 for a line over the limit, 408 for a body that stalled for
+// api.read_timeout, 503 when the server is closing, else 400.
+func (s *Server) bulkReadError(ctx context.Context, err error) (int, error) {
+	var ne net.Error
+	var long *lineTooLongError
+	switch {
+	case errors.As(err, &long):
+		s.refused(reasonBodyTooLarge)
+		return http.StatusRequestEntityTooLarge, err
+	case errors.As(err, &ne) && ne.Timeout(): // a stalled read also cancels ctx
+		s.refused(reasonBodyTimeout)
+		return http.StatusRequestTimeout, fmt.Errorf("no data for api.read_timeout (%s)", s.lim.readTimeout)
+	case ctx.Err() != nil:
+		return http.StatusServiceUnavailable, err
+	}
+	return http.StatusBadRequest, err
 }
 
 // lineReader reads the lines of a bulk request body, each of at most max
@@ -86,7 +120,7 @@ func (lr *lineReader) next() ([]byte, error) {
 	for {
 		frag, err := lr.br.ReadSlice('\n')
 		if len(lr.buf)+len(frag) > lr.max+1 { // +1: the '\n'
-			return nil, fmt.Errorf("line %d is longer than %d bytes (%s)", lr.line+1, lr.max, lr.setting)
+			return nil, &lineTooLongError{line: lr.line + 1, max: lr.max, setting: lr.setting}
 		}
 		switch {
 		case err == nil:

@@ -10,9 +10,15 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/warren-p2p/warren/config"
 )
+
+// clientIdleTimeout is how long the client keeps an idle connection: less
+// than the daemon's default api.idle_timeout (2 min), so that the client, not
+// the daemon, closes it and a request never races the daemon's close.
+const clientIdleTimeout = 30 * time.Second
 
 // Client calls a daemon's control API.
 type Client struct {
@@ -30,10 +36,12 @@ func NewClient(ep config.Endpoint, token string) (*Client, error) {
 		tr := &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 			var d net.Dialer
 			return d.DialContext(ctx, "unix", sock)
-		}}
+		}, IdleConnTimeout: clientIdleTimeout}
 		return &Client{base: "http://warren", hc: &http.Client{Transport: tr}}, nil
 	case ep.TCP != "":
-		return &Client{base: "http://" + ep.TCP, token: token, hc: &http.Client{}}, nil
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		tr.IdleConnTimeout = clientIdleTimeout
+		return &Client{base: "http://" + ep.TCP, token: token, hc: &http.Client{Transport: tr}}, nil
 	}
 	return nil, errors.New("API endpoint record names neither a unix socket nor a TCP address")
 }

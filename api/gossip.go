@@ -9,7 +9,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -105,20 +104,20 @@ type gossipAPI struct{ s *Server }
 
 func (s *Server) gossipRoutes() {
 	a := &gossipAPI{s: s}
-	m := s.mux
-	m.HandleFunc("GET /v1/topics", func(w http.ResponseWriter, r *http.Request) {
+	s.handle("GET /v1/topics", kindCall, func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, nonNil(s.node.Gossip.Topics()))
 	})
-	m.HandleFunc("POST /v1/topics/publish", a.publish)
-	m.HandleFunc("POST /v1/topics/publish/bulk", a.publishBulk)
-	m.HandleFunc("GET /v1/topics/subscribe", a.subscribe)
+	s.handle("POST /v1/topics/publish", kindCall, a.publish)
+	s.handle("POST /v1/topics/publish/bulk", kindUpload, a.publishBulk)
+	s.handle("GET /v1/topics/subscribe", kindStream, a.subscribe)
 }
 
 func (a *gossipAPI) maxSize() int { return a.s.node.Config().Gossip.MaxMessageSize }
 
 // bodyLimit is the largest JSON body that can carry a maximal message.
-func (a *gossipAPI) bodyLimit() int64 {
-	return int64(base64.StdEncoding.EncodedLen(a.maxSize())) + 64<<10
+func (a *gossipAPI) bodyLimit() bodyLimit {
+	return bodyLimit{n: int64(base64.StdEncoding.EncodedLen(a.maxSize())) + 64<<10,
+		why: fmt.Sprintf("the message is larger than gossip.max_message_size (%d bytes) allows", a.maxSize())}
 }
 
 func (a *gossipAPI) checkSize(topic string, n int) error {
@@ -160,7 +159,7 @@ func (a *gossipAPI) publishOne(ctx context.Context, topic string, data []byte, w
 
 func (a *gossipAPI) publish(w http.ResponseWriter, r *http.Request) {
 	var req PublishRequest
-	if !a.readBody(w, r, &req) {
+	if !a.s.readBody(w, r, a.bodyLimit(), "docs/api-gossip.md", &req) {
 		return
 	}
 	err := gossip.ValidateTopic(req.Topic)
@@ -180,24 +179,6 @@ func (a *gossipAPI) publish(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, PublishResult{Published: 1})
-}
-
-// readBody decodes a JSON body that may carry a maximal message.
-func (a *gossipAPI) readBody(w http.ResponseWriter, r *http.Request, v any) bool {
-	limit := a.bodyLimit()
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, limit))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		var mb *http.MaxBytesError
-		if errors.As(err, &mb) {
-			fail(w, http.StatusRequestEntityTooLarge, fmt.Errorf("request body of %s is over %d bytes: the message is larger than gossip.max_message_size (%d bytes) allows",
-				r.URL.Path, limit, a.maxSize()))
-			return false
-		}
-		fail(w, http.StatusBadRequest, fmt.Errorf("request body of %s: expected JSON of the documented form (docs/api-gossip.md): %v", r.URL.Path, err))
-		return false
-	}
-	return true
 }
 
 func (a *gossipAPI) publishBulk(w http.ResponseWriter, r *http.Request) {
@@ -236,7 +217,7 @@ func (a *gossipAPI) publishBulk(w http.ResponseWriter, r *http.Request) {
 	}
 	limit := a.maxSize()
 	if ndjson {
-		limit = int(a.bodyLimit())
+		limit = int(a.bodyLimit().n)
 	}
 	lr := newLineReader(r.Body, limit, "gossip.max_message_size")
 	ctx := r.Context()
@@ -246,10 +227,7 @@ func (a *gossipAPI) publishBulk(w http.ResponseWriter, r *http.Request) {
 			break
 		}
 		if err != nil {
-			code := http.StatusBadRequest
-			if ctx.Err() != nil {
-				code = http.StatusServiceUnavailable
-			}
+			code, err := a.s.bulkReadError(ctx, err)
 			failBulk(code, fmt.Errorf("bulk publish to topic %q: read the request body: %w; %d messages published before it", topic, err, published))
 			return
 		}
@@ -259,9 +237,7 @@ func (a *gossipAPI) publishBulk(w http.ResponseWriter, r *http.Request) {
 				continue
 			}
 			var bm BulkPublishMessage
-			dec := json.NewDecoder(bytes.NewReader(data))
-			dec.DisallowUnknownFields()
-			if err := dec.Decode(&bm); err != nil {
+			if err := decodeJSON(bytes.NewReader(data), &bm); err != nil {
 				failBulk(http.StatusBadRequest, fmt.Errorf("bulk publish to topic %q: line %d: expected a JSON object {\"data\": base64}: %v; %d messages published before it",
 					topic, line, err, published))
 				return

@@ -201,7 +201,7 @@ func TestTopicPublishAPI(t *testing.T) {
 		{"POST", "/v1/topics/publish", "application/json", `{"topic":"nobody","data":"eA==","timeout_ms":300}`, 504, []string{`"nobody"`, "no peer subscribed", "300ms"}},
 		{"POST", "/v1/topics/publish/bulk?topic=t&colour=red", "text/plain", "x\n", 400, []string{`"colour"`}},
 		{"POST", "/v1/topics/publish/bulk?topic=t", "image/png", "x\n", 415, []string{"text/plain"}},
-		{"POST", "/v1/topics/publish/bulk?topic=pub", "text/plain", "ok\n" + big + "\n", 400, []string{"line 2", "gossip.max_message_size", "1 messages published before it"}},
+		{"POST", "/v1/topics/publish/bulk?topic=pub", "text/plain", "ok\n" + big + "\n", 413, []string{"line 2", "gossip.max_message_size", "1 messages published before it"}},
 		{"POST", "/v1/topics/publish/bulk?topic=pub", "application/x-ndjson", "{\"data\":\"eA==\"}\n{nope}\n", 400, []string{"line 2", "JSON object"}},
 		{"GET", "/v1/topics/subscribe?topic=t&buffer=-1", "", "", 400, []string{`buffer "-1"`}},
 		{"GET", "/v1/topics/subscribe?topic=t&n=x", "", "", 400, []string{`n "x"`}},

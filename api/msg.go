@@ -9,7 +9,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -181,14 +180,13 @@ type msgAPI struct {
 
 func (s *Server) msgRoutes() {
 	a := &msgAPI{s: s, pending: map[string]chan ReplyRequest{}}
-	m := s.mux
-	m.HandleFunc("POST /v1/messages/send", a.send)
-	m.HandleFunc("POST /v1/messages/send/bulk", a.sendBulk)
-	m.HandleFunc("GET /v1/messages/subscribe", a.subscribe)
-	m.HandleFunc("POST /v1/messages/request", a.request)
-	m.HandleFunc("GET /v1/messages/handle", a.handle)
-	m.HandleFunc("POST /v1/messages/reply", a.reply)
-	m.HandleFunc("GET /v1/messages/stats", func(w http.ResponseWriter, r *http.Request) {
+	s.handle("POST /v1/messages/send", kindCall, a.send)
+	s.handle("POST /v1/messages/send/bulk", kindUpload, a.sendBulk)
+	s.handle("GET /v1/messages/subscribe", kindStream, a.subscribe)
+	s.handle("POST /v1/messages/request", kindCall, a.request)
+	s.handle("GET /v1/messages/handle", kindStream, a.handle)
+	s.handle("POST /v1/messages/reply", kindCall, a.reply)
+	s.handle("GET /v1/messages/stats", kindCall, func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, s.node.Msg.Stats())
 	})
 }
@@ -196,7 +194,10 @@ func (s *Server) msgRoutes() {
 func (a *msgAPI) maxSize() int { return a.s.node.Config().Messages.MaxMessageSize }
 
 // bodyLimit is the largest JSON body that can carry a maximal payload.
-func (a *msgAPI) bodyLimit() int64 { return int64(base64.StdEncoding.EncodedLen(a.maxSize())) + 64<<10 }
+func (a *msgAPI) bodyLimit() bodyLimit {
+	return bodyLimit{n: int64(base64.StdEncoding.EncodedLen(a.maxSize())) + 64<<10,
+		why: fmt.Sprintf("the payload is larger than messages.max_message_size (%d bytes) allows", a.maxSize())}
+}
 
 // fail answers an error on one line (libp2p dial errors span several).
 func fail(w http.ResponseWriter, code int, err error) {
@@ -302,25 +303,9 @@ func (a *msgAPI) checkSize(n int, what string) error {
 	return nil
 }
 
-// readBody decodes a JSON body of at most limit bytes.
-func readBody(w http.ResponseWriter, r *http.Request, limit int64, v any) bool {
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, limit))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		var mb *http.MaxBytesError
-		if errors.As(err, &mb) {
-			fail(w, http.StatusRequestEntityTooLarge, fmt.Errorf("request body of %s is over %d bytes: the payload is larger than messages.max_message_size allows", r.URL.Path, limit))
-			return false
-		}
-		fail(w, http.StatusBadRequest, fmt.Errorf("request body of %s: expected JSON of the documented form (docs/api-msg.md): %v", r.URL.Path, err))
-		return false
-	}
-	return true
-}
-
 func (a *msgAPI) send(w http.ResponseWriter, r *http.Request) {
 	var req SendRequest
-	if !readBody(w, r, a.bodyLimit(), &req) {
+	if !a.s.readBody(w, r, a.bodyLimit(), "docs/api-msg.md", &req) {
 		return
 	}
 	prio, err := parsePriority(req.Priority)
@@ -385,7 +370,7 @@ func (a *msgAPI) sendBulk(w http.ResponseWriter, r *http.Request) {
 	}
 	limit := a.maxSize()
 	if ndjson {
-		limit = int(a.bodyLimit())
+		limit = int(a.bodyLimit().n)
 	}
 	lr := newLineReader(r.Body, limit, "messages.max_message_size")
 	ms := a.s.node.Msg
@@ -395,10 +380,7 @@ func (a *msgAPI) sendBulk(w http.ResponseWriter, r *http.Request) {
 			break
 		}
 		if err != nil {
-			code := http.StatusBadRequest
-			if ctx.Err() != nil {
-				code = http.StatusServiceUnavailable
-			}
+			code, err := a.s.bulkReadError(ctx, err)
 			failBulk(code, fmt.Errorf("bulk send: read the request body: %w; %d messages sent before it", err, sent))
 			return
 		}
@@ -408,7 +390,7 @@ func (a *msgAPI) sendBulk(w http.ResponseWriter, r *http.Request) {
 				continue
 			}
 			var bm BulkMessage
-			if err := json.Unmarshal(line, &bm); err != nil {
+			if err := decodeJSON(bytes.NewReader(line), &bm); err != nil {
 				failBulk(http.StatusBadRequest, fmt.Errorf("bulk send: line %d: expected a JSON object {\"payload\": base64, \"type\", \"priority\", \"id\"}: %v", lr.line, err))
 				return
 			}
@@ -553,7 +535,7 @@ func (a *msgAPI) subscribe(w http.ResponseWriter, r *http.Request) {
 
 func (a *msgAPI) request(w http.ResponseWriter, r *http.Request) {
 	var req RequestRequest
-	if !readBody(w, r, a.bodyLimit(), &req) {
+	if !a.s.readBody(w, r, a.bodyLimit(), "docs/api-msg.md", &req) {
 		return
 	}
 	err := checkType(req.Type)
@@ -662,7 +644,7 @@ func (a *msgAPI) handle(w http.ResponseWriter, r *http.Request) {
 
 func (a *msgAPI) reply(w http.ResponseWriter, r *http.Request) {
 	var req ReplyRequest
-	if !readBody(w, r, a.bodyLimit(), &req) {
+	if !a.s.readBody(w, r, a.bodyLimit(), "docs/api-msg.md", &req) {
 		return
 	}
 	a.mu.Lock()
@@ -772,6 +754,9 @@ func parseMessageLine(line []byte) (m *ReceivedMessage, ok bool) {
 		if !found {
 			return nil, false
 		}
+		if string(key) != "payload" && !plainJSONText(val) {
+			return nil, false // base64 decoding checks the payload
+		}
 		var err error
 		switch string(key) {
 		case "type":
@@ -781,9 +766,9 @@ func parseMessageLine(line []byte) (m *ReceivedMessage, ok bool) {
 		case "id":
 			m.ID = string(val)
 		case "time":
-			m.Time, err = time.Parse(time.RFC3339Nano, string(val))
+			err = m.Time.UnmarshalText(val) // as strict as encoding/json
 		case "sent":
-			m.Sent, err = time.Parse(time.RFC3339Nano, string(val))
+			err = m.Sent.UnmarshalText(val)
 		case "payload":
 			m.Payload, err = base64.StdEncoding.AppendDecode(make([]byte, 0, base64.StdEncoding.DecodedLen(len(val))), val)
 		default:
@@ -794,6 +779,17 @@ func parseMessageLine(line []byte) (m *ReceivedMessage, ok bool) {
 		}
 	}
 	return m, m.Type != "" && m.Payload != nil
+}
+
+// plainJSONText reports whether b is printable ASCII without '"', so that it
+// means the same inside a JSON string as outside.
+func plainJSONText(b []byte) bool {
+	for _, c := range b {
+		if c < 0x20 || c >= 0x7f || c == '"' {
+			return false
+		}
+	}
+	return true
 }
 
 // Next returns the next record: a message (ev.ReceivedMessage) or a drop

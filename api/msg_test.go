@@ -416,7 +416,7 @@ func TestMsgAPIBadInput(t *testing.T) {
 		{"POST", "/v1/messages/send/bulk?peer=" + b + "&type=t", "application/json", "x\n", 415, []string{"text/plain", "application/x-ndjson"}},
 		{"POST", "/v1/messages/send/bulk?peer=" + b + "&typ=t", "text/plain", "x\n", 400, []string{`"typ"`}},
 		{"POST", "/v1/messages/send/bulk?peer=" + b, "text/plain", "x\n", 400, []string{`""`, "message type"}},
-		{"POST", "/v1/messages/send/bulk?peer=" + b + "&type=t", "text/plain", "ok\n12345678901\n", 400, []string{"line 2", "10 bytes", "1 messages sent before it"}},
+		{"POST", "/v1/messages/send/bulk?peer=" + b + "&type=t", "text/plain", "ok\n12345678901\n", 413, []string{"line 2", "10 bytes", "1 messages sent before it"}},
 		{"POST", "/v1/messages/send/bulk?peer=" + b + "&type=t", "application/x-ndjson", "{\"payload\":\"aGk=\"}\n{\"payload\":1}\n", 400, []string{"line 2", "JSON object"}},
 		{"GET", "/v1/messages/subscribe?type=t&policy=sometimes", "", "", 400, []string{`"sometimes"`, "drop-newest"}},
 		{"GET", "/v1/messages/subscribe?type=t&buffer=99999999", "", "", 400, []string{`"99999999"`, "buffer"}},

@@ -6,17 +6,18 @@ package api
 
 import (
 	"context"
-	"crypto/subtle"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
+	"io/fs"
+	stdlog "log"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/http/pprof"
 	"os"
+	"path/filepath"
 	"runtime"
 	"sync"
 	"time"
@@ -26,12 +27,9 @@ import (
 
 	"github.com/warren-p2p/warren"
 	"github.com/warren-p2p/warren/config"
+	"github.com/warren-p2p/warren/internal/ratelog"
 	"github.com/warren-p2p/warren/node"
 )
-
-// maxBody bounds the JSON bodies of the endpoints that carry no message
-// (message endpoints size their bodies from max_message_size).
-const maxBody = 80 << 20
 
 // maxRecord bounds one record of an NDJSON stream the client reads. The
 // client cannot know the daemon's max_message_size, so it allows the largest
@@ -46,18 +44,30 @@ type ServerOptions struct {
 	// Token is required as "Authorization: Bearer <token>" on TCP
 	// listeners. The unix socket is guarded by its file mode instead.
 	Token string
+	// Limits overrides the node's api settings field by field (TCP is
+	// ignored): a zero field keeps the node's config.API value.
+	Limits config.API
 }
 
 // Server serves the control API of one node.
 type Server struct {
 	node    *warren.Node
 	log     *slog.Logger
+	warn    *ratelog.Logger // warnings a client can cause
 	token   string
 	started time.Time
 	mux     *http.ServeMux
+	lim     limits
+	metrics *apiMetrics
+
+	// beforeChmod, when set (by tests), runs in ServeUnix while the socket
+	// listens at its private path, before it gets mode 0600.
+	beforeChmod func(tmpPath string)
 
 	mu      sync.Mutex
 	servers []*http.Server
+	capped  []*capListener
+	sockets []string // unix socket paths to remove on Close
 	wg      sync.WaitGroup
 	ctx     context.Context // cancelled on Close: ends streaming responses
 	cancel  context.CancelFunc
@@ -69,35 +79,42 @@ func NewServer(n *warren.Node, opts ServerOptions) *Server {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{node: n, log: log, token: opts.Token, started: time.Now(), mux: http.NewServeMux()}
+	s := &Server{node: n, log: log, warn: ratelog.New(log, 0), token: opts.Token, started: time.Now(), mux: http.NewServeMux(),
+		lim: resolveLimits(opts.Limits, n.Config().API)}
+	var err error
+	if s.metrics, err = newAPIMetrics(n.Metrics); err != nil {
+		log.Error("API metrics are not exported", "err", err)
+	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.routes()
 	return s
 }
 
 func (s *Server) routes() {
-	m := s.mux
-	m.Handle("GET /metrics", promhttp.HandlerFor(s.node.Metrics, promhttp.HandlerOpts{}))
-	m.HandleFunc("GET /v1/health", s.health)
-	m.HandleFunc("GET /v1/version", func(w http.ResponseWriter, r *http.Request) {
+	metrics := promhttp.HandlerFor(s.node.Metrics, promhttp.HandlerOpts{})
+	s.handle("GET /metrics", kindCall, metrics.ServeHTTP)
+	s.handle("GET /v1/health", kindCall, s.health)
+	s.handle("GET /v1/version", kindCall, func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, VersionInfo{Version: warren.Version, Go: runtime.Version()})
 	})
-	m.HandleFunc("GET /v1/id", s.id)
-	m.HandleFunc("GET /v1/peers", func(w http.ResponseWriter, r *http.Request) {
+	s.handle("GET /v1/id", kindCall, s.id)
+	s.handle("GET /v1/peers", kindCall, func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, nonNil(s.node.Peers()))
 	})
-	m.HandleFunc("POST /v1/peers/connect", s.connect)
-	m.HandleFunc("POST /v1/peers/disconnect", s.disconnect)
-	m.HandleFunc("POST /v1/ping", s.ping)
+	s.handle("POST /v1/peers/connect", kindCall, s.connect)
+	s.handle("POST /v1/peers/disconnect", kindCall, s.disconnect)
+	s.handle("POST /v1/ping", kindCall, s.ping)
 	// Go's profiler, for "go tool pprof http://.../debug/pprof/profile"; as
-	// trusted as the rest of the API (socket mode 0600, or the token).
-	m.HandleFunc("GET /debug/pprof/", pprof.Index)
-	m.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
-	m.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
-	m.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
-	m.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+	// trusted as the rest of the API (socket mode 0600, or the token). A
+	// profile or trace is written when it ends: the write deadline starts
+	// then.
+	s.handle("GET /debug/pprof/", kindCall, pprof.Index)
+	s.handle("GET /debug/pprof/cmdline", kindCall, pprof.Cmdline)
+	s.handle("GET /debug/pprof/profile", kindCall, pprof.Profile)
+	s.handle("GET /debug/pprof/symbol", kindCall, pprof.Symbol)
+	s.handle("GET /debug/pprof/trace", kindCall, pprof.Trace)
 	s.extraRoutes()
-	m.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+	s.handle("/", kindCall, func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Errorf("no API endpoint %s %s (see docs/api.md)", r.Method, r.URL.Path))
 	})
 }
@@ -110,22 +127,49 @@ func (s *Server) Handler() http.Handler { return s.mux }
 
 // ServeUnix listens on a unix socket at path, readable and writable by the
 // owner only.
+//
+// The socket is never connectable by anyone else: it is bound inside a new
+// directory of mode 0700 (whatever the umask), given mode 0600 there, and
+// only then renamed to path. Binding at path and chmodding after would leave
+// it open, for a moment, to every local user the umask lets in.
 func (s *Server) ServeUnix(path string) error {
-	_ = os.Remove(path) // a socket left by a killed daemon; the repo lock says we own it
-	l, err := net.Listen("unix", path)
+	tmpDir, err := os.MkdirTemp(filepath.Dir(path), ".sock")
+	if err != nil {
+		return fmt.Errorf("API: private directory for the unix socket %s: %w", path, err)
+	}
+	defer os.RemoveAll(tmpDir)
+	if err := os.Chmod(tmpDir, 0o700); err != nil { // MkdirTemp's mode, whatever was inherited
+		return fmt.Errorf("API: private directory for the unix socket %s: %w", path, err)
+	}
+	tmp := filepath.Join(tmpDir, "s")
+	l, err := net.Listen("unix", tmp)
 	if err != nil {
 		return fmt.Errorf("API: listen on unix socket %s: %w", path, err)
 	}
-	if err := os.Chmod(path, 0o600); err != nil {
-		l.Close()
-		return fmt.Errorf("API: chmod %s: %w", path, err)
+	ul := l.(*net.UnixListener)
+	ul.SetUnlinkOnClose(false) // it moves: Close removes it at path
+	if s.beforeChmod != nil {
+		s.beforeChmod(tmp)
 	}
+	if err := os.Chmod(tmp, 0o600); err != nil {
+		l.Close()
+		return fmt.Errorf("API: chmod unix socket %s: %w", path, err)
+	}
+	_ = os.Remove(path) // a socket left by a killed daemon; the repo lock says we own it
+	if err := os.Rename(tmp, path); err != nil {
+		l.Close()
+		return fmt.Errorf("API: move unix socket into place at %s: %w", path, err)
+	}
+	s.mu.Lock()
+	s.sockets = append(s.sockets, path)
+	s.mu.Unlock()
 	s.serve(l, s.mux)
 	return nil
 }
 
 // ServeTCP listens on a loopback TCP address and returns the bound address.
-// Every request must carry the bearer token.
+// Every request must carry the bearer token and a Host header naming the
+// listener; at most api.max_tcp_conns connections are open at once.
 func (s *Server) ServeTCP(addr string) (string, error) {
 	if s.token == "" {
 		return "", errors.New("API: refusing to serve on TCP without a token")
@@ -134,13 +178,25 @@ func (s *Server) ServeTCP(addr string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("API: listen on %s: %w", addr, err)
 	}
-	s.serve(l, s.requireToken(s.mux))
+	cl := &capListener{Listener: l, max: int64(s.lim.maxTCPConns), s: s}
+	s.mu.Lock()
+	s.capped = append(s.capped, cl)
+	s.mu.Unlock()
+	s.serve(cl, s.tcpGuard(l.Addr().(*net.TCPAddr), s.mux))
 	return l.Addr().String(), nil
 }
 
+// serve serves h on l. The server has no ReadTimeout or WriteTimeout: each
+// route sets its own deadlines (see bound).
 func (s *Server) serve(l net.Listener, h http.Handler) {
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second,
-		BaseContext: func(net.Listener) context.Context { return s.ctx }}
+	srv := &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: s.lim.readHeaderTimeout,
+		IdleTimeout:       s.lim.idleTimeout,
+		MaxHeaderBytes:    maxHeaderBytes,
+		ErrorLog:          stdlog.New(httpErrorLog{s.warn}, "", 0),
+		BaseContext:       func(net.Listener) context.Context { return s.ctx },
+	}
 	s.mu.Lock()
 	s.servers = append(s.servers, srv)
 	s.mu.Unlock()
@@ -153,26 +209,13 @@ func (s *Server) serve(l net.Listener, h http.Handler) {
 	}()
 }
 
-func (s *Server) requireToken(next http.Handler) http.Handler {
-	want := []byte("Bearer " + s.token)
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		got := []byte(r.Header.Get("Authorization"))
-		if subtle.ConstantTimeCompare(got, want) != 1 {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="warren"`)
-			writeError(w, http.StatusUnauthorized, errors.New("missing or wrong bearer token (it is in the repo's api.token)"))
-			return
-		}
-		next.ServeHTTP(w, r)
-	})
-}
-
 // Close stops the listeners, ends streaming responses and waits for the
 // servers to finish.
 func (s *Server) Close(ctx context.Context) error {
 	s.cancel()
 	s.mu.Lock()
-	servers := s.servers
-	s.servers = nil
+	servers, sockets := s.servers, s.sockets
+	s.servers, s.sockets = nil, nil
 	s.mu.Unlock()
 	var errs []error
 	for _, srv := range servers {
@@ -181,6 +224,12 @@ func (s *Server) Close(ctx context.Context) error {
 		}
 	}
 	s.wg.Wait()
+	for _, p := range sockets {
+		if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			errs = append(errs, fmt.Errorf("API: remove unix socket: %w", err))
+		}
+	}
+	s.warn.Close()
 	return errors.Join(errs...)
 }
 
@@ -199,7 +248,7 @@ func (s *Server) id(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) connect(w http.ResponseWriter, r *http.Request) {
 	var req ConnectRequest
-	if !readJSON(w, r, &req) {
+	if !s.readBody(w, r, controlLimit, "docs/api.md", &req) {
 		return
 	}
 	if _, err := node.ParseTarget(req.Addr); err != nil {
@@ -220,7 +269,7 @@ func (s *Server) connect(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) disconnect(w http.ResponseWriter, r *http.Request) {
 	var req DisconnectRequest
-	if !readJSON(w, r, &req) {
+	if !s.readBody(w, r, controlLimit, "docs/api.md", &req) {
 		return
 	}
 	p, err := node.ParsePeerID(req.Peer)
@@ -237,7 +286,7 @@ func (s *Server) disconnect(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) ping(w http.ResponseWriter, r *http.Request) {
 	var req PingRequest
-	if !readJSON(w, r, &req) {
+	if !s.readBody(w, r, controlLimit, "docs/api.md", &req) {
 		return
 	}
 	if req.Count == 0 {
@@ -285,16 +334,6 @@ func statusFor(err error) int {
 		return http.StatusGatewayTimeout
 	}
 	return http.StatusBadGateway
-}
-
-func readJSON(w http.ResponseWriter, r *http.Request, v any) bool {
-	dec := json.NewDecoder(io.LimitReader(r.Body, maxBody))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		writeError(w, http.StatusBadRequest, fmt.Errorf("request body of %s: expected JSON of the documented form: %v", r.URL.Path, err))
-		return false
-	}
-	return true
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {

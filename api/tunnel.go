@@ -65,13 +65,12 @@ type TunnelStreamCloseResult struct {
 }
 
 func (s *Server) tunnelRoutes() {
-	m := s.mux
-	m.HandleFunc("GET /v1/tunnels", s.tunnelList)
-	m.HandleFunc("POST /v1/tunnels/listen", s.tunnelListen)
-	m.HandleFunc("POST /v1/tunnels/forward", s.tunnelForward)
-	m.HandleFunc("POST /v1/tunnels/close", s.tunnelClose)
-	m.HandleFunc("GET /v1/tunnels/streams", s.tunnelStreams)
-	m.HandleFunc("POST /v1/tunnels/streams/close", s.tunnelStreamClose)
+	s.handle("GET /v1/tunnels", kindCall, s.tunnelList)
+	s.handle("POST /v1/tunnels/listen", kindCall, s.tunnelListen)
+	s.handle("POST /v1/tunnels/forward", kindCall, s.tunnelForward)
+	s.handle("POST /v1/tunnels/close", kindCall, s.tunnelClose)
+	s.handle("GET /v1/tunnels/streams", kindCall, s.tunnelStreams)
+	s.handle("POST /v1/tunnels/streams/close", kindCall, s.tunnelStreamClose)
 }
 
 // tunnelStatus maps a tunnel.Manager error: a closed manager is the daemon
@@ -144,7 +143,7 @@ func (f tunnelQueryFilter) match(kind, protocol string) bool {
 
 func (s *Server) tunnelListen(w http.ResponseWriter, r *http.Request) {
 	var req TunnelListenRequest
-	if !readJSON(w, r, &req) {
+	if !s.readBody(w, r, controlLimit, "docs/api-tunnel.md", &req) {
 		return
 	}
 	allow, err := parseAllow(req.Allow)
@@ -178,7 +177,7 @@ func parseAllow(in []string) ([]peer.ID, error) {
 
 func (s *Server) tunnelForward(w http.ResponseWriter, r *http.Request) {
 	var req TunnelForwardRequest
-	if !readJSON(w, r, &req) {
+	if !s.readBody(w, r, controlLimit, "docs/api-tunnel.md", &req) {
 		return
 	}
 	info, err := s.node.Tunnels.Forward(r.Context(), tunnel.ForwardSpec{
@@ -194,7 +193,7 @@ func (s *Server) tunnelForward(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) tunnelClose(w http.ResponseWriter, r *http.Request) {
 	var f TunnelCloseRequest
-	if !readJSON(w, r, &f) {
+	if !s.readBody(w, r, controlLimit, "docs/api-tunnel.md", &f) {
 		return
 	}
 	nt, ns, err := s.node.Tunnels.CloseTunnels(f)
@@ -212,7 +211,7 @@ func (s *Server) tunnelClose(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) tunnelStreamClose(w http.ResponseWriter, r *http.Request) {
 	var req TunnelStreamCloseRequest
-	if !readJSON(w, r, &req) {
+	if !s.readBody(w, r, controlLimit, "docs/api-tunnel.md", &req) {
 		return
 	}
 	switch {

@@ -105,7 +105,12 @@ type ResourceManager struct {
 
 // API configures the local control API.
 type API struct {
-	TCP string `toml:"tcp" comment:"Also serve the API on this loopback TCP address, an IP of 127.0.0.0/8 or [::1] with a port (e.g. 127.0.0.1:5050; port 0 picks one; no host names), with a bearer token kept in the repo. Empty: unix socket only."`
+	TCP               string   `toml:"tcp" comment:"Also serve the API on this loopback TCP address, an IP of 127.0.0.0/8 or [::1] with a port (e.g. 127.0.0.1:5050; port 0 picks one; no host names), with a bearer token kept in the repo. Empty: unix socket only."`
+	MaxTCPConns       int      `toml:"max_tcp_conns" comment:"Connections the TCP API keeps open at once (1 to 4096); one more is answered 503 and closed at once. The unix socket has no such limit."`
+	ReadHeaderTimeout Duration `toml:"read_header_timeout" comment:"A request's line and headers must arrive within this, else its connection is closed (both listeners)."`
+	ReadTimeout       Duration `toml:"read_timeout" comment:"A JSON request body must arrive within this (408 otherwise); a bulk body must make progress within it on every read, however long it runs."`
+	WriteTimeout      Duration `toml:"write_timeout" comment:"An answer, once begun, must be written within this. NDJSON streams are not limited."`
+	IdleTimeout       Duration `toml:"idle_timeout" comment:"A kept-alive connection with no request for this long is closed."`
 }
 
 // Tunnels configures TCP and UDP tunnels.
@@ -190,6 +195,8 @@ func Default() Config {
 				MaxStreamsPerPeer:  16384,
 			},
 		},
+		API: API{MaxTCPConns: 64, ReadHeaderTimeout: Duration(10 * time.Second), ReadTimeout: Duration(time.Minute),
+			WriteTimeout: Duration(time.Minute), IdleTimeout: Duration(2 * time.Minute)},
 		Tunnels:  Tunnels{DialTimeout: Duration(30 * time.Second), UDPIdleTimeout: Duration(60 * time.Second), MaxConnsPerTunnel: 1024},
 		Messages: Messages{MaxMessageSize: 4 << 20, SendQueue: 4096, RequestTimeout: Duration(10 * time.Second)},
 		Gossip:   Gossip{MaxMessageSize: 1 << 20, PublishTimeout: Duration(10 * time.Second), MaxTopicsPerRPC: 100, MaxTopicsPerPeer: 256},
@@ -265,6 +272,7 @@ func (c *Config) ranges() ([]intRange, []durRange) {
 		{key: "messages.max_message_size", v: int64(c.Messages.MaxMessageSize), min: 1, max: MaxDirectMessageSize},
 		{key: "messages.send_queue", v: int64(c.Messages.SendQueue), min: 1, max: MaxSendQueue},
 		{key: "gossip.max_message_size", v: int64(c.Gossip.MaxMessageSize), min: 1, max: MaxTopicMessageSize},
+		{key: "api.max_tcp_conns", v: int64(c.API.MaxTCPConns), min: 1, max: 4096},
 		{key: "tunnels.max_conns_per_tunnel", v: int64(c.Tunnels.MaxConnsPerTunnel), min: 1, max: MaxTunnelConns},
 		{key: "gossip.max_topics_per_rpc", v: int64(c.Gossip.MaxTopicsPerRPC), min: 1, max: MaxGossipTopics},
 		{key: "gossip.max_topics_per_peer", v: int64(c.Gossip.MaxTopicsPerPeer), min: 1, max: MaxGossipTopics},
@@ -272,6 +280,10 @@ func (c *Config) ranges() ([]intRange, []durRange) {
 	durs := []durRange{
 		{key: "swarm.conn_mgr.grace_period", v: cm.GracePeriod, min: 0, max: MaxConnMgrGracePeriod},
 		{key: "swarm.relay_limit.duration", v: rl.Duration, min: 0, max: MaxLongDuration, note: " (0: no limit)"},
+		{key: "api.read_header_timeout", v: c.API.ReadHeaderTimeout, min: MinSettingDuration, max: MaxSettingTimeout},
+		{key: "api.read_timeout", v: c.API.ReadTimeout, min: MinSettingDuration, max: MaxSettingTimeout},
+		{key: "api.write_timeout", v: c.API.WriteTimeout, min: MinSettingDuration, max: MaxSettingTimeout},
+		{key: "api.idle_timeout", v: c.API.IdleTimeout, min: MinSettingDuration, max: MaxSettingTimeout},
 		{key: "tunnels.dial_timeout", v: c.Tunnels.DialTimeout, min: MinSettingDuration, max: MaxSettingTimeout},
 		{key: "tunnels.udp_idle_timeout", v: c.Tunnels.UDPIdleTimeout, min: MinSettingDuration, max: MaxLongDuration},
 		{key: "messages.request_timeout", v: c.Messages.RequestTimeout, min: MinSettingDuration, max: MaxSettingTimeout},

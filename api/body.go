@@ -1,0 +1,118 @@
+package api
+
+// The one decoder of JSON request bodies (and of the JSON lines of bulk
+// bodies): bounded in bytes, a single JSON object of the documented form
+// (unknown fields refused), nothing but whitespace after it.
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+)
+
+// maxControlBody bounds the JSON body of the endpoints that carry no message
+// (peers, ping, tunnels): their largest, a tunnel's allow list, is a few
+// kilobytes.
+const maxControlBody = 1 << 20
+
+// errTrailingData is the error of a JSON value followed by more than
+// whitespace.
+var errTrailingData = errors.New("unexpected data after the JSON object: only whitespace may follow it")
+
+// errNotObject is the error of a body that is not a JSON object.
+var errNotObject = errors.New("expected a JSON object")
+
+// bodyLimit is the most bytes a body may have, with the reason, for the 413
+// answer ("the payload is larger than messages.max_message_size allows").
+type bodyLimit struct {
+	n   int64
+	why string
+}
+
+// controlLimit is the limit of the bodies of control endpoints.
+var controlLimit = bodyLimit{n: maxControlBody, why: "control requests are small JSON objects"}
+
+// decodeJSON decodes exactly one JSON object from r into v, refusing unknown
+// fields, a value that is not an object, and anything but whitespace after
+// it. It reads r to its end.
+func decodeJSON(r io.Reader, v any) error {
+	br := bufio.NewReaderSize(r, 512)
+	// Skip leading whitespace, then insist on an object: "null", "[]" or a
+	// number would decode into a zero request without an error.
+	for {
+		c, err := br.ReadByte()
+		if errors.Is(err, io.EOF) {
+			return fmt.Errorf("%w, got an empty body", errNotObject)
+		}
+		if err != nil {
+			return err
+		}
+		if !isSpace(c) {
+			_ = br.UnreadByte()
+			if c != '{' {
+				return fmt.Errorf("%w, got one starting with %q", errNotObject, c)
+			}
+			break
+		}
+	}
+	dec := json.NewDecoder(br)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		if errors.Is(err, io.EOF) {
+			err = io.ErrUnexpectedEOF // a body that ends inside the object
+		}
+		return err
+	}
+	end := dec.InputOffset()
+	rest := io.MultiReader(dec.Buffered(), br)
+	var buf [512]byte
+	for {
+		n, err := rest.Read(buf[:])
+		for i, c := range buf[:n] {
+			if !isSpace(c) {
+				return fmt.Errorf("%w (byte %d)", errTrailingData, end+int64(i))
+			}
+		}
+		end += int64(n)
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
+
+// readBody decodes the JSON body of r into v (see decodeJSON), reading at
+// most limit.n bytes. On failure it answers and returns false: 413 for a
+// body over the limit, 408 for one that did not arrive within
+// api.read_timeout, 400 for anything else, each naming the endpoint and
+// what was expected; doc names the page of the endpoint's reference.
+func (s *Server) readBody(w http.ResponseWriter, r *http.Request, limit bodyLimit, doc string, v any) bool {
+	err := decodeJSON(http.MaxBytesReader(w, r.Body, limit.n), v)
+	if err == nil {
+		return true
+	}
+	var mb *http.MaxBytesError
+	var ne net.Error
+	switch {
+	case errors.As(err, &mb):
+		s.refused(reasonBodyTooLarge)
+		w.Header().Set("Connection", "close") // the rest of the body is not read
+		fail(w, http.StatusRequestEntityTooLarge, fmt.Errorf("request body of %s is over %d bytes: %s", r.URL.Path, limit.n, limit.why))
+	case errors.As(err, &ne) && ne.Timeout():
+		s.refused(reasonBodyTimeout)
+		w.Header().Set("Connection", "close")
+		fail(w, http.StatusRequestTimeout, fmt.Errorf("request body of %s did not arrive within api.read_timeout", r.URL.Path))
+	default:
+		s.refused(reasonBadBody)
+		fail(w, http.StatusBadRequest, fmt.Errorf("request body of %s: expected JSON of the documented form (%s): %v", r.URL.Path, doc, err))
+	}
+	return false
+}
