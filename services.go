@@ -10,23 +10,47 @@ import (
 
 	"github.com/warren-p2p/warren/config"
 	"github.com/warren-p2p/warren/gossip"
+	"github.com/warren-p2p/warren/node"
 	"github.com/warren-p2p/warren/tunnel"
 
 	"github.com/warren-p2p/warren/msg"
 )
 
+// msgOptions are the message service's options from the config (without
+// logger and registry). New also derives the service's resource-manager
+// limits from them.
+func msgOptions(cfg config.Config) msg.Options {
+	m := cfg.Messages
+	return msg.Options{
+		Network:               cfg.Network,
+		MaxMessageSize:        m.MaxMessageSize,
+		SendQueue:             m.SendQueue,
+		RequestTimeout:        m.RequestTimeout.Std(),
+		MaxConcurrentHandlers: m.MaxHandlers,
+		MaxHandlersPerPeer:    m.MaxHandlersPerPeer,
+		ReplyTimeout:          m.ReplyTimeout.Std(),
+		MaxStreamsPerPeer:     m.MaxStreamsPerPeer,
+		SubscribeMaxBytes:     m.SubscriptionBytes,
+	}
+}
+
+// serviceLimit names a service's resource-manager limits for the node.
+func serviceLimit(name string, l msg.Limits) node.ServiceLimit {
+	return node.ServiceLimit{
+		Name:           name,
+		StreamsInbound: l.StreamsInbound, StreamsOutbound: l.StreamsOutbound, Memory: l.Memory,
+		PeerStreamsInbound: l.PeerStreamsInbound, PeerStreamsOutbound: l.PeerStreamsOutbound, PeerMemory: l.PeerMemory,
+	}
+}
+
 // startServices starts the capabilities built on the node; each is closed,
 // in reverse order, by Node.Close.
 func (n *Node) startServices(ctx context.Context, opts Options) error {
 	cfg := opts.Config
-	ms, err := msg.New(n.Host(), msg.Options{
-		Network:        cfg.Network,
-		MaxMessageSize: cfg.Messages.MaxMessageSize,
-		SendQueue:      cfg.Messages.SendQueue,
-		RequestTimeout: cfg.Messages.RequestTimeout.Std(),
-		Logger:         n.log.With("component", "msg"),
-		Registerer:     n.Metrics,
-	})
+	mo := msgOptions(cfg)
+	mo.Logger = n.log.With("component", "msg")
+	mo.Registerer = n.Metrics
+	ms, err := msg.New(n.Host(), mo)
 	if err != nil {
 		return fmt.Errorf("start messages: %w", err)
 	}

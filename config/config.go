@@ -123,9 +123,14 @@ const (
 
 // Messages configures direct messages.
 type Messages struct {
-	MaxMessageSize int      `toml:"max_message_size" comment:"Largest direct message payload, bytes."`
-	SendQueue      int      `toml:"send_queue" comment:"Messages queued per peer before Send waits."`
-	RequestTimeout Duration `toml:"request_timeout" comment:"Default timeout of a request awaiting its reply."`
+	MaxMessageSize     int      `toml:"max_message_size" comment:"Largest direct message payload, bytes."`
+	SendQueue          int      `toml:"send_queue" comment:"Messages queued per peer before Send waits."`
+	RequestTimeout     Duration `toml:"request_timeout" comment:"Default timeout of a request awaiting its reply."`
+	MaxHandlers        int      `toml:"max_handlers" comment:"Request handlers running at once, over all peers. When all are busy, reading requests waits."`
+	MaxHandlersPerPeer int      `toml:"max_handlers_per_peer" comment:"Request handlers one peer can have running at once (at most max_handlers). When a peer has that many, reading its requests waits."`
+	ReplyTimeout       Duration `toml:"reply_timeout" comment:"Longest a reply waits for room in the send queue of a requester that does not read; then it is dropped (counted) and the handler slot freed."`
+	MaxStreamsPerPeer  int      `toml:"max_streams_per_peer" comment:"Inbound (and outbound) message streams per peer, enforced by the resource manager; a node uses one per peer and direction."`
+	SubscriptionBytes  int      `toml:"subscription_max_bytes" comment:"Default bound on the payload bytes queued in one subscription (besides its message count). A message larger than this still fits an empty queue."`
 }
 
 // Gossip configures broadcast topics.
@@ -179,10 +184,14 @@ func Default() Config {
 				MaxStreamsPerPeer:  16384,
 			},
 		},
-		Tunnels:  Tunnels{DialTimeout: Duration(30 * time.Second), UDPIdleTimeout: Duration(60 * time.Second)},
-		Messages: Messages{MaxMessageSize: 4 << 20, SendQueue: 4096, RequestTimeout: Duration(10 * time.Second)},
-		Gossip:   Gossip{MaxMessageSize: 1 << 20, PublishTimeout: Duration(10 * time.Second)},
-		Log:      Log{Level: "info", Format: "text"},
+		Tunnels: Tunnels{DialTimeout: Duration(30 * time.Second), UDPIdleTimeout: Duration(60 * time.Second)},
+		Messages: Messages{
+			MaxMessageSize: 4 << 20, SendQueue: 4096, RequestTimeout: Duration(10 * time.Second),
+			MaxHandlers: 64, MaxHandlersPerPeer: 8, ReplyTimeout: Duration(2 * time.Second),
+			MaxStreamsPerPeer: 8, SubscriptionBytes: 64 << 20,
+		},
+		Gossip: Gossip{MaxMessageSize: 1 << 20, PublishTimeout: Duration(10 * time.Second)},
+		Log:    Log{Level: "info", Format: "text"},
 	}
 }
 
@@ -289,6 +298,21 @@ func (c *Config) Validate() error {
 	}
 	if c.Messages.RequestTimeout <= 0 {
 		bad("messages.request_timeout", c.Messages.RequestTimeout.Std(), "a duration > 0")
+	}
+	if m := c.Messages; m.MaxHandlers < 1 || m.MaxHandlers > 65536 {
+		bad("messages.max_handlers", m.MaxHandlers, "1 to 65536")
+	}
+	if m := c.Messages; m.MaxHandlersPerPeer < 1 || m.MaxHandlersPerPeer > max(m.MaxHandlers, 1) {
+		bad("messages.max_handlers_per_peer", m.MaxHandlersPerPeer, fmt.Sprintf("1 to messages.max_handlers (%d)", m.MaxHandlers))
+	}
+	if d := c.Messages.ReplyTimeout; d <= 0 || d.Std() > time.Minute {
+		bad("messages.reply_timeout", d.Std(), "a duration > 0 and at most 1m")
+	}
+	if n := c.Messages.MaxStreamsPerPeer; n < 1 || n > 1024 {
+		bad("messages.max_streams_per_peer", n, "1 to 1024")
+	}
+	if n := c.Messages.SubscriptionBytes; n < 1 || n > 1<<40 {
+		bad("messages.subscription_max_bytes", n, "1 to 1099511627776 bytes")
 	}
 	if c.Gossip.MaxMessageSize <= 0 || c.Gossip.MaxMessageSize > MaxTopicMessageSize {
 		bad("gossip.max_message_size", c.Gossip.MaxMessageSize, fmt.Sprintf("1 to %d bytes", MaxTopicMessageSize))
