@@ -162,9 +162,13 @@ type peerFailure struct {
 const maxFailureRecords = 1024
 
 // peerFor returns the live outbound queue of p, opening the stream if needed.
-// With report, an unreported loss on p's previous stream is returned as an
-// error wrapping ErrMessagesLost (once).
-func (s *Service) peerFor(ctx context.Context, p peer.ID, report bool) (*outPeer, error) {
+// local is true for the application's own messages: an unreported loss on
+// p's previous stream is then returned as an error wrapping ErrMessagesLost
+// (once), and the stream may be opened on a new connection. A reply (local
+// false) only uses an existing connection: a requester that left is not
+// dialled back.
+func (s *Service) peerFor(ctx context.Context, p peer.ID, local bool) (*outPeer, error) {
+	report := local
 	if report && s.nFailures.Load() > 0 {
 		s.mu.Lock()
 		if s.closed {
@@ -191,7 +195,11 @@ func (s *Service) peerFor(ctx context.Context, p peer.ID, report bool) (*outPeer
 	if closed {
 		return nil, ErrClosed
 	}
-	ch := s.opens.DoChan(string(p), func() (any, error) { return s.open(p) })
+	key := string(p)
+	if !local {
+		key = "reply:" + key
+	}
+	ch := s.opens.DoChan(key, func() (any, error) { return s.open(p, local) })
 	select {
 	case r := <-ch:
 		if r.Err != nil {
@@ -203,8 +211,9 @@ func (s *Service) peerFor(ctx context.Context, p peer.ID, report bool) (*outPeer
 	}
 }
 
-// open opens the outbound stream to p and starts its writer.
-func (s *Service) open(p peer.ID) (*outPeer, error) {
+// open opens the outbound stream to p and starts its writer. Without dial,
+// only an existing connection is used.
+func (s *Service) open(p peer.ID, dial bool) (*outPeer, error) {
 	s.pmu.RLock()
 	op := s.peers[p]
 	s.pmu.RUnlock()
@@ -217,6 +226,12 @@ func (s *Service) open(p peer.ID) (*outPeer, error) {
 	defer s.wg.Done()
 	ctx, cancel := context.WithTimeout(s.ctx, s.opts.OpenTimeout)
 	defer cancel()
+	if !dial {
+		if s.h.Network().Connectedness(p) != network.Connected {
+			return nil, fmt.Errorf("not connected to %s", p)
+		}
+		ctx = network.WithNoDial(ctx, "msg reply")
+	}
 	str, err := s.h.NewStream(ctx, p, s.proto)
 	if err != nil {
 		return nil, fmt.Errorf("open stream %s: %w", s.proto, err)
@@ -234,10 +249,16 @@ func (s *Service) open(p peer.ID) (*outPeer, error) {
 		_ = str.Reset()
 		return nil, ErrClosed
 	}
-	s.wg.Add(1)
 	s.pmu.Lock()
+	if other := s.peers[p]; other != nil { // a concurrent open (reply and Send) won
+		s.pmu.Unlock()
+		s.mu.Unlock()
+		_ = str.Reset()
+		return other, nil
+	}
 	s.peers[p] = op
 	s.pmu.Unlock()
+	s.wg.Add(1)
 	s.mu.Unlock()
 	go op.writeLoop()
 	s.log.Debug("msg: opened stream", "peer", p)
