@@ -555,6 +555,9 @@ func TestRemoteWarningsRateLimited(t *testing.T) {
 		}
 	}
 	eventually(t, 10*time.Second, "50 oversized frames", func() bool { return d.Stats().BadFrames == 1050 })
+	if n := logs.warn.Load(); n > 2 {
+		t.Fatalf("%d warnings logged for 1050 bad frames, want at most 2", n)
+	}
 	writeAll(t, rawStreams(t, ha, d, 1), requestFrames("nohandler", 500, 1))
 	eventually(t, 10*time.Second, "replies dropped", func() bool { return d.Stats().FailedReplies > 100 })
 	// One line per kind: malformed, oversized, reply not sent.
