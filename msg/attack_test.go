@@ -565,3 +565,52 @@ func TestRemoteWarningsRateLimited(t *testing.T) {
 		t.Fatalf("%d warnings logged for a flood of bad input, want at most 3", n)
 	}
 }
+
+// A large frame stays accounted until its message is queued (a Block
+// subscriber without room makes the reader wait, holding it) or, for a
+// request, until its handler is done.
+func TestFrameMemoryHeldUntilHandedOff(t *testing.T) {
+	mn := newMocknet(t)
+	hd := mockPeer(t, mn)
+	d := newService(t, hd, Options{Network: "mock"})
+	c := newService(t, mockPeer(t, mn, hd), Options{Network: "mock"})
+	sub, err := d.Subscribe("big", SubscribeOptions{Buffer: 1, Policy: Block})
+	if err != nil {
+		t.Fatal(err)
+	}
+	release := make(chan struct{})
+	if err := d.Handle("hold", func(ctx context.Context, m *Message) ([]byte, error) {
+		<-release
+		return nil, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	ctx := ctxT(t, 20*time.Second)
+	payload := make([]byte, 200<<10) // read into an own buffer of the frame's size
+	held := func() bool { n := d.Stats().InboundFrameBytes; return n > 200<<10 && n < 201<<10 }
+	for range 2 {
+		if err := c.Send(ctx, hd.ID(), "big", payload, SendOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The first is queued, the second waits for room: accounted.
+	eventually(t, 10*time.Second, "second frame held", held)
+	for range 2 {
+		if _, err := sub.Next(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	eventually(t, 10*time.Second, "released once queued", func() bool { return d.Stats().InboundFrameBytes == 0 })
+
+	done := make(chan error, 1)
+	go func() {
+		_, err := c.Request(ctx, hd.ID(), "hold", payload)
+		done <- err
+	}()
+	eventually(t, 10*time.Second, "request held by its handler", held)
+	close(release)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "released by the handler", func() bool { return d.Stats().InboundFrameBytes == 0 })
+}

@@ -320,6 +320,27 @@ func (fr *frameReader) release() {
 	fr.reserved = 0
 }
 
+// detach hands the current reservation over to the caller, who calls the
+// returned func once to release it (used when a request's handler keeps the
+// payload after the reader moved on). The stream scope ending releases it
+// too; a later release on it is then a no-op.
+func (fr *frameReader) detach() func() {
+	n := fr.reserved
+	if n == 0 {
+		return func() {}
+	}
+	fr.reserved = 0
+	unreserve, held := fr.unreserve, fr.held
+	return func() {
+		if unreserve != nil {
+			unreserve(n)
+		}
+		if held != nil {
+			held.Add(-int64(n))
+		}
+	}
+}
+
 // ownBuffer reports whether the last frame returned by next has a buffer of
 // its own, which the caller may keep instead of copying from.
 func (fr *frameReader) ownBuffer() bool { return fr.own }

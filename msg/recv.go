@@ -90,19 +90,22 @@ func (s *Service) readLoop(str network.Stream, remote peer.ID, ip *inPeer) {
 			continue
 		}
 		// A frame with a buffer of its own gives that buffer to the Message
-		// it becomes (no copy); from then on the subscription's byte bound
-		// accounts it, so the stream's reservation ends here. Only if the
-		// payload is most of the frame: a small payload must not keep a big
-		// buffer alive unaccounted.
+		// it becomes (no copy), if the payload is most of the frame: a small
+		// payload must not keep a big buffer alive. The reservation lasts
+		// until the message is queued in its subscriptions (with Block, the
+		// reader may wait for room meanwhile), whose byte bounds account it
+		// from then on, or until its request's handler is done.
 		e.owned = fr.ownBuffer() && 2*len(e.payload) >= len(body)
+		s.dispatch(remote, ip, &e, now, &slab, fr)
 		fr.release()
-		s.dispatch(remote, ip, &e, now, &slab)
 	}
 }
 
 // dispatch routes one decoded envelope.
 // slab, owned by the stream's reader, supplies the Messages it delivers.
-func (s *Service) dispatch(from peer.ID, ip *inPeer, e *envelope, now time.Time, slab *msgSlab) {
+// fr is the reader the frame came from, whose reservation a request's
+// handler takes over.
+func (s *Service) dispatch(from peer.ID, ip *inPeer, e *envelope, now time.Time, slab *msgSlab, fr *frameReader) {
 	ts := s.knownTypeBytes(e.typ)
 	counted := ts
 	if counted == nil {
@@ -116,7 +119,7 @@ func (s *Service) dispatch(from peer.ID, ip *inPeer, e *envelope, now time.Time,
 		s.deliverReply(from, e, now)
 		return
 	case e.flags&flagRequest != 0:
-		s.serveRequest(from, ip, e, ts, now)
+		s.serveRequest(from, ip, e, ts, now, fr)
 		return
 	}
 	if ts == nil {

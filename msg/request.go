@@ -153,7 +153,7 @@ func (s *Service) failAllPending(err error) {
 // for queue room, and then frees both slots. Replies are never sent from
 // the reader with waiting, so two peers' readers cannot deadlock on each
 // other's send queues.
-func (s *Service) serveRequest(from peer.ID, ip *inPeer, e *envelope, ts *typeState, now time.Time) {
+func (s *Service) serveRequest(from peer.ID, ip *inPeer, e *envelope, ts *typeState, now time.Time, fr *frameReader) {
 	typ := string(e.typ)
 	var h Handler
 	if ts != nil {
@@ -185,12 +185,14 @@ func (s *Service) serveRequest(from peer.ID, ip *inPeer, e *envelope, ts *typeSt
 	}
 	corr := e.corr
 	m := s.newMessage(ts.name, from, e, now)
+	release := fr.detach() // the handler holds the payload: keep it accounted
 	s.mu.Lock()
 	ip.refs++   // the handler keeps the peer's slots alive
 	s.wg.Add(1) // the reader holds a count, so Close cannot be waiting on zero
 	s.mu.Unlock()
 	go func() {
 		defer func() {
+			release()
 			s.handlers.Release(1)
 			ip.handlers.Release(1)
 			s.mu.Lock()
