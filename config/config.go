@@ -299,6 +299,13 @@ func (c *Config) Validate() error {
 	if c.Messages.RequestTimeout <= 0 {
 		bad("messages.request_timeout", c.Messages.RequestTimeout.Std(), "a duration > 0")
 	}
+	// A maximal message is read into memory reserved in the resource
+	// manager, whose system and peer limits are max_memory_mb: leave room.
+	if rm := c.Swarm.ResourceManager; rm.Enabled && rm.MaxMemoryMB > 0 &&
+		2*(int64(c.Messages.MaxMessageSize)+256) > int64(rm.MaxMemoryMB)<<20 {
+		bad("messages.max_message_size", c.Messages.MaxMessageSize,
+			fmt.Sprintf("at most half of swarm.resource_manager.max_memory_mb (%d MiB), less 256 bytes", rm.MaxMemoryMB))
+	}
 	if m := c.Messages; m.MaxHandlers < 1 || m.MaxHandlers > 65536 {
 		bad("messages.max_handlers", m.MaxHandlers, "1 to 65536")
 	}

@@ -26,6 +26,9 @@ func TestMessagesLimitsValidated(t *testing.T) {
 			t.Errorf("%q: error %q does not name %q", in, err, want)
 		}
 	}
+	if _, err := Parse([]byte("[messages]\nmax_message_size = 67108864\n[swarm.resource_manager]\nenabled = false\nmax_memory_mb = 64")); err != nil {
+		t.Errorf("memory check applied without the resource manager: %v", err)
+	}
 	if _, err := Parse([]byte("[messages]\nmax_handlers = 4\nmax_handlers_per_peer = 4")); err != nil {
 		t.Errorf("per-peer equal to the total refused: %v", err)
 	}
