@@ -143,7 +143,8 @@ func (s *Service) failAllPending(err error) {
 // serveRequest answers one request. A request of a type with no handler is
 // answered at once, from the reader, without a handler slot; its reply is
 // queued only if there is room right now (else dropped and counted), so the
-// reader never waits on the requester's send queue.
+// reader never waits on the requester's send queue (only, at most
+// ReplyTimeout, for the reply stream to open on the existing connection).
 //
 // Otherwise the handler runs in its own goroutine once it has a slot of the
 // requesting peer (MaxHandlersPerPeer) and one of the service

@@ -168,8 +168,7 @@ const maxFailureRecords = 1024
 // false) only uses an existing connection: a requester that left is not
 // dialled back.
 func (s *Service) peerFor(ctx context.Context, p peer.ID, local bool) (*outPeer, error) {
-	report := local
-	if report && s.nFailures.Load() > 0 {
+	if local && s.nFailures.Load() > 0 {
 		s.mu.Lock()
 		if s.closed {
 			s.mu.Unlock()
