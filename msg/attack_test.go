@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"runtime"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -205,6 +206,20 @@ func TestRequestsFairPerPeer(t *testing.T) {
 		t.Fatal("no-handler requests not counted")
 	}
 	t.Logf("victim p99 %s; attacker max handlers %d; failed replies %d", p99(lat), got, st.FailedReplies)
+	// Close ends every reader, handler and reply still waiting on the attacker.
+	_ = d.Close()
+	_ = v.Close()
+	if serviceGoroutines() {
+		t.Fatal("goroutines of the services still run after Close")
+	}
+}
+
+// serviceGoroutines reports whether a goroutine runs code of this package's
+// Service (readers, writers, handlers).
+func serviceGoroutines() bool {
+	buf := make([]byte, 1<<20)
+	n := runtime.Stack(buf, true)
+	return strings.Contains(string(buf[:n]), "msg.(*Service)") || strings.Contains(string(buf[:n]), "msg.(*outPeer)")
 }
 
 // A reply to a requester that does not read waits at most ReplyTimeout,
