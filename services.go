@@ -10,23 +10,64 @@ import (
 
 	"github.com/warren-p2p/warren/config"
 	"github.com/warren-p2p/warren/gossip"
+	"github.com/warren-p2p/warren/node"
 	"github.com/warren-p2p/warren/tunnel"
 
 	"github.com/warren-p2p/warren/msg"
 )
 
+// msgOptions are the message service's options from the config (without
+// logger and registry). New also derives the service's resource-manager
+// limits from them.
+func msgOptions(cfg config.Config) msg.Options {
+	m := cfg.Messages
+	return msg.Options{
+		Network:               cfg.Network,
+		MaxMessageSize:        m.MaxMessageSize,
+		SendQueue:             m.SendQueue,
+		RequestTimeout:        m.RequestTimeout.Std(),
+		MaxConcurrentHandlers: m.MaxHandlers,
+		MaxHandlersPerPeer:    min(m.MaxHandlersPerPeer, m.MaxHandlers),
+		ReplyTimeout:          m.ReplyTimeout.Std(),
+		MaxStreamsPerPeer:     m.MaxStreamsPerPeer,
+		SubscribeMaxBytes:     m.SubscriptionBytes,
+	}
+}
+
+// serviceLimits are the resource-manager limits of warren's own services.
+// msg's come from its options: a few streams and a few maximal frames per
+// peer, and one stream may hold a maximal frame. Tunnels need one stream per
+// tunnelled connection (10,000 per peer is the target), and yamux accounts
+// 256 KiB of window to each, so the tunnel service may use what the system
+// and peer scopes allow.
+func serviceLimits(cfg config.Config) ([]node.ServiceLimit, error) {
+	l, err := msg.ResourceLimits(msgOptions(cfg))
+	if err != nil {
+		return nil, fmt.Errorf("start messages: %w", err)
+	}
+	rm := cfg.Swarm.ResourceManager
+	mem := int64(rm.MaxMemoryMB) << 20
+	return []node.ServiceLimit{{
+		Name:           msg.ServiceName,
+		StreamsInbound: l.StreamsInbound, StreamsOutbound: l.StreamsOutbound, Memory: l.Memory,
+		PeerStreamsInbound: l.PeerStreamsInbound, PeerStreamsOutbound: l.PeerStreamsOutbound, PeerMemory: l.PeerMemory,
+		StreamMemory: l.PeerMemory,
+	}, {
+		Name:           tunnel.ServiceName,
+		StreamsInbound: rm.MaxStreams, StreamsOutbound: rm.MaxStreams, Memory: mem,
+		PeerStreamsInbound: min(tunnel.ServiceStreamsPerPeer, rm.MaxStreamsPerPeer), PeerStreamsOutbound: min(tunnel.ServiceStreamsPerPeer, rm.MaxStreamsPerPeer),
+		PeerMemory: mem,
+	}}, nil
+}
+
 // startServices starts the capabilities built on the node; each is closed,
 // in reverse order, by Node.Close.
 func (n *Node) startServices(ctx context.Context, opts Options) error {
 	cfg := opts.Config
-	ms, err := msg.New(n.Host(), msg.Options{
-		Network:        cfg.Network,
-		MaxMessageSize: cfg.Messages.MaxMessageSize,
-		SendQueue:      cfg.Messages.SendQueue,
-		RequestTimeout: cfg.Messages.RequestTimeout.Std(),
-		Logger:         n.log.With("component", "msg"),
-		Registerer:     n.Metrics,
-	})
+	mo := msgOptions(cfg)
+	mo.Logger = n.log.With("component", "msg")
+	mo.Registerer = n.Metrics
+	ms, err := msg.New(n.Host(), mo)
 	if err != nil {
 		return fmt.Errorf("start messages: %w", err)
 	}

@@ -65,8 +65,15 @@ func New(ctx context.Context, opts Options) (*Node, error) {
 		reg = prometheus.NewRegistry()
 		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	}
+	// The resource manager is built with the node, so the limits of
+	// warren's own services are computed from the config first.
+	services, err := serviceLimits(opts.Config)
+	if err != nil {
+		return nil, err
+	}
 	nd, err := node.New(ctx, opts.Config, opts.Key, node.Options{
 		Logger: log.With("component", "node"), Registerer: reg, UserAgent: "warren/" + Version,
+		Services: services,
 	})
 	if err != nil {
 		return nil, err

@@ -78,3 +78,52 @@ func TestNewRejectsBadOptions(t *testing.T) {
 		t.Fatal("empty network accepted")
 	}
 }
+
+// The message service's resource-manager limits (memory per peer and per
+// stream raised for it) let a message of messages.max_message_size through,
+// well over libp2p's default 16 MiB per stream.
+func TestMaxSizeMessageWithinServiceLimits(t *testing.T) {
+	const size = 32 << 20
+	mk := func() *warren.Node {
+		cfg, _ := config.ForProfile(config.ProfileTest)
+		cfg.Messages.MaxMessageSize = size
+		if !cfg.Swarm.ResourceManager.Enabled {
+			t.Fatal("test profile runs without the resource manager")
+		}
+		key, _, err := crypto.GenerateEd25519Key(rand.Reader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n, err := warren.New(context.Background(), warren.Options{Config: cfg, Key: key})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = n.Close() })
+		return n
+	}
+	a, b := mk(), mk()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	sub, err := a.Msg.Subscribe("big", msg.SubscribeOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Connect(ctx, a.Addrs()[0]); err != nil {
+		t.Fatal(err)
+	}
+	payload := make([]byte, size)
+	payload[size-1] = 7
+	if err := b.Msg.Send(ctx, a.ID(), "big", payload, msg.SendOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	m, err := sub.Next(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(m.Payload) != size || m.Payload[size-1] != 7 {
+		t.Fatalf("got %d bytes", len(m.Payload))
+	}
+	if st := a.Msg.Stats(); st.RefusedMemory != 0 || st.RefusedStreams != 0 || st.InboundFrameBytes != 0 {
+		t.Fatalf("refused or still reserved: %+v", st)
+	}
+}

@@ -137,9 +137,14 @@ const (
 
 // Messages configures direct messages.
 type Messages struct {
-	MaxMessageSize int      `toml:"max_message_size" comment:"Largest direct message payload, bytes."`
-	SendQueue      int      `toml:"send_queue" comment:"Messages queued per peer before Send waits."`
-	RequestTimeout Duration `toml:"request_timeout" comment:"Default timeout of a request awaiting its reply."`
+	MaxMessageSize     int      `toml:"max_message_size" comment:"Largest direct message payload, bytes."`
+	SendQueue          int      `toml:"send_queue" comment:"Messages queued per peer before Send waits."`
+	RequestTimeout     Duration `toml:"request_timeout" comment:"Default timeout of a request awaiting its reply."`
+	MaxHandlers        int      `toml:"max_handlers" comment:"Request handlers running at once, over all peers. When all are busy, reading requests waits."`
+	MaxHandlersPerPeer int      `toml:"max_handlers_per_peer" comment:"Request handlers one peer can have running at once (if above max_handlers, max_handlers applies). When a peer has that many, reading its requests waits."`
+	ReplyTimeout       Duration `toml:"reply_timeout" comment:"Longest a reply waits for room in the send queue of a requester that does not read; then it is dropped (counted) and the handler slot freed."`
+	MaxStreamsPerPeer  int      `toml:"max_streams_per_peer" comment:"Inbound (and outbound) message streams per peer, enforced by the resource manager; a node uses one per peer and direction."`
+	SubscriptionBytes  int      `toml:"subscription_max_bytes" comment:"Default bound on the payload bytes queued in one subscription (besides its message count). A message larger than this still fits an empty queue."`
 }
 
 // Gossip configures broadcast topics.
@@ -197,10 +202,14 @@ func Default() Config {
 		},
 		API: API{MaxTCPConns: 64, ReadHeaderTimeout: Duration(10 * time.Second), ReadTimeout: Duration(time.Minute),
 			WriteTimeout: Duration(time.Minute), IdleTimeout: Duration(2 * time.Minute)},
-		Tunnels:  Tunnels{DialTimeout: Duration(30 * time.Second), UDPIdleTimeout: Duration(60 * time.Second), MaxConnsPerTunnel: 1024},
-		Messages: Messages{MaxMessageSize: 4 << 20, SendQueue: 4096, RequestTimeout: Duration(10 * time.Second)},
-		Gossip:   Gossip{MaxMessageSize: 1 << 20, PublishTimeout: Duration(10 * time.Second), MaxTopicsPerRPC: 100, MaxTopicsPerPeer: 256},
-		Log:      Log{Level: "info", Format: "text"},
+		Tunnels: Tunnels{DialTimeout: Duration(30 * time.Second), UDPIdleTimeout: Duration(60 * time.Second), MaxConnsPerTunnel: 1024},
+		Messages: Messages{
+			MaxMessageSize: 4 << 20, SendQueue: 4096, RequestTimeout: Duration(10 * time.Second),
+			MaxHandlers: 64, MaxHandlersPerPeer: 8, ReplyTimeout: Duration(2 * time.Second),
+			MaxStreamsPerPeer: 8, SubscriptionBytes: 64 << 20,
+		},
+		Gossip: Gossip{MaxMessageSize: 1 << 20, PublishTimeout: Duration(10 * time.Second), MaxTopicsPerRPC: 100, MaxTopicsPerPeer: 256},
+		Log:    Log{Level: "info", Format: "text"},
 	}
 }
 
@@ -271,6 +280,10 @@ func (c *Config) ranges() ([]intRange, []durRange) {
 		{key: "swarm.relay_limit.data", v: rl.Data, min: 0, max: MaxRelayData, note: " (0: no limit)"},
 		{key: "messages.max_message_size", v: int64(c.Messages.MaxMessageSize), min: 1, max: MaxDirectMessageSize},
 		{key: "messages.send_queue", v: int64(c.Messages.SendQueue), min: 1, max: MaxSendQueue},
+		{key: "messages.max_handlers", v: int64(c.Messages.MaxHandlers), min: 1, max: 65536},
+		{key: "messages.max_handlers_per_peer", v: int64(c.Messages.MaxHandlersPerPeer), min: 1, max: 65536},
+		{key: "messages.max_streams_per_peer", v: int64(c.Messages.MaxStreamsPerPeer), min: 1, max: 1024},
+		{key: "messages.subscription_max_bytes", v: int64(c.Messages.SubscriptionBytes), min: 1, max: 1 << 34},
 		{key: "gossip.max_message_size", v: int64(c.Gossip.MaxMessageSize), min: 1, max: MaxTopicMessageSize},
 		{key: "api.max_tcp_conns", v: int64(c.API.MaxTCPConns), min: 1, max: 4096},
 		{key: "tunnels.max_conns_per_tunnel", v: int64(c.Tunnels.MaxConnsPerTunnel), min: 1, max: MaxTunnelConns},
@@ -287,6 +300,7 @@ func (c *Config) ranges() ([]intRange, []durRange) {
 		{key: "tunnels.dial_timeout", v: c.Tunnels.DialTimeout, min: MinSettingDuration, max: MaxSettingTimeout},
 		{key: "tunnels.udp_idle_timeout", v: c.Tunnels.UDPIdleTimeout, min: MinSettingDuration, max: MaxLongDuration},
 		{key: "messages.request_timeout", v: c.Messages.RequestTimeout, min: MinSettingDuration, max: MaxSettingTimeout},
+		{key: "messages.reply_timeout", v: c.Messages.ReplyTimeout, min: MinSettingDuration, max: time.Minute},
 		{key: "gossip.publish_timeout", v: c.Gossip.PublishTimeout, min: MinSettingDuration, max: MaxSettingTimeout},
 	}
 	return ints, durs
@@ -377,6 +391,12 @@ func (c *Config) Validate() error {
 		if err := checkLoopbackAddrPort(c.API.TCP); err != nil {
 			bad("api.tcp", "a loopback IP address and port such as 127.0.0.1:5050 or [::1]:5050 (port 0 picks one), or empty: "+err.Error(), fmt.Sprintf("%q", c.API.TCP))
 		}
+	}
+	// A maximal message is read into memory reserved in the resource
+	// manager, whose system and peer limits are max_memory_mb: leave room.
+	if rm := c.Swarm.ResourceManager; rm.Enabled &&
+		2*(int64(c.Messages.MaxMessageSize)+256) > int64(rm.MaxMemoryMB)<<20 {
+		bad("messages.max_message_size", fmt.Sprintf("at most half of swarm.resource_manager.max_memory_mb (%d MiB), less 256 bytes", rm.MaxMemoryMB), c.Messages.MaxMessageSize)
 	}
 	if _, err := ParseLevel(c.Log.Level); err != nil {
 		bad("log.level", "debug, info, warn or error", fmt.Sprintf("%q", c.Log.Level))

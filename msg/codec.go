@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync/atomic"
 
 	"google.golang.org/protobuf/encoding/protowire"
 )
@@ -53,6 +54,10 @@ const envelopeOverhead = 256
 // prefix exceeds the limit.
 var ErrFrameTooLarge = errors.New("frame too large")
 
+// ErrFrameMemory is wrapped by the error returned when the resource manager
+// refuses memory for the rest of a frame.
+var ErrFrameMemory = errors.New("frame memory refused")
+
 // envelope is the decoded form of one frame. typ and payload alias the frame
 // buffer after decodeEnvelope.
 type envelope struct {
@@ -63,6 +68,9 @@ type envelope struct {
 	flags   uint64
 	corr    uint64
 	timeout uint64 // milliseconds
+	// owned says the frame buffer is not reused, so payload may be kept
+	// without a copy (set by the reader, not by decodeEnvelope).
+	owned bool
 }
 
 // envelopeSize returns the encoded size of an envelope without the length prefix.
@@ -212,20 +220,40 @@ func truncate(b []byte) string {
 }
 
 // frameReader reads length-prefixed frames. The length prefix is checked
-// against max before any buffer is grown, so a peer cannot make us allocate
-// more than max bytes.
+// against max before any buffer is grown, and a frame's buffer grows only as
+// its bytes arrive: the first base bytes of a frame are read into one reused
+// buffer of base bytes; once that is full, a longer frame moves to a buffer
+// of its own, twice as big, which doubles again (capped at the declared
+// length) each time it is full. A peer that declares a huge frame and sends
+// little of it therefore makes us allocate at most twice what it sent.
+//
+// Every byte of an own buffer is first reserved through reserve (the
+// stream's resource-manager scope); a refused reservation ends the frame
+// with an error wrapping ErrFrameMemory. The reservation is held until
+// release: the caller calls it once the frame has been handed off (its
+// payload copied, or the buffer given to the Message it became).
 type frameReader struct {
-	r   *bufio.Reader
-	max int
-	buf []byte
+	r    *bufio.Reader
+	max  int
+	base int
+	buf  []byte // reused buffer for frames up to base bytes
+	own  bool   // the last frame was read into a buffer of its own
+
+	reserve   func(n int) error // nil: no accounting
+	unreserve func(n int)
+	reserved  int           // bytes reserved for the current own buffer
+	held      *atomic.Int64 // if set, counts bytes of own buffers not yet released
 }
 
 func newFrameReader(r io.Reader, max, bufSize int) *frameReader {
-	return &frameReader{r: bufio.NewReaderSize(r, bufSize), max: max}
+	return &frameReader{r: bufio.NewReaderSize(r, bufSize), max: max, base: keepFrameBuf}
 }
 
-// next returns the next frame body. It stays valid until the next call.
+// next returns the next frame body. It stays valid until the next call; if
+// ownBuffer then reports true, the caller may keep it (after release).
 func (fr *frameReader) next() ([]byte, error) {
+	fr.release()
+	fr.own = false
 	n, err := binary.ReadUvarint(fr.r)
 	if err != nil {
 		if errors.Is(err, io.EOF) {
@@ -236,26 +264,96 @@ func (fr *frameReader) next() ([]byte, error) {
 	if n > uint64(fr.max) {
 		return nil, fmt.Errorf("frame of %d bytes exceeds limit of %d: %w", n, fr.max, ErrFrameTooLarge)
 	}
-	buf := fr.buf
-	switch {
-	case n > keepFrameBuf:
-		buf = make([]byte, n) // rare big frame: do not keep it around
-	case uint64(cap(buf)) < n:
-		fr.buf = make([]byte, keepFrameBuf)
-		buf = fr.buf
+	size := int(n)
+	if cap(fr.buf) < fr.base {
+		fr.buf = make([]byte, fr.base)
 	}
-	buf = buf[:n]
-	if _, err := io.ReadFull(fr.r, buf); err != nil {
-		if errors.Is(err, io.EOF) {
-			err = io.ErrUnexpectedEOF
+	// Up to base bytes go to the reused buffer; only once it is full does
+	// the frame get a buffer of its own, twice as big, and so on.
+	buf := fr.buf[:0:min(size, fr.base)]
+	owned := 0
+	for len(buf) < size {
+		if len(buf) == cap(buf) {
+			grown := min(size, 2*cap(buf))
+			if err := fr.grow(grown - owned); err != nil {
+				return nil, fmt.Errorf("frame of %d bytes, %d read: %w", size, len(buf), err)
+			}
+			next := make([]byte, len(buf), grown)
+			copy(next, buf)
+			buf, owned, fr.own = next, grown, true
 		}
-		return nil, fmt.Errorf("read frame body of %d bytes: %w", n, err)
+		k, err := io.ReadFull(fr.r, buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+k]
+		if err != nil {
+			return nil, bodyErr(size, err)
+		}
 	}
 	return buf, nil
 }
 
+// grow accounts n more bytes of the current own buffer.
+func (fr *frameReader) grow(n int) error {
+	if fr.reserve != nil {
+		if err := fr.reserve(n); err != nil {
+			return fmt.Errorf("%w: %w", ErrFrameMemory, err)
+		}
+	}
+	fr.reserved += n
+	if fr.held != nil {
+		fr.held.Add(int64(n))
+	}
+	return nil
+}
+
+// release gives back the reservation of the current own buffer, if any. It
+// is idempotent; next calls it too.
+func (fr *frameReader) release() {
+	if fr.reserved == 0 {
+		return
+	}
+	if fr.unreserve != nil {
+		fr.unreserve(fr.reserved)
+	}
+	if fr.held != nil {
+		fr.held.Add(-int64(fr.reserved))
+	}
+	fr.reserved = 0
+}
+
+// detach hands the current reservation over to the caller, who calls the
+// returned func once to release it (used when a request's handler keeps the
+// payload after the reader moved on). The stream scope ending releases it
+// too; a later release on it is then a no-op.
+func (fr *frameReader) detach() func() {
+	n := fr.reserved
+	if n == 0 {
+		return func() {}
+	}
+	fr.reserved = 0
+	unreserve, held := fr.unreserve, fr.held
+	return func() {
+		if unreserve != nil {
+			unreserve(n)
+		}
+		if held != nil {
+			held.Add(-int64(n))
+		}
+	}
+}
+
+// ownBuffer reports whether the last frame returned by next has a buffer of
+// its own, which the caller may keep instead of copying from.
+func (fr *frameReader) ownBuffer() bool { return fr.own }
+
+func bodyErr(size int, err error) error {
+	if errors.Is(err, io.EOF) {
+		err = io.ErrUnexpectedEOF
+	}
+	return fmt.Errorf("read frame body of %d bytes: %w", size, err)
+}
+
 // keepFrameBuf is the size of the reusable frame buffer; larger frames get a
-// buffer of their own that is released after use.
+// buffer of their own that grows as the frame arrives.
 const keepFrameBuf = 64 << 10
 
 // buffered reports whether more input is already buffered (no syscall needed).

@@ -97,10 +97,32 @@ func FuzzDecode(f *testing.F) {
 	const limit = 4096
 	f.Fuzz(func(t *testing.T, data []byte) {
 		fr := newFrameReader(bytes.NewReader(data), limit, 64)
+		// A small base exercises the growing buffer, and a memory budget
+		// its reservations: whatever happens, all is released at the end.
+		fr.base = 16
+		const budget = 2048
+		used := 0
+		fr.reserve = func(n int) error {
+			if used+n > budget {
+				return errors.New("over budget")
+			}
+			used += n
+			return nil
+		}
+		fr.unreserve = func(n int) { used -= n }
+		defer func() {
+			fr.release()
+			if used != 0 {
+				t.Fatalf("%d bytes still reserved after release", used)
+			}
+		}()
 		for {
 			body, err := fr.next()
 			if err != nil {
 				return
+			}
+			if used > budget || (fr.ownBuffer() && cap(body) > used) {
+				t.Fatalf("frame of %d bytes in a buffer of %d, %d reserved", len(body), cap(body), used)
 			}
 			if len(body) > limit {
 				t.Fatalf("frame of %d bytes over limit %d", len(body), limit)

@@ -18,7 +18,17 @@
 // The length is checked against MaxMessageSize (+ a small envelope allowance)
 // before any buffer is allocated; a longer frame resets the stream. A
 // well-framed but malformed envelope is skipped. Both are counted in
-// Stats.BadFrames and logged.
+// Stats.BadFrames and logged (rate-limited, like every warning a remote peer
+// can cause).
+//
+// A frame's buffer grows only as its bytes arrive: the first 64 KiB go to
+// the stream's reused buffer, then the frame moves to a buffer of its own
+// that doubles, up to the declared length, each time it is full. Every byte
+// of those own buffers is first reserved on the stream's resource-manager
+// scope, whose service is ServiceName; ResourceLimits gives the limits to
+// configure (memory per peer and for all peers, streams per peer). A refused
+// reservation resets the stream (Stats.RefusedMemory), and so does a stream
+// the resource manager refuses to the service (Stats.RefusedStreams).
 //
 // # Sending
 //
@@ -52,6 +62,11 @@
 //   - DropOldest / DropNewest: the evicted or rejected message is counted per
 //     subscription and per type.
 //
+// The buffer is bounded in messages (SubscribeOptions.Buffer) and in payload
+// bytes (SubscribeOptions.MaxBytes, default Options.SubscribeMaxBytes); the
+// policy applies to whichever is reached first. A message always fits an
+// empty buffer.
+//
 // Dedup subscriptions discard a (sender, id) they already delivered or still
 // hold; a message lost to the overflow policy is forgotten, so a retry gets
 // through. Messages of a type with no subscriber (or requests with no
@@ -61,10 +76,17 @@
 //
 // Request sends an envelope flagged as request with a correlation id and the
 // time left, on the same per-peer streams (High priority). The remote runs the
-// Handler in its own goroutine, at most Options.MaxConcurrentHandlers at once
-// (a semaphore; when full, the reader waits), and replies flagged as response,
-// or response+error carrying the error text ("no handler for type X" when
-// there is none). Handler panics are recovered and returned as errors.
+// Handler in its own goroutine once it has one of the requesting peer's
+// Options.MaxHandlersPerPeer slots and one of the service's
+// Options.MaxConcurrentHandlers (semaphores; while they are taken, the reader
+// waits), and replies flagged as response, or response+error carrying the
+// error text. A request of a type with no handler takes no slot: the reader
+// answers "no handler for type X" at once if the requester's send queue has
+// room, and drops the reply otherwise. A handler's reply waits at most
+// Options.ReplyTimeout for room; a reply not sent is counted in
+// Stats.FailedReplies. Replies only use an existing connection: a requester
+// that left is not dialled. Handler panics are recovered and returned as
+// errors.
 //
 // # Observability
 //
@@ -76,6 +98,13 @@
 // handler" replies to requests of such types), so remote peers cannot create
 // series. Each open subscription's drops are a series of their own, labelled
 // by its local id and removed when it closes.
+//
+// # Peers that leave
+//
+// When the last connection to a peer closes, its outbound stream and the
+// requests waiting for it fail, and its inbound state ends with its streams
+// and handlers. Only an unreported loss of this node's own messages is kept
+// for the next Send to that peer, for at most 1024 peers.
 //
 // # Lifecycle
 //

@@ -14,7 +14,18 @@ const readBufSize = 64 << 10
 
 // handleStream serves one inbound stream: it reads frames until the stream
 // ends and dispatches each.
+//
+// The stream joins the resource manager's service ServiceName first, so
+// libp2p bounds the msg streams of each peer and of all peers together
+// (see ResourceLimits); a stream over those limits is reset.
 func (s *Service) handleStream(str network.Stream) {
+	remote := str.Conn().RemotePeer()
+	if err := str.Scope().SetService(ServiceName); err != nil {
+		s.refusedStreams.Add(1)
+		s.rlog.Warn("msg: inbound stream refused by the resource manager", "peer", remote, "err", err)
+		_ = str.Reset()
+		return
+	}
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
@@ -23,20 +34,28 @@ func (s *Service) handleStream(str network.Stream) {
 	}
 	s.wg.Add(1)
 	s.inbound[str] = struct{}{}
+	ip := s.inPeerLocked(remote)
 	s.mu.Unlock()
 	defer func() {
 		s.mu.Lock()
 		delete(s.inbound, str)
+		s.putInPeerLocked(remote, ip)
 		s.mu.Unlock()
 		s.wg.Done()
 	}()
 	_ = str.CloseWrite() // we only read on this stream
-	s.readLoop(str)
+	s.readLoop(str, remote, ip)
 }
 
-func (s *Service) readLoop(str network.Stream) {
-	remote := str.Conn().RemotePeer()
+func (s *Service) readLoop(str network.Stream, remote peer.ID, ip *inPeer) {
 	fr := newFrameReader(str, s.maxBody, readBufSize)
+	// Frame buffers beyond the reused base are reserved on the stream's
+	// scope, so they count against the service's per-peer and total memory.
+	scope := str.Scope()
+	fr.reserve = func(n int) error { return scope.ReserveMemory(n, network.ReservationPriorityAlways) }
+	fr.unreserve = scope.ReleaseMemory
+	fr.held = &s.inboundBytes
+	defer fr.release()
 	var e envelope
 	var slab msgSlab
 	now := time.Now()
@@ -47,7 +66,11 @@ func (s *Service) readLoop(str network.Stream) {
 			switch {
 			case errors.Is(err, ErrFrameTooLarge):
 				s.badFrames.Add(1)
-				s.log.Warn("msg: oversized frame; resetting stream", "peer", remote, "err", err)
+				s.rlog.Warn("msg: oversized frame; resetting stream", "peer", remote, "err", err)
+				_ = str.Reset()
+			case errors.Is(err, ErrFrameMemory):
+				s.refusedMemory.Add(1)
+				s.rlog.Warn("msg: no memory for frame under the resource manager's limits; resetting stream", "peer", remote, "err", err)
 				_ = str.Reset()
 			case errors.Is(err, io.EOF) || s.ctx.Err() != nil:
 				_ = str.Close()
@@ -63,16 +86,26 @@ func (s *Service) readLoop(str network.Stream) {
 		if err := decodeEnvelope(body, &e); err != nil {
 			// Framing is intact, so skip just this frame.
 			s.badFrames.Add(1)
-			s.log.Warn("msg: malformed message skipped", "peer", remote, "err", err)
+			s.rlog.Warn("msg: malformed message skipped", "peer", remote, "err", err)
 			continue
 		}
-		s.dispatch(remote, &e, now, &slab)
+		// A frame with a buffer of its own gives that buffer to the Message
+		// it becomes (no copy), if the payload is most of the frame: a small
+		// payload must not keep a big buffer alive. The reservation lasts
+		// until the message is queued in its subscriptions (with Block, the
+		// reader may wait for room meanwhile), whose byte bounds account it
+		// from then on, or until its request's handler is done.
+		e.owned = fr.ownBuffer() && 2*len(e.payload) >= len(body)
+		s.dispatch(remote, ip, &e, now, &slab, fr)
+		fr.release()
 	}
 }
 
 // dispatch routes one decoded envelope.
 // slab, owned by the stream's reader, supplies the Messages it delivers.
-func (s *Service) dispatch(from peer.ID, e *envelope, now time.Time, slab *msgSlab) {
+// fr is the reader the frame came from, whose reservation a request's
+// handler takes over.
+func (s *Service) dispatch(from peer.ID, ip *inPeer, e *envelope, now time.Time, slab *msgSlab, fr *frameReader) {
 	ts := s.knownTypeBytes(e.typ)
 	counted := ts
 	if counted == nil {
@@ -86,7 +119,7 @@ func (s *Service) dispatch(from peer.ID, e *envelope, now time.Time, slab *msgSl
 		s.deliverReply(from, e, now)
 		return
 	case e.flags&flagRequest != 0:
-		s.serveRequest(from, e, ts, now)
+		s.serveRequest(from, ip, e, ts, now, fr)
 		return
 	}
 	if ts == nil {
@@ -107,10 +140,14 @@ func (s *Service) dispatch(from peer.ID, e *envelope, now time.Time, slab *msgSl
 }
 
 // newMessage builds a Message; the payload is copied out of the frame buffer
-// into its own (pointer-free, so cheap for the GC) allocation.
+// into its own (pointer-free, so cheap for the GC) allocation, unless the
+// frame had a buffer of its own, which the payload then keeps.
 func (s *Service) newMessage(typ string, from peer.ID, e *envelope, now time.Time) *Message {
 	m := &Message{Type: typ, ID: e.id, From: from, Time: now, Sent: time.Unix(0, e.sent)}
-	if len(e.payload) > 0 {
+	switch {
+	case e.owned:
+		m.Payload = e.payload[:len(e.payload):len(e.payload)]
+	case len(e.payload) > 0:
 		m.Payload = make([]byte, len(e.payload))
 		copy(m.Payload, e.payload)
 	}
@@ -145,6 +182,8 @@ func (sl *msgSlab) newMessage(typ string, from peer.ID, e *envelope, now time.Ti
 	n := len(e.payload)
 	switch {
 	case n == 0:
+	case e.owned:
+		m.Payload = e.payload[:n:n]
 	case n > slabMaxPayload:
 		m.Payload = make([]byte, n)
 		copy(m.Payload, e.payload)

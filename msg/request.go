@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"runtime/debug"
 	"time"
 
@@ -139,12 +140,21 @@ func (s *Service) failAllPending(err error) {
 	}
 }
 
-// serveRequest runs the handler of a request in its own goroutine, at most
-// MaxConcurrentHandlers at once: when all are busy, the reader waits here,
-// which applies backpressure to the requesting peer. Replies are sent from
-// the handler goroutine, never from the reader, so two peers' readers cannot
-// deadlock on each other's send queues.
-func (s *Service) serveRequest(from peer.ID, e *envelope, ts *typeState, now time.Time) {
+// serveRequest answers one request. A request of a type with no handler is
+// answered at once, from the reader, without a handler slot; its reply is
+// queued only if there is room right now (else dropped and counted), so the
+// reader never waits on the requester's send queue (only, at most
+// ReplyTimeout, for the reply stream to open on the existing connection).
+//
+// Otherwise the handler runs in its own goroutine once it has a slot of the
+// requesting peer (MaxHandlersPerPeer) and one of the service
+// (MaxConcurrentHandlers); the reader waits for them here, which applies
+// backpressure to that peer and, when the service's slots are all taken,
+// to everyone. The goroutine sends the reply, waiting at most ReplyTimeout
+// for queue room, and then frees both slots. Replies are never sent from
+// the reader with waiting, so two peers' readers cannot deadlock on each
+// other's send queues.
+func (s *Service) serveRequest(from peer.ID, ip *inPeer, e *envelope, ts *typeState, now time.Time, fr *frameReader) {
 	typ := string(e.typ)
 	var h Handler
 	if ts != nil {
@@ -153,13 +163,21 @@ func (s *Service) serveRequest(from peer.ID, e *envelope, ts *typeState, now tim
 		}
 	}
 	if h == nil {
-		if ts != nil {
-			ts.unhandled.Add(1)
-		} else {
-			s.other.unhandled.Add(1)
+		counted := ts
+		if counted == nil {
+			counted = s.other
 		}
+		counted.unhandled.Add(1)
+		ctx, cancel := context.WithTimeout(s.ctx, s.opts.ReplyTimeout)
+		s.sendReply(ctx, from, typ, e.corr, nil, fmt.Errorf("no handler for type %q", typ), false)
+		cancel()
+		return
+	}
+	if err := ip.handlers.Acquire(s.ctx, 1); err != nil {
+		return // closing
 	}
 	if err := s.handlers.Acquire(s.ctx, 1); err != nil {
+		ip.handlers.Release(1)
 		return // closing
 	}
 	timeout := time.Duration(min(e.timeout, uint64(maxHandlerTimeout/time.Millisecond))) * time.Millisecond
@@ -167,42 +185,47 @@ func (s *Service) serveRequest(from peer.ID, e *envelope, ts *typeState, now tim
 		timeout = s.opts.RequestTimeout
 	}
 	corr := e.corr
-	var m *Message
-	if h != nil {
-		m = s.newMessage(ts.name, from, e, now)
-	}
+	m := s.newMessage(ts.name, from, e, now)
+	release := fr.detach() // the handler holds the payload: keep it accounted
+	s.mu.Lock()
+	ip.refs++   // the handler keeps the peer's slots alive
 	s.wg.Add(1) // the reader holds a count, so Close cannot be waiting on zero
+	s.mu.Unlock()
 	go func() {
-		defer s.wg.Done()
-		defer s.handlers.Release(1)
+		defer func() {
+			release()
+			s.handlers.Release(1)
+			ip.handlers.Release(1)
+			s.mu.Lock()
+			s.putInPeerLocked(from, ip)
+			s.mu.Unlock()
+			s.wg.Done()
+		}()
 		ctx, cancel := context.WithTimeout(s.ctx, timeout)
 		defer cancel()
-		var out []byte
-		var err error
-		if h == nil {
-			err = fmt.Errorf("no handler for type %q", typ)
-		} else {
-			out, err = s.runHandler(ctx, h, m)
-		}
-		// A reply gets its own bounded time: the handler's may be used up,
-		// and a late reply still tells the requester what happened.
-		rctx, rcancel := context.WithTimeout(s.ctx, s.opts.RequestTimeout)
+		out, err := s.runHandler(ctx, h, m)
+		// A reply gets its own short time: the handler's may be used up, and
+		// a requester that does not read must not hold the slots.
+		rctx, rcancel := context.WithTimeout(s.ctx, s.opts.ReplyTimeout)
 		defer rcancel()
-		s.sendReply(rctx, from, typ, corr, out, err)
+		s.sendReply(rctx, from, typ, corr, out, err, true)
 	}()
 }
 
 func (s *Service) runHandler(ctx context.Context, h Handler, m *Message) (out []byte, err error) {
 	defer func() {
 		if r := recover(); r != nil {
-			s.log.Error("msg: request handler panicked", "type", m.Type, "peer", m.From, "panic", r, "stack", string(debug.Stack()))
+			s.rlog.Log(slog.LevelError, "msg: request handler panicked", "type", m.Type, "peer", m.From, "panic", r, "stack", string(debug.Stack()))
 			out, err = nil, fmt.Errorf("handler for type %q panicked", m.Type)
 		}
 	}()
 	return h(ctx, m)
 }
 
-func (s *Service) sendReply(ctx context.Context, to peer.ID, typ string, corr uint64, out []byte, herr error) {
+// sendReply queues a reply. With wait it waits for queue room until ctx
+// ends; without, it drops the reply if the queue is full. ctx also bounds
+// opening the stream. A reply not queued is counted in FailedReplies.
+func (s *Service) sendReply(ctx context.Context, to peer.ID, typ string, corr uint64, out []byte, herr error, wait bool) {
 	flags := uint64(flagResponse)
 	if herr == nil && len(out) > s.opts.MaxMessageSize {
 		herr = fmt.Errorf("reply of %d bytes exceeds the limit of %d bytes", len(out), s.opts.MaxMessageSize)
@@ -218,8 +241,8 @@ func (s *Service) sendReply(ctx context.Context, to peer.ID, typ string, corr ui
 		out = []byte(text)
 	}
 	id := s.newID()
-	if err := s.send(ctx, to, typ, out, High, &id, flags, corr, 0); err != nil {
+	if err := s.sendFrame(ctx, to, typ, out, High, &id, flags, corr, 0, wait); err != nil {
 		s.droppedReplies.Add(1)
-		s.log.Warn("msg: reply not sent", "peer", to, "type", typ, "err", err)
+		s.rlog.Warn("msg: reply not sent", "peer", to, "type", typ, "err", err)
 	}
 }

@@ -109,24 +109,39 @@ func (s *Service) checkSend(p peer.ID, typ string, payload []byte, register bool
 	return ts, nil
 }
 
-// send queues one frame; its errors are not prefixed (Send and Request add
-// what they were doing).
+// send queues one frame of the local application (a Send or a Request),
+// waiting for queue room until ctx ends; its errors are not prefixed (Send
+// and Request add what they were doing).
 func (s *Service) send(ctx context.Context, p peer.ID, typ string, payload []byte, prio Priority, id *ID, flags, corr, timeout uint64) error {
+	return s.sendFrame(ctx, p, typ, payload, prio, id, flags, corr, timeout, true)
+}
+
+// errQueueFull is returned by sendFrame without wait when the queue is full.
+var errQueueFull = errors.New("send queue full")
+
+// sendFrame queues one frame. Without wait it does not wait for queue room
+// (errQueueFull). A response (a reply to a remote request) neither makes its
+// type known nor takes the loss report meant for the application's next Send.
+func (s *Service) sendFrame(ctx context.Context, p peer.ID, typ string, payload []byte, prio Priority, id *ID, flags, corr, timeout uint64, wait bool) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	ts, err := s.checkSend(p, typ, payload, flags&flagResponse == 0)
+	local := flags&flagResponse == 0
+	ts, err := s.checkSend(p, typ, payload, local)
 	if err != nil {
 		return err
 	}
-	op, err := s.peerFor(ctx, p)
+	op, err := s.peerFor(ctx, p, local)
 	if err != nil {
 		return err
 	}
 	f := s.getFrame()
 	f.ts, f.n = ts, len(payload)
 	f.b = appendFrame(f.b[:0], typ, id, payload, 0, flags, corr, timeout) // writer stamps the time
-	if err := op.enqueue(ctx, f, prio); err != nil {
+	if local && !op.app.Load() {
+		op.app.Store(true)
+	}
+	if err := op.enqueue(ctx, f, prio, wait); err != nil {
 		s.putFrame(f)
 		return err
 	}
@@ -134,15 +149,39 @@ func (s *Service) send(ctx context.Context, p peer.ID, typ string, payload []byt
 }
 
 // peerFailure records messages lost on a peer's failed stream until the next
-// Send to that peer reports them.
+// Send to that peer reports them. Only streams that carried the local
+// application's messages leave one (a stream of replies only does not), and
+// at most maxFailureRecords are kept: the oldest goes first.
 type peerFailure struct {
 	lost uint64
 	err  error
 	at   time.Time
 }
 
+// maxFailureRecords bounds the unreported losses kept (see peerFailure).
+const maxFailureRecords = 1024
+
 // peerFor returns the live outbound queue of p, opening the stream if needed.
-func (s *Service) peerFor(ctx context.Context, p peer.ID) (*outPeer, error) {
+// local is true for the application's own messages: an unreported loss on
+// p's previous stream is then returned as an error wrapping ErrMessagesLost
+// (once), and the stream may be opened on a new connection. A reply (local
+// false) only uses an existing connection: a requester that left is not
+// dialled back.
+func (s *Service) peerFor(ctx context.Context, p peer.ID, local bool) (*outPeer, error) {
+	if local && s.nFailures.Load() > 0 {
+		s.mu.Lock()
+		if s.closed {
+			s.mu.Unlock()
+			return nil, ErrClosed
+		}
+		if f := s.failures[p]; f != nil {
+			s.dropFailureLocked(p)
+			s.mu.Unlock()
+			return nil, fmt.Errorf("stream failed at %s: %d queued messages lost (%v): %w",
+				f.at.Format(time.RFC3339), f.lost, f.err, ErrMessagesLost)
+		}
+		s.mu.Unlock()
+	}
 	s.pmu.RLock()
 	op := s.peers[p]
 	s.pmu.RUnlock()
@@ -150,18 +189,16 @@ func (s *Service) peerFor(ctx context.Context, p peer.ID) (*outPeer, error) {
 		return op, nil
 	}
 	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
+	closed := s.closed
+	s.mu.Unlock()
+	if closed {
 		return nil, ErrClosed
 	}
-	if f := s.failures[p]; f != nil {
-		delete(s.failures, p)
-		s.mu.Unlock()
-		return nil, fmt.Errorf("stream failed at %s: %d queued messages lost (%v): %w",
-			f.at.Format(time.RFC3339), f.lost, f.err, ErrMessagesLost)
+	key := string(p)
+	if !local {
+		key = "reply:" + key
 	}
-	s.mu.Unlock()
-	ch := s.opens.DoChan(string(p), func() (any, error) { return s.open(p) })
+	ch := s.opens.DoChan(key, func() (any, error) { return s.open(p, local) })
 	select {
 	case r := <-ch:
 		if r.Err != nil {
@@ -173,8 +210,9 @@ func (s *Service) peerFor(ctx context.Context, p peer.ID) (*outPeer, error) {
 	}
 }
 
-// open opens the outbound stream to p and starts its writer.
-func (s *Service) open(p peer.ID) (*outPeer, error) {
+// open opens the outbound stream to p and starts its writer. Without dial,
+// only an existing connection is used.
+func (s *Service) open(p peer.ID, dial bool) (*outPeer, error) {
 	s.pmu.RLock()
 	op := s.peers[p]
 	s.pmu.RUnlock()
@@ -187,9 +225,19 @@ func (s *Service) open(p peer.ID) (*outPeer, error) {
 	defer s.wg.Done()
 	ctx, cancel := context.WithTimeout(s.ctx, s.opts.OpenTimeout)
 	defer cancel()
+	if !dial {
+		if s.h.Network().Connectedness(p) != network.Connected {
+			return nil, fmt.Errorf("not connected to %s", p)
+		}
+		ctx = network.WithNoDial(ctx, "msg reply")
+	}
 	str, err := s.h.NewStream(ctx, p, s.proto)
 	if err != nil {
 		return nil, fmt.Errorf("open stream %s: %w", s.proto, err)
+	}
+	if err := str.Scope().SetService(ServiceName); err != nil {
+		_ = str.Reset()
+		return nil, fmt.Errorf("open stream %s: resource manager: %w", s.proto, err)
 	}
 	_ = str.CloseRead() // we only write on this stream
 	op = newOutPeer(s, p, str)
@@ -200,10 +248,16 @@ func (s *Service) open(p peer.ID) (*outPeer, error) {
 		_ = str.Reset()
 		return nil, ErrClosed
 	}
-	s.wg.Add(1)
 	s.pmu.Lock()
+	if other := s.peers[p]; other != nil { // a concurrent open (reply and Send) won
+		s.pmu.Unlock()
+		s.mu.Unlock()
+		_ = str.Reset()
+		return other, nil
+	}
 	s.peers[p] = op
 	s.pmu.Unlock()
+	s.wg.Add(1)
 	s.mu.Unlock()
 	go op.writeLoop()
 	s.log.Debug("msg: opened stream", "peer", p)
@@ -211,18 +265,51 @@ func (s *Service) open(p peer.ID) (*outPeer, error) {
 }
 
 // disconnected fails the outbound stream that ran over a closed connection
-// (so the next Send reopens it synchronously) and the requests waiting for
-// a peer we are no longer connected to.
+// (so the next Send reopens it synchronously) and, once we have no
+// connection to the peer left, everything else kept about it: its outbound
+// stream, the requests waiting for it. Its inbound state ends with its
+// streams and handlers. What is left is at most an unreported loss of the
+// application's own messages (see peerFailure).
 func (s *Service) disconnected(_ network.Network, c network.Conn) {
 	p := c.RemotePeer()
+	gone := s.h.Network().Connectedness(p) != network.Connected
 	s.pmu.RLock()
 	op := s.peers[p]
 	s.pmu.RUnlock()
-	if op != nil && op.str.Conn() == c {
+	if op != nil && (gone || op.str.Conn() == c) {
 		op.fail(fmt.Errorf("connection to %s closed", p), 0)
 	}
-	if s.h.Network().Connectedness(p) != network.Connected {
+	if gone {
 		s.failPending(p, fmt.Errorf("peer %s disconnected", p))
+	}
+}
+
+// recordFailureLocked notes an unreported loss on p's stream. mu held.
+func (s *Service) recordFailureLocked(p peer.ID, lost uint64, err error) {
+	f := s.failures[p]
+	if f == nil {
+		if len(s.failures) >= maxFailureRecords {
+			var oldest peer.ID
+			var at time.Time
+			for q, g := range s.failures {
+				if oldest == "" || g.at.Before(at) {
+					oldest, at = q, g.at
+				}
+			}
+			s.dropFailureLocked(oldest)
+		}
+		f = &peerFailure{}
+		s.failures[p] = f
+		s.nFailures.Add(1)
+	}
+	f.lost += lost
+	f.err, f.at = err, time.Now()
+}
+
+func (s *Service) dropFailureLocked(p peer.ID) {
+	if _, ok := s.failures[p]; ok {
+		delete(s.failures, p)
+		s.nFailures.Add(-1)
 	}
 }
 
@@ -244,6 +331,7 @@ type outPeer struct {
 	done    chan struct{} // closed when dead
 
 	sent, failed atomic.Uint64
+	app          atomic.Bool // carried a message of the local application
 }
 
 func newOutPeer(s *Service, p peer.ID, str network.Stream) *outPeer {
@@ -261,8 +349,9 @@ func newOutPeer(s *Service, p peer.ID, str network.Stream) *outPeer {
 	return op
 }
 
-// enqueue adds f to the queue of prio, waiting while that queue is full.
-func (op *outPeer) enqueue(ctx context.Context, f *frame, prio Priority) error {
+// enqueue adds f to the queue of prio, waiting while that queue is full
+// (without wait, it returns errQueueFull instead).
+func (op *outPeer) enqueue(ctx context.Context, f *frame, prio Priority, wait bool) error {
 	q := &op.q[prio]
 	op.mu.Lock()
 	for {
@@ -278,6 +367,10 @@ func (op *outPeer) enqueue(ctx context.Context, f *frame, prio Priority) error {
 			}
 			op.mu.Unlock()
 			return nil
+		}
+		if !wait {
+			op.mu.Unlock()
+			return fmt.Errorf("%s %w (%d messages)", prio, errQueueFull, q.cap())
 		}
 		space := op.space
 		op.waiters++
@@ -488,15 +581,14 @@ func (op *outPeer) fail(err error, extraLost uint64) {
 		s.log.Info("msg: closed with queued messages; counted as send_failed", "peer", op.id, "lost", lost)
 		return
 	}
-	s.log.Warn("msg: stream failed; queued messages lost", "peer", op.id, "lost", lost, "err", err)
-	s.mu.Lock()
-	f := s.failures[op.id]
-	if f == nil {
-		f = &peerFailure{}
-		s.failures[op.id] = f
+	s.rlog.Warn("msg: stream failed; queued messages lost", "peer", op.id, "lost", lost, "err", err)
+	if !op.app.Load() { // replies only: counted in send_failed, nobody to report to
+		return
 	}
-	f.lost += lost
-	f.err, f.at = err, time.Now()
+	s.mu.Lock()
+	if !s.closed {
+		s.recordFailureLocked(op.id, lost, err)
+	}
 	s.mu.Unlock()
 }
 

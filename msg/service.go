@@ -17,6 +17,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/semaphore"
 	"golang.org/x/sync/singleflight"
+
+	"github.com/warren-p2p/warren/internal/ratelog"
 )
 
 // Defaults for Options.
@@ -28,8 +30,17 @@ const (
 	DefaultRequestTimeout        = 10 * time.Second
 	DefaultOpenTimeout           = 15 * time.Second
 	DefaultMaxConcurrentHandlers = 64
+	DefaultMaxHandlersPerPeer    = 8
+	DefaultReplyTimeout          = 2 * time.Second
+	DefaultMaxStreamsPerPeer     = 8
+	DefaultSubscribeMaxBytes     = 64 << 20
 	maxNetworkLen                = 64
 )
+
+// ServiceName is the resource-manager service of the msg streams: every
+// stream of the protocol, inbound and outbound, joins it, so libp2p enforces
+// the limits ResourceLimits computes.
+const ServiceName = "warren.msg"
 
 // Options configure a Service. The zero value is usable.
 type Options struct {
@@ -54,10 +65,26 @@ type Options struct {
 	RequestTimeout time.Duration
 	// OpenTimeout bounds opening the stream to a peer (default 15 s).
 	OpenTimeout time.Duration
-	// MaxConcurrentHandlers bounds request handlers running at once
-	// (default 64). When all are busy, reading from the requesting peer's
-	// stream waits.
+	// MaxConcurrentHandlers bounds request handlers running at once, over
+	// all peers (default 64). When all are busy, reading from requesting
+	// peers' streams waits.
 	MaxConcurrentHandlers int
+	// MaxHandlersPerPeer bounds the request handlers one peer can have
+	// running at once (default 8, at most MaxConcurrentHandlers), so one peer
+	// never holds all the handler slots. When a peer has that many running,
+	// reading from its streams (only its) waits.
+	MaxHandlersPerPeer int
+	// ReplyTimeout bounds how long a reply waits for room in the send queue
+	// of a requester that does not read (default 2 s); then it is dropped and
+	// counted in Stats.FailedReplies, and the handler slot is free again.
+	ReplyTimeout time.Duration
+	// MaxStreamsPerPeer is the resource-manager limit on inbound (and,
+	// separately, outbound) msg streams per peer (default 8; the service
+	// uses one per peer and direction). See ResourceLimits.
+	MaxStreamsPerPeer int
+	// SubscribeMaxBytes is the default of SubscribeOptions.MaxBytes
+	// (default 64 MiB).
+	SubscribeMaxBytes int
 }
 
 func (o *Options) normalize() error {
@@ -100,7 +127,68 @@ func (o *Options) normalize() error {
 	case o.MaxConcurrentHandlers == 0:
 		o.MaxConcurrentHandlers = DefaultMaxConcurrentHandlers
 	}
+	switch {
+	case o.MaxHandlersPerPeer < 0:
+		return fmt.Errorf("msg: Options.MaxHandlersPerPeer is %d; want >= 0 (0 means %d)", o.MaxHandlersPerPeer, DefaultMaxHandlersPerPeer)
+	case o.MaxHandlersPerPeer == 0:
+		o.MaxHandlersPerPeer = min(DefaultMaxHandlersPerPeer, o.MaxConcurrentHandlers)
+	case o.MaxHandlersPerPeer > o.MaxConcurrentHandlers:
+		return fmt.Errorf("msg: Options.MaxHandlersPerPeer is %d; want at most MaxConcurrentHandlers (%d)", o.MaxHandlersPerPeer, o.MaxConcurrentHandlers)
+	}
+	switch {
+	case o.ReplyTimeout < 0:
+		return fmt.Errorf("msg: Options.ReplyTimeout is %s; want >= 0 (0 means %s)", o.ReplyTimeout, DefaultReplyTimeout)
+	case o.ReplyTimeout == 0:
+		o.ReplyTimeout = DefaultReplyTimeout
+	}
+	switch {
+	case o.MaxStreamsPerPeer < 0:
+		return fmt.Errorf("msg: Options.MaxStreamsPerPeer is %d; want >= 0 (0 means %d)", o.MaxStreamsPerPeer, DefaultMaxStreamsPerPeer)
+	case o.MaxStreamsPerPeer == 0:
+		o.MaxStreamsPerPeer = DefaultMaxStreamsPerPeer
+	}
+	switch {
+	case o.SubscribeMaxBytes < 0:
+		return fmt.Errorf("msg: Options.SubscribeMaxBytes is %d; want >= 0 (0 means %d)", o.SubscribeMaxBytes, DefaultSubscribeMaxBytes)
+	case o.SubscribeMaxBytes == 0:
+		o.SubscribeMaxBytes = DefaultSubscribeMaxBytes
+	}
 	return nil
+}
+
+// Limits are the resource-manager limits of the msg service (ServiceName).
+// Zero means libp2p's default.
+type Limits struct {
+	StreamsInbound, StreamsOutbound         int   // all peers together
+	Memory                                  int64 // all peers together
+	PeerStreamsInbound, PeerStreamsOutbound int   // per peer
+	PeerMemory                              int64 // per peer
+}
+
+// Memory the resource manager lets the msg service hold for frames being
+// read, in frames of MaxMessageSize (plus envelope): per peer (one frame on
+// each of a few streams), and for all peers together.
+const (
+	peerMemoryFrames    = 4
+	serviceMemoryFrames = 32
+)
+
+// ResourceLimits returns the limits the resource manager should apply to the
+// service: MaxStreamsPerPeer inbound and outbound msg streams per peer, and
+// memory for frames being read of 4 maximal frames per peer and 32 over all
+// peers. Streams over all peers keep libp2p's default. A message of
+// MaxMessageSize needs one frame, so it always fits.
+func ResourceLimits(opts Options) (Limits, error) {
+	if err := opts.normalize(); err != nil {
+		return Limits{}, err
+	}
+	frame := int64(opts.MaxMessageSize + envelopeOverhead)
+	return Limits{
+		Memory:              serviceMemoryFrames * frame,
+		PeerStreamsInbound:  opts.MaxStreamsPerPeer,
+		PeerStreamsOutbound: opts.MaxStreamsPerPeer,
+		PeerMemory:          peerMemoryFrames * frame,
+	}, nil
 }
 
 // ProtocolID returns the direct-message protocol of a network name.
@@ -150,7 +238,9 @@ type Service struct {
 	subs      map[*Subscription]struct{}
 	nextSubID uint64
 	inbound   map[network.Stream]struct{}
+	inPeers   map[peer.ID]*inPeer // peers with inbound streams or running handlers
 	failures  map[peer.ID]*peerFailure
+	nFailures atomic.Int32 // len(failures), read without mu on the Send path
 
 	pmu   sync.RWMutex
 	peers map[peer.ID]*outPeer
@@ -163,9 +253,38 @@ type Service struct {
 	frames    sync.Pool // *frame
 	notifiee  *network.NotifyBundle
 	metrics   *metrics
+	rlog      *ratelog.Logger // every warning a remote peer can cause
 	closeOnce sync.Once
 
 	badFrames, lateReplies, droppedReplies atomic.Uint64
+	refusedStreams, refusedMemory          atomic.Uint64
+	inboundBytes                           atomic.Int64 // reserved for frames being read
+}
+
+// inPeer is the inbound side of one peer: its handler slots. It lives while
+// the peer has an inbound stream or a running handler (refs, under mu).
+type inPeer struct {
+	refs     int
+	handlers *semaphore.Weighted // MaxHandlersPerPeer
+}
+
+// inPeerLocked returns p's inbound state, taking a reference. mu held.
+func (s *Service) inPeerLocked(p peer.ID) *inPeer {
+	ip := s.inPeers[p]
+	if ip == nil {
+		ip = &inPeer{handlers: semaphore.NewWeighted(int64(s.opts.MaxHandlersPerPeer))}
+		s.inPeers[p] = ip
+	}
+	ip.refs++
+	return ip
+}
+
+// putInPeerLocked drops a reference to p's inbound state. mu held.
+func (s *Service) putInPeerLocked(p peer.ID, ip *inPeer) {
+	ip.refs--
+	if ip.refs == 0 && s.inPeers[p] == ip {
+		delete(s.inPeers, p)
+	}
 }
 
 // New starts a message service on h. It registers the stream handler for
@@ -186,11 +305,13 @@ func New(h host.Host, opts Options) (*Service, error) {
 		other:    &typeState{name: OtherType},
 		subs:     make(map[*Subscription]struct{}),
 		inbound:  make(map[network.Stream]struct{}),
+		inPeers:  make(map[peer.ID]*inPeer),
 		failures: make(map[peer.ID]*peerFailure),
 		peers:    make(map[peer.ID]*outPeer),
 		pending:  make(map[pendingKey]chan reply),
 		handlers: semaphore.NewWeighted(int64(opts.MaxConcurrentHandlers)),
 	}
+	s.rlog = ratelog.New(s.log, 0)
 	if _, err := rand.Read(s.idPrefix[:]); err != nil {
 		return nil, fmt.Errorf("msg: New: read random id prefix: %w", err)
 	}
@@ -200,6 +321,7 @@ func New(h host.Host, opts Options) (*Service, error) {
 	if opts.Registerer != nil {
 		m, err := newMetrics(s, opts.Registerer)
 		if err != nil {
+			_ = s.rlog.Close()
 			return nil, err
 		}
 		s.metrics = m
@@ -261,6 +383,7 @@ func (s *Service) close() {
 	if s.metrics != nil {
 		s.metrics.unregister()
 	}
+	_ = s.rlog.Close()
 }
 
 // track registers a goroutine that must end before Close returns.
@@ -314,7 +437,7 @@ func (s *Service) Subscribe(typ string, opts SubscribeOptions) (*Subscription, e
 	if err := ValidateType(typ); err != nil {
 		return nil, fmt.Errorf("msg: subscribe: %w", err)
 	}
-	if err := opts.normalize(); err != nil {
+	if err := opts.normalize(s.opts.SubscribeMaxBytes); err != nil {
 		return nil, fmt.Errorf("msg: subscribe %q: %w", typ, err)
 	}
 	ts := s.addType(typ)

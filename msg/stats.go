@@ -22,9 +22,20 @@ type Stats struct {
 	BadFrames uint64 `json:"bad_frames"`
 	// LateReplies counts replies that arrived after their Request gave up.
 	LateReplies uint64 `json:"late_replies"`
-	// FailedReplies counts replies this node's handlers could not send.
-	FailedReplies   uint64 `json:"failed_replies"`
-	PendingRequests int    `json:"pending_requests"`
+	// FailedReplies counts replies this node could not send, including
+	// those dropped because the requester's send queue stayed full for
+	// Options.ReplyTimeout (or, for "no handler" replies, was full).
+	FailedReplies uint64 `json:"failed_replies"`
+	// RefusedStreams counts inbound streams reset because the resource
+	// manager refused them to the service (per-peer or total stream limit).
+	RefusedStreams uint64 `json:"refused_streams"`
+	// RefusedMemory counts inbound streams reset because the resource
+	// manager refused memory for a frame being read.
+	RefusedMemory uint64 `json:"refused_memory"`
+	// InboundFrameBytes is the memory reserved right now for frames being
+	// read (beyond each stream's reused 64 KiB buffer).
+	InboundFrameBytes int64 `json:"inbound_frame_bytes"`
+	PendingRequests   int   `json:"pending_requests"`
 }
 
 // TypeStats counts one message type. Requests and replies are included in
@@ -49,15 +60,17 @@ type TypeStats struct {
 
 // SubscriptionStats describes one open subscription.
 type SubscriptionStats struct {
-	ID         uint64 `json:"id"`
-	Type       string `json:"type"`
-	Policy     Policy `json:"policy"`
-	Buffer     int    `json:"buffer"`
-	Dedup      bool   `json:"dedup"`
-	Queued     int    `json:"queued"`
-	Delivered  uint64 `json:"delivered"`
-	Dropped    uint64 `json:"dropped"`
-	Duplicates uint64 `json:"duplicates"`
+	ID          uint64 `json:"id"`
+	Type        string `json:"type"`
+	Policy      Policy `json:"policy"`
+	Buffer      int    `json:"buffer"`
+	MaxBytes    int    `json:"max_bytes"`
+	Dedup       bool   `json:"dedup"`
+	Queued      int    `json:"queued"`
+	QueuedBytes int    `json:"queued_bytes"` // payload bytes
+	Delivered   uint64 `json:"delivered"`
+	Dropped     uint64 `json:"dropped"`
+	Duplicates  uint64 `json:"duplicates"`
 }
 
 // QueueDepths are send-queue lengths by priority.
@@ -88,6 +101,10 @@ func (s *Service) Stats() Stats {
 		BadFrames:     s.badFrames.Load(),
 		LateReplies:   s.lateReplies.Load(),
 		FailedReplies: s.droppedReplies.Load(),
+
+		RefusedStreams:    s.refusedStreams.Load(),
+		RefusedMemory:     s.refusedMemory.Load(),
+		InboundFrameBytes: s.inboundBytes.Load(),
 	}
 	for name, ts := range *s.types.Load() {
 		st.Types[name] = ts.stats()
@@ -105,9 +122,10 @@ func (s *Service) Stats() Stats {
 	s.mu.Unlock()
 	sort.Slice(subs, func(i, j int) bool { return subs[i].id < subs[j].id })
 	for _, sub := range subs {
+		n, b := sub.queuedBoth()
 		ss := SubscriptionStats{
-			ID: sub.id, Type: sub.ts.name, Policy: sub.policy, Buffer: sub.buffer, Dedup: sub.dedup != nil,
-			Queued: sub.queued(), Delivered: sub.delivered.Load(), Dropped: sub.dropped.Load(), Duplicates: sub.duplicates.Load(),
+			ID: sub.id, Type: sub.ts.name, Policy: sub.policy, Buffer: sub.buffer, MaxBytes: sub.maxBytes, Dedup: sub.dedup != nil,
+			Queued: n, QueuedBytes: b, Delivered: sub.delivered.Load(), Dropped: sub.dropped.Load(), Duplicates: sub.duplicates.Load(),
 		}
 		st.Subscriptions = append(st.Subscriptions, ss)
 		t := st.Types[ss.Type]
@@ -229,6 +247,7 @@ type collector struct {
 	msgs, bytes, dropped, unhandled, dups      *prometheus.Desc
 	sendQueue, subQueue, subDropped            *prometheus.Desc
 	badFrames, lateReplies, failedReplies, req *prometheus.Desc
+	refused, frameBytes                        *prometheus.Desc
 }
 
 const subDroppedHelp = "Messages each open subscription lost to its overflow policy, by local subscription id and type. " +
@@ -252,11 +271,14 @@ func newCollector(s *Service, cl prometheus.Labels) *collector {
 		lateReplies:   d("late_replies_total", "Replies that arrived after their request gave up."),
 		failedReplies: d("failed_replies_total", "Replies of local handlers that could not be sent."),
 		req:           d("pending_requests", "Requests waiting for a reply."),
+		refused: d("refused_streams_total", "Inbound streams reset because the resource manager refused them "+
+			"(reason stream_limit) or refused memory for a frame (reason memory_limit).", "reason"),
+		frameBytes: d("inbound_frame_bytes", "Memory reserved for inbound frames being read."),
 	}
 }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.msgs, c.bytes, c.dropped, c.unhandled, c.dups, c.sendQueue, c.subQueue, c.subDropped, c.badFrames, c.lateReplies, c.failedReplies, c.req} {
+	for _, d := range []*prometheus.Desc{c.msgs, c.bytes, c.dropped, c.unhandled, c.dups, c.sendQueue, c.subQueue, c.subDropped, c.badFrames, c.lateReplies, c.failedReplies, c.req, c.refused, c.frameBytes} {
 		ch <- d
 	}
 }
@@ -298,4 +320,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	counter(c.lateReplies, st.LateReplies)
 	counter(c.failedReplies, st.FailedReplies)
 	gauge(c.req, st.PendingRequests)
+	counter(c.refused, st.RefusedStreams, "stream_limit")
+	counter(c.refused, st.RefusedMemory, "memory_limit")
+	gauge(c.frameBytes, int(st.InboundFrameBytes))
 }

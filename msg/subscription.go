@@ -23,7 +23,14 @@ const (
 type SubscribeOptions struct {
 	// Buffer is the most messages queued for this subscriber (default 1024).
 	Buffer int
-	// Policy says what happens when Buffer is full (default Block).
+	// MaxBytes is the most payload bytes queued for this subscriber
+	// (default Options.SubscribeMaxBytes, 64 MiB). A message always fits
+	// into an empty queue, so one larger than MaxBytes still gets through,
+	// alone.
+	MaxBytes int
+	// Policy says what happens when Buffer or MaxBytes is full (default
+	// Block). DropOldest evicts as many queued messages as it takes to make
+	// room, each counted as dropped.
 	Policy Policy
 	// Dedup drops a message whose (sender, id) this subscription has already
 	// delivered or still holds queued. Ids are remembered in a bounded window
@@ -36,15 +43,17 @@ type SubscribeOptions struct {
 // Subscription receives every message of one type (fan-out: each subscription
 // of the type gets its own reference to every message).
 type Subscription struct {
-	svc    *Service
-	ts     *typeState
-	id     uint64
-	policy Policy
-	buffer int
+	svc      *Service
+	ts       *typeState
+	id       uint64
+	policy   Policy
+	buffer   int
+	maxBytes int
 
 	mu      sync.Mutex
 	ring    []*Message // capacity == buffer
 	head, n int
+	bytes   int // payload bytes queued
 	closed  bool
 	waiting int        // consumers waiting in Next
 	blocked int        // producers waiting for room (Block policy)
@@ -67,6 +76,7 @@ func newSubscription(svc *Service, ts *typeState, id uint64, opts SubscribeOptio
 		notify: make(chan struct{}, 1),
 		done:   make(chan struct{}),
 	}
+	sub.maxBytes = opts.MaxBytes
 	sub.room = sync.NewCond(&sub.mu)
 	if opts.Dedup {
 		sub.dedup = newDedupSet(opts.DedupWindow)
@@ -74,12 +84,18 @@ func newSubscription(svc *Service, ts *typeState, id uint64, opts SubscribeOptio
 	return sub
 }
 
-func (o *SubscribeOptions) normalize() error {
+func (o *SubscribeOptions) normalize(defaultMaxBytes int) error {
 	if o.Buffer < 0 {
 		return fmt.Errorf("msg: SubscribeOptions.Buffer is %d; want >= 0 (0 means %d)", o.Buffer, DefaultSubscribeBuffer)
 	}
 	if o.Buffer == 0 {
 		o.Buffer = DefaultSubscribeBuffer
+	}
+	if o.MaxBytes < 0 {
+		return fmt.Errorf("msg: SubscribeOptions.MaxBytes is %d; want >= 0 (0 means %d)", o.MaxBytes, defaultMaxBytes)
+	}
+	if o.MaxBytes == 0 {
+		o.MaxBytes = defaultMaxBytes
 	}
 	if !o.Policy.valid() {
 		return fmt.Errorf("msg: SubscribeOptions.Policy is %d; want Block, DropOldest or DropNewest", int(o.Policy))
@@ -175,7 +191,14 @@ func (sub *Subscription) popLocked() *Message {
 		sub.head = 0
 	}
 	sub.n--
+	sub.bytes -= len(m.Payload)
 	return m
+}
+
+// fullLocked reports whether m does not fit: the ring is full, or m would
+// take the queued bytes over maxBytes (an empty queue always takes it).
+func (sub *Subscription) fullLocked(m *Message) bool {
+	return sub.n == len(sub.ring) || (sub.n > 0 && sub.bytes+len(m.Payload) > sub.maxBytes)
 }
 
 // tookLocked wakes blocked producers and passes the turn to another consumer.
@@ -214,10 +237,10 @@ func (sub *Subscription) deliver(m *Message) {
 			return
 		}
 	}
-	if sub.n == len(sub.ring) {
+	if sub.fullLocked(m) {
 		switch sub.policy {
 		case Block:
-			for sub.n == len(sub.ring) && !sub.closed {
+			for sub.fullLocked(m) && !sub.closed {
 				sub.blocked++
 				sub.room.Wait()
 				sub.blocked--
@@ -237,11 +260,13 @@ func (sub *Subscription) deliver(m *Message) {
 			sub.countDrop(1)
 			return
 		case DropOldest:
-			old := sub.popLocked()
-			if sub.dedup != nil {
-				sub.dedup.forget(dedupKey{from: old.From, id: old.ID})
+			for sub.fullLocked(m) {
+				old := sub.popLocked()
+				if sub.dedup != nil {
+					sub.dedup.forget(dedupKey{from: old.From, id: old.ID})
+				}
+				sub.countDrop(1)
 			}
-			sub.countDrop(1)
 		}
 	}
 	tail := sub.head + sub.n
@@ -250,6 +275,7 @@ func (sub *Subscription) deliver(m *Message) {
 	}
 	sub.ring[tail] = m
 	sub.n++
+	sub.bytes += len(m.Payload)
 	if sub.dedup != nil {
 		sub.dedup.add(key)
 	}
@@ -286,7 +312,7 @@ func (sub *Subscription) shut() {
 	for i := range sub.ring {
 		sub.ring[i] = nil
 	}
-	sub.n, sub.head = 0, 0
+	sub.n, sub.head, sub.bytes = 0, 0, 0
 	close(sub.done)
 	sub.room.Broadcast()
 	sub.mu.Unlock()
@@ -298,9 +324,14 @@ func (sub *Subscription) shut() {
 }
 
 func (sub *Subscription) queued() int {
+	n, _ := sub.queuedBoth()
+	return n
+}
+
+func (sub *Subscription) queuedBoth() (msgs, bytes int) {
 	sub.mu.Lock()
 	defer sub.mu.Unlock()
-	return sub.n
+	return sub.n, sub.bytes
 }
 
 // dedupKey identifies a message for deduplication.

@@ -45,6 +45,10 @@ type Options struct {
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer // libp2p's metrics go here; nil disables them
 	UserAgent  string
+	// Services are resource-manager limits of warren's own services (those
+	// whose stream handlers call str.Scope().SetService(Name)). They apply
+	// only while swarm.resource_manager.enabled is true.
+	Services []ServiceLimit
 }
 
 // Node is a running libp2p host with discovery.
@@ -166,7 +170,7 @@ func hostOptions(cfg config.Config, key crypto.PrivKey, opts Options, relays aut
 		return nil, fmt.Errorf("connection manager: %w", err)
 	}
 	o = append(o, libp2p.ConnectionManager(cm))
-	rm, err := resourceManager(cfg.Swarm.ResourceManager)
+	rm, err := resourceManager(cfg.Swarm.ResourceManager, opts.Services)
 	if err != nil {
 		return nil, err
 	}

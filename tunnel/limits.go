@@ -4,7 +4,6 @@ import (
 	"sync"
 
 	"github.com/libp2p/go-libp2p/core/peer"
-	rcmgr "github.com/libp2p/go-libp2p/p2p/host/resource-manager"
 )
 
 // Reasons a stream or client is refused, as the reason label of
@@ -31,30 +30,10 @@ const (
 )
 
 // ServiceStreamsPerPeer is how many tunnel streams (each way) the resource
-// manager should allow one peer in the tunnel service: every tunnelled
-// connection is one stream, so this is generous.
+// manager should allow one peer in the tunnel service (ServiceName): every
+// tunnelled connection is one stream, so this is generous. The root package
+// wires it into the node's resource manager.
 const ServiceStreamsPerPeer = 10000
-
-// ServiceLimits are the resource-manager limits for ServiceName: the
-// service as a whole defers to the system scope (unlimited here), each peer
-// may hold ServiceStreamsPerPeer streams in each direction. Memory is left to
-// the system and peer scopes. The node wires these in its resource manager
-// (service and service-peer limits of ServiceName).
-func ServiceLimits() (service, perPeer rcmgr.ResourceLimits) {
-	service = rcmgr.ResourceLimits{
-		Streams:         rcmgr.Unlimited,
-		StreamsInbound:  rcmgr.Unlimited,
-		StreamsOutbound: rcmgr.Unlimited,
-		Memory:          rcmgr.Unlimited64,
-	}
-	perPeer = rcmgr.ResourceLimits{
-		Streams:         2 * ServiceStreamsPerPeer,
-		StreamsInbound:  ServiceStreamsPerPeer,
-		StreamsOutbound: ServiceStreamsPerPeer,
-		Memory:          rcmgr.Unlimited64,
-	}
-	return service, perPeer
-}
 
 // connLimiter counts a tunnel's concurrent connections, in total and per
 // remote peer. The peer map holds only peers with a connection, so it is

@@ -1,0 +1,631 @@
+package msg
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/libp2p/go-libp2p"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	rcmgr "github.com/libp2p/go-libp2p/p2p/host/resource-manager"
+	mocknet "github.com/libp2p/go-libp2p/p2p/net/mock"
+	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
+	"google.golang.org/protobuf/encoding/protowire"
+)
+
+// Attacks by a remote peer speaking the msg wire protocol directly, without
+// a Service of its own.
+
+func newMocknet(t *testing.T) mocknet.Mocknet {
+	t.Helper()
+	mn := mocknet.New()
+	t.Cleanup(func() { _ = mn.Close() })
+	return mn
+}
+
+// mockPeer adds a host to mn, linked and connected to every host in to.
+func mockPeer(t *testing.T, mn mocknet.Mocknet, to ...host.Host) host.Host {
+	t.Helper()
+	h, err := mn.GenPeer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range to {
+		if _, err := mn.LinkPeers(h.ID(), o.ID()); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := mn.ConnectPeers(h.ID(), o.ID()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return h
+}
+
+// sink makes h accept msg streams of proto and never read them: the
+// replies of whoever sends to h back up. The streams are reset at cleanup.
+func sink(t *testing.T, h host.Host, s *Service) {
+	t.Helper()
+	var mu sync.Mutex
+	var strs []network.Stream
+	h.SetStreamHandler(s.Protocol(), func(str network.Stream) {
+		mu.Lock()
+		strs = append(strs, str)
+		mu.Unlock()
+	})
+	t.Cleanup(func() {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, str := range strs {
+			_ = str.Reset()
+		}
+	})
+}
+
+// rawStreams opens n msg streams from h to s's host, reset at cleanup.
+func rawStreams(t *testing.T, h host.Host, s *Service, n int) []network.Stream {
+	t.Helper()
+	ctx := ctxT(t, 10*time.Second)
+	strs := make([]network.Stream, n)
+	for i := range strs {
+		str, err := h.NewStream(ctx, s.h.ID(), s.Protocol())
+		if err != nil {
+			t.Fatalf("stream %d: %v", i, err)
+		}
+		strs[i] = str
+		t.Cleanup(func() { _ = str.Reset() })
+	}
+	return strs
+}
+
+func requestFrames(typ string, n int, corr0 uint64) []byte {
+	var b []byte
+	id := ID{9}
+	for i := range n {
+		b = appendFrame(b, typ, &id, []byte("x"), 0, flagRequest, corr0+uint64(i), 10_000)
+	}
+	return b
+}
+
+// writeAll writes b on every stream, each from its own goroutine, until done
+// (or the stream is reset: writes block once the service stops reading).
+// It waits for the writers at cleanup.
+func writeAll(t *testing.T, strs []network.Stream, b []byte) {
+	var wg sync.WaitGroup
+	for _, str := range strs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, _ = str.Write(b)
+		}()
+	}
+	t.Cleanup(func() {
+		for _, str := range strs {
+			_ = str.Reset()
+		}
+		wg.Wait()
+	})
+}
+
+func p99(d []time.Duration) time.Duration {
+	slices.Sort(d)
+	return d[(len(d)*99+99)/100-1]
+}
+
+// Finding 1: one peer floods requests on 200 streams, to a type without a
+// handler and to a handled one, and never reads the replies. It holds at
+// most MaxHandlersPerPeer handler slots, its "no handler" requests take none,
+// and another peer's requests are answered at once.
+func TestRequestsFairPerPeer(t *testing.T) {
+	mn := newMocknet(t)
+	hd := mockPeer(t, mn)
+	d := newService(t, hd, Options{Network: "mock", SendQueue: 64})
+	var mu sync.Mutex
+	running := map[peer.ID]int{}
+	maxRunning := map[peer.ID]int{}
+	var attacker atomic.Value // peer.ID
+	if err := d.Handle("echo", func(ctx context.Context, m *Message) ([]byte, error) {
+		mu.Lock()
+		running[m.From]++
+		maxRunning[m.From] = max(maxRunning[m.From], running[m.From])
+		mu.Unlock()
+		if m.From == attacker.Load() {
+			time.Sleep(20 * time.Millisecond) // long enough to see how many run at once
+		}
+		defer func() {
+			mu.Lock()
+			running[m.From]--
+			mu.Unlock()
+		}()
+		return m.Payload, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+
+	ha := mockPeer(t, mn, hd) // the attacker
+	attacker.Store(ha.ID())
+	sink(t, ha, d)
+	strs := rawStreams(t, ha, d, 200)
+	frames := append(requestFrames("nohandler", 50, 1), requestFrames("echo", 50, 1000)...)
+	writeAll(t, strs, frames)
+	// The attacker's replies back up: its handlers wait on its full queue.
+	eventually(t, 10*time.Second, "attacker's send queue full", func() bool {
+		for _, p := range d.Stats().Peers {
+			if p.Peer == ha.ID() && p.Queued.High == 64 {
+				return true
+			}
+		}
+		return false
+	})
+
+	hv := mockPeer(t, mn, hd) // the victim
+	v := newService(t, hv, Options{Network: "mock"})
+	ctx := ctxT(t, 60*time.Second)
+	// One request first opens the streams between victim and service.
+	if _, err := v.Request(ctx, hd.ID(), "echo", nil); err != nil {
+		t.Fatal(err)
+	}
+	lat := make([]time.Duration, 0, 50)
+	for i := range 50 {
+		start := time.Now()
+		rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		r, err := v.Request(rctx, hd.ID(), "echo", []byte{byte(i)})
+		cancel()
+		if err != nil {
+			t.Fatalf("victim's request %d: %v", i, err)
+		}
+		if len(r.Payload) != 1 || r.Payload[0] != byte(i) {
+			t.Fatalf("victim's request %d: got %v", i, r.Payload)
+		}
+		lat = append(lat, time.Since(start))
+	}
+	if q := p99(lat); q > 200*time.Millisecond {
+		t.Fatalf("victim's p99 request latency %s under attack, want < 200ms", q)
+	}
+	mu.Lock()
+	got := maxRunning[ha.ID()]
+	mu.Unlock()
+	if got > DefaultMaxHandlersPerPeer {
+		t.Fatalf("attacker ran %d handlers at once, want at most %d", got, DefaultMaxHandlersPerPeer)
+	}
+	st := d.Stats()
+	if st.FailedReplies == 0 {
+		t.Fatal("no reply counted as failed although the attacker never reads")
+	}
+	if st.Types[OtherType].Unhandled == 0 {
+		t.Fatal("no-handler requests not counted")
+	}
+	t.Logf("victim p99 %s; attacker max handlers %d; failed replies %d", p99(lat), got, st.FailedReplies)
+	// Close ends every reader, handler and reply still waiting on the attacker.
+	_ = d.Close()
+	_ = v.Close()
+	if serviceGoroutines() {
+		t.Fatal("goroutines of the services still run after Close")
+	}
+}
+
+// serviceGoroutines reports whether a goroutine runs code of this package's
+// Service (readers, writers, handlers).
+func serviceGoroutines() bool {
+	buf := make([]byte, 1<<20)
+	n := runtime.Stack(buf, true)
+	return strings.Contains(string(buf[:n]), "msg.(*Service)") || strings.Contains(string(buf[:n]), "msg.(*outPeer)")
+}
+
+// A reply to a requester that does not read waits at most ReplyTimeout,
+// then frees the handler slot.
+func TestReplyWaitBounded(t *testing.T) {
+	mn := newMocknet(t)
+	hd := mockPeer(t, mn)
+	d := newService(t, hd, Options{Network: "mock", SendQueue: 1, MaxHandlersPerPeer: 1, ReplyTimeout: 100 * time.Millisecond})
+	var calls atomic.Int64
+	if err := d.Handle("echo", func(ctx context.Context, m *Message) ([]byte, error) {
+		calls.Add(1)
+		return make([]byte, 1024), nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	ha := mockPeer(t, mn, hd)
+	sink(t, ha, d)
+	writeAll(t, rawStreams(t, ha, d, 1), requestFrames("echo", 30, 1))
+	// One slot, replies stuck: with a 100 ms bound, 30 requests take ~3 s;
+	// with the request's own 10 s they would take minutes.
+	eventually(t, 15*time.Second, "all 30 handled", func() bool { return calls.Load() == 30 })
+	eventually(t, 5*time.Second, "replies dropped", func() bool { return d.Stats().FailedReplies >= 25 })
+}
+
+// Finding 2: frames declared at the maximum size whose bodies do not arrive
+// cost what arrived (at most twice), not what was declared.
+func TestDeclaredFrameSizeNotAllocated(t *testing.T) {
+	mn := newMocknet(t)
+	hd := mockPeer(t, mn)
+	d := newService(t, hd, Options{Network: "mock"}) // 4 MiB messages
+	ha := mockPeer(t, mn, hd)
+	const streams, sent = 50, 100 << 10
+	strs := rawStreams(t, ha, d, streams)
+	partial := append(protowire.AppendVarint(nil, uint64(d.maxBody)), make([]byte, sent)...)
+
+	runtime.GC()
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	writeAll(t, strs, partial)
+	// 100 KiB arrived: the first 64 KiB filled the stream's reused buffer,
+	// the rest moved to an own buffer of 128 KiB.
+	eventually(t, 10*time.Second, "partial frames buffered", func() bool {
+		return d.Stats().InboundFrameBytes == streams*128<<10
+	})
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	growth := int64(after.HeapInuse) - int64(before.HeapInuse)
+	// Each stream: 64 KiB bufio + 64 KiB reused + 128 KiB own buffer.
+	if limit := int64(streams*256<<10 + 16<<20); growth > limit {
+		t.Fatalf("heap grew %d MiB for %d streams that declared %d MiB each; want < %d MiB",
+			growth>>20, streams, d.maxBody>>20, limit>>20)
+	}
+	for _, str := range strs {
+		_ = str.Reset()
+	}
+	eventually(t, 10*time.Second, "reservations released", func() bool { return d.Stats().InboundFrameBytes == 0 })
+	t.Logf("heap growth %d KiB for %d streams", growth>>10, streams)
+}
+
+// A frame whose buffer would take a peer over the msg service's memory
+// limit in the resource manager resets its stream; so does a stream beyond
+// the per-peer stream limit. Loopback hosts with a real resource manager.
+func TestResourceManagerLimits(t *testing.T) {
+	const peerMem = 512 << 10
+	limits := rcmgr.PartialLimitConfig{
+		Stream:      rcmgr.ResourceLimits{Memory: rcmgr.LimitVal64(peerMem)},
+		ServicePeer: map[string]rcmgr.ResourceLimits{ServiceName: {StreamsInbound: 8, StreamsOutbound: 8, Memory: rcmgr.LimitVal64(peerMem)}},
+	}
+	rm, err := rcmgr.NewResourceManager(rcmgr.NewFixedLimiter(limits.Build(rcmgr.DefaultLimits.AutoScale())))
+	if err != nil {
+		t.Fatal(err)
+	}
+	hd, err := libp2p.New(libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"), libp2p.Transport(tcp.NewTCPTransport),
+		libp2p.DisableRelay(), libp2p.ResourceManager(rm))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = hd.Close() })
+	ha := newHost(t)
+	connect(t, ha, hd)
+	d := newService(t, hd, Options{})
+
+	// Stream 1: 300 KiB of a 4 MiB frame: its buffer grows to 512 KiB,
+	// all the peer may hold.
+	strs := rawStreams(t, ha, d, 2)
+	big := protowire.AppendVarint(nil, uint64(d.maxBody))
+	writeAll(t, strs[:1], append(slices.Clip(big), make([]byte, 300<<10)...))
+	eventually(t, 10*time.Second, "first frame buffered", func() bool { return d.Stats().InboundFrameBytes == peerMem })
+	// Stream 2: 100 KiB more needs another 128 KiB: refused, reset.
+	writeAll(t, strs[1:], append(slices.Clip(big), make([]byte, 100<<10)...))
+	eventually(t, 10*time.Second, "memory refusal counted", func() bool { return d.Stats().RefusedMemory == 1 })
+	assertReset(t, strs[1])
+	if got := d.Stats().InboundFrameBytes; got != peerMem {
+		t.Fatalf("reserved %d, want %d (stream 1 only)", got, peerMem)
+	}
+
+	// Streams: 2 open (one reset, being released); up to 8 join, more are reset.
+	eventually(t, 5*time.Second, "reset stream released", func() bool {
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		return len(d.inbound) == 1
+	})
+	more := rawStreams(t, ha, d, 8)
+	for _, str := range more { // libp2p negotiates lazily: make the streams reach d
+		if _, err := str.Write([]byte{0x80}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	eventually(t, 10*time.Second, "stream refusal counted", func() bool { return d.Stats().RefusedStreams == 1 })
+	d.mu.Lock()
+	n := len(d.inbound)
+	d.mu.Unlock()
+	if n != 8 {
+		t.Fatalf("%d inbound streams served, want the limit of 8", n)
+	}
+}
+
+// assertReset checks that the service reset str. Reading cannot tell (the
+// service closed its side for writing at once, so a read sees EOF first),
+// but writing to a reset stream fails.
+func assertReset(t *testing.T, str network.Stream) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		_ = str.SetWriteDeadline(time.Now().Add(time.Second))
+		if _, err := str.Write([]byte{0}); err != nil {
+			var te interface{ Timeout() bool }
+			if errors.As(err, &te) && te.Timeout() {
+				t.Fatalf("stream not reset: write blocked")
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("stream not reset: writes still succeed")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// Finding 3: a subscription is bounded in bytes too, under every policy.
+func TestSubscriptionByteBound(t *testing.T) {
+	s := newService(t, mockPeer(t, newMocknet(t)), Options{Network: "mock", SubscribeMaxBytes: 1 << 20})
+	msgOf := func(i int) *Message { return &Message{ID: ID{byte(i)}, From: "p", Payload: make([]byte, 256<<10)} }
+
+	def, err := s.Subscribe("d", SubscribeOptions{Policy: DropNewest})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 10 {
+		def.deliver(msgOf(i))
+	}
+	if n, b := def.queuedBoth(); n != 4 || b != 1<<20 || def.Dropped() != 6 {
+		t.Fatalf("drop-newest: %d queued (%d bytes), %d dropped; want 4 (1 MiB), 6", n, b, def.Dropped())
+	}
+	if st := s.Stats(); st.Types["d"].Dropped != 6 || st.Subscriptions[0].MaxBytes != 1<<20 || st.Subscriptions[0].QueuedBytes != 1<<20 {
+		t.Fatalf("stats: %+v %+v", st.Types["d"], st.Subscriptions[0])
+	}
+
+	old, err := s.Subscribe("o", SubscribeOptions{Policy: DropOldest, MaxBytes: 600 << 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 10 {
+		old.deliver(msgOf(i))
+	}
+	ctx := ctxT(t, 5*time.Second)
+	if n, _ := old.queuedBoth(); n != 2 || old.Dropped() != 8 {
+		t.Fatalf("drop-oldest: %d queued, %d dropped; want 2, 8", n, old.Dropped())
+	}
+	for _, want := range []byte{8, 9} {
+		if m, err := old.Next(ctx); err != nil || m.ID[0] != want {
+			t.Fatalf("drop-oldest kept %v (%v), want message %d", m, err, want)
+		}
+	}
+	// A message over the bound still fits an empty queue, alone; a small
+	// one after it evicts it.
+	old.deliver(&Message{ID: ID{20}, From: "p", Payload: make([]byte, 1<<20)})
+	old.deliver(&Message{ID: ID{21}, From: "p", Payload: make([]byte, 1)})
+	if m, err := old.Next(ctx); err != nil || m.ID[0] != 21 {
+		t.Fatalf("got %v (%v), want message 21", m, err)
+	}
+
+	blk, err := s.Subscribe("b", SubscribeOptions{Policy: Block, MaxBytes: 512 << 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	blk.deliver(msgOf(0))
+	blk.deliver(msgOf(1))
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		blk.deliver(msgOf(2)) // waits for room
+	}()
+	eventually(t, 5*time.Second, "producer blocked", func() bool {
+		blk.mu.Lock()
+		defer blk.mu.Unlock()
+		return blk.blocked == 1
+	})
+	if _, err := blk.Next(ctx); err != nil {
+		t.Fatal(err)
+	}
+	<-done
+	if n, b := blk.queuedBoth(); n != 2 || b != 512<<10 || blk.Dropped() != 0 {
+		t.Fatalf("block: %d queued (%d bytes), %d dropped", n, b, blk.Dropped())
+	}
+}
+
+// Finding 4: per-peer state of peers that left goes away, whatever they
+// did: requests answered and unanswered, replies stuck behind a requester
+// that does not read, messages to us and from us.
+func TestIdentityChurnLeavesNoState(t *testing.T) {
+	mn := newMocknet(t)
+	hd := mockPeer(t, mn)
+	d := newService(t, hd, Options{Network: "mock", SendQueue: 4})
+	if err := d.Handle("echo", func(ctx context.Context, m *Message) ([]byte, error) { return m.Payload, nil }); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.Subscribe("note", SubscribeOptions{Policy: DropNewest}); err != nil {
+		t.Fatal(err)
+	}
+	ctx := ctxT(t, 60*time.Second)
+	const identities = 40
+	for i := range identities {
+		h := mockPeer(t, mn, hd)
+		if i%2 == 0 {
+			// A well-behaved peer with a Service of its own.
+			c, err := New(h, Options{Network: "mock"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := c.Request(ctx, hd.ID(), "echo", []byte("hi")); err != nil {
+				t.Fatal(err)
+			}
+			if err := c.Send(ctx, hd.ID(), "note", []byte("hi"), SendOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			_ = c.Close()
+		} else {
+			// A raw peer whose replies back up, then vanishes.
+			sink(t, h, d)
+			strs := rawStreams(t, h, d, 2)
+			writeAll(t, strs, append(requestFrames("echo", 20, 1), requestFrames("nohandler", 20, 100)...))
+			eventually(t, 10*time.Second, "replies backed up", func() bool {
+				for _, p := range d.Stats().Peers {
+					if p.Peer == h.ID() && p.Queued.High > 0 {
+						return true
+					}
+				}
+				return false
+			})
+		}
+		if err := mn.DisconnectPeers(h.ID(), hd.ID()); err != nil {
+			t.Fatal(err)
+		}
+		_ = h.Close()
+	}
+	left := func() string {
+		d.mu.Lock()
+		s := fmt.Sprintf("inPeers %d, inbound %d, failures %d", len(d.inPeers), len(d.inbound), len(d.failures))
+		d.mu.Unlock()
+		d.pmu.RLock()
+		s += fmt.Sprintf(", peers %d", len(d.peers))
+		d.pmu.RUnlock()
+		d.reqMu.Lock()
+		s += fmt.Sprintf(", pending %d", len(d.pending))
+		d.reqMu.Unlock()
+		return s
+	}
+	const none = "inPeers 0, inbound 0, failures 0, peers 0, pending 0"
+	deadline := time.Now().Add(30 * time.Second)
+	for left() != none {
+		if time.Now().After(deadline) {
+			d.pmu.RLock()
+			for p, op := range d.peers {
+				t.Logf("peer %s: conn %v, connectedness %v, app %v, queued %v", p, op.str.Conn().IsClosed(), hd.Network().Connectedness(p), op.app.Load(), op.depths())
+			}
+			d.pmu.RUnlock()
+			t.Fatalf("per-peer state left after %d identities came and went: %s", identities, left())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if st := d.Stats(); len(st.Peers) != 0 {
+		t.Fatalf("stats still list %d peers", len(st.Peers))
+	}
+}
+
+// Unreported losses of the application's own messages are kept for its next
+// Send, but at most maxFailureRecords of them.
+func TestFailureRecordsBounded(t *testing.T) {
+	s := newService(t, mockPeer(t, newMocknet(t)), Options{Network: "mock"})
+	s.mu.Lock()
+	for i := range maxFailureRecords + 100 {
+		var b [8]byte
+		_, _ = rand.Read(b[:])
+		s.recordFailureLocked(peer.ID(b[:]), 1, errTest)
+		_ = i
+	}
+	n := len(s.failures)
+	s.mu.Unlock()
+	if n != maxFailureRecords || int(s.nFailures.Load()) != n {
+		t.Fatalf("%d records (counter %d), want %d", n, s.nFailures.Load(), maxFailureRecords)
+	}
+}
+
+var errTest = errString("test")
+
+type errString string
+
+func (e errString) Error() string { return string(e) }
+
+// countHandler counts log records by level.
+type countHandler struct {
+	warn, err atomic.Int64
+}
+
+func (h *countHandler) Enabled(context.Context, slog.Level) bool { return true }
+func (h *countHandler) Handle(_ context.Context, r slog.Record) error {
+	switch {
+	case r.Level >= slog.LevelError:
+		h.err.Add(1)
+	case r.Level >= slog.LevelWarn:
+		h.warn.Add(1)
+	}
+	return nil
+}
+func (h *countHandler) WithAttrs([]slog.Attr) slog.Handler { return h }
+func (h *countHandler) WithGroup(string) slog.Handler      { return h }
+
+// Finding 5: a flood of malformed and oversized frames, and of replies that
+// cannot be sent, logs a bounded number of lines.
+func TestRemoteWarningsRateLimited(t *testing.T) {
+	mn := newMocknet(t)
+	hd := mockPeer(t, mn)
+	logs := &countHandler{}
+	d := newService(t, hd, Options{Network: "mock", Logger: slog.New(logs), SendQueue: 1})
+	ha := mockPeer(t, mn, hd)
+	sink(t, ha, d)
+
+	var garbage []byte
+	for range 1000 {
+		garbage = append(garbage, 3, 0xff, 0xff, 0xff) // a 3-byte frame that is no envelope
+	}
+	writeAll(t, rawStreams(t, ha, d, 1), garbage)
+	eventually(t, 10*time.Second, "1000 bad frames", func() bool { return d.Stats().BadFrames == 1000 })
+	for _, str := range rawStreams(t, ha, d, 50) {
+		if _, err := str.Write(protowire.AppendVarint(nil, 1<<40)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	eventually(t, 10*time.Second, "50 oversized frames", func() bool { return d.Stats().BadFrames == 1050 })
+	if n := logs.warn.Load(); n > 2 {
+		t.Fatalf("%d warnings logged for 1050 bad frames, want at most 2", n)
+	}
+	writeAll(t, rawStreams(t, ha, d, 1), requestFrames("nohandler", 500, 1))
+	eventually(t, 10*time.Second, "replies dropped", func() bool { return d.Stats().FailedReplies > 100 })
+	// One line per kind: malformed, oversized, reply not sent.
+	if n := logs.warn.Load(); n > 3 {
+		t.Fatalf("%d warnings logged for a flood of bad input, want at most 3", n)
+	}
+}
+
+// A large frame stays accounted until its message is queued (a Block
+// subscriber without room makes the reader wait, holding it) or, for a
+// request, until its handler is done.
+func TestFrameMemoryHeldUntilHandedOff(t *testing.T) {
+	mn := newMocknet(t)
+	hd := mockPeer(t, mn)
+	d := newService(t, hd, Options{Network: "mock"})
+	c := newService(t, mockPeer(t, mn, hd), Options{Network: "mock"})
+	sub, err := d.Subscribe("big", SubscribeOptions{Buffer: 1, Policy: Block})
+	if err != nil {
+		t.Fatal(err)
+	}
+	release := make(chan struct{})
+	if err := d.Handle("hold", func(ctx context.Context, m *Message) ([]byte, error) {
+		<-release
+		return nil, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	ctx := ctxT(t, 20*time.Second)
+	payload := make([]byte, 200<<10) // read into an own buffer of the frame's size
+	held := func() bool { n := d.Stats().InboundFrameBytes; return n > 200<<10 && n < 201<<10 }
+	for range 2 {
+		if err := c.Send(ctx, hd.ID(), "big", payload, SendOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The first is queued, the second waits for room: accounted.
+	eventually(t, 10*time.Second, "second frame held", held)
+	for range 2 {
+		if _, err := sub.Next(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	eventually(t, 10*time.Second, "released once queued", func() bool { return d.Stats().InboundFrameBytes == 0 })
+
+	done := make(chan error, 1)
+	go func() {
+		_, err := c.Request(ctx, hd.ID(), "hold", payload)
+		done <- err
+	}()
+	eventually(t, 10*time.Second, "request held by its handler", held)
+	close(release)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "released by the handler", func() bool { return d.Stats().InboundFrameBytes == 0 })
+}
