@@ -206,7 +206,7 @@ func Default() Config {
 		Messages: Messages{
 			MaxMessageSize: 4 << 20, SendQueue: 4096, RequestTimeout: Duration(10 * time.Second),
 			MaxHandlers: 64, MaxHandlersPerPeer: 8, ReplyTimeout: Duration(2 * time.Second),
-			MaxStreamsPerPeer: 8, SubscriptionBytes: 64 << 20,
+			MaxStreamsPerPeer: 8, SubscriptionBytes: 16 << 20,
 		},
 		Gossip: Gossip{MaxMessageSize: 1 << 20, PublishTimeout: Duration(10 * time.Second), MaxTopicsPerRPC: 100, MaxTopicsPerPeer: 256},
 		Log:    Log{Level: "info", Format: "text"},

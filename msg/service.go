@@ -33,7 +33,7 @@ const (
 	DefaultMaxHandlersPerPeer    = 8
 	DefaultReplyTimeout          = 2 * time.Second
 	DefaultMaxStreamsPerPeer     = 8
-	DefaultSubscribeMaxBytes     = 64 << 20
+	DefaultSubscribeMaxBytes     = 16 << 20
 	maxNetworkLen                = 64
 )
 

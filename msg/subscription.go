@@ -24,7 +24,7 @@ type SubscribeOptions struct {
 	// Buffer is the most messages queued for this subscriber (default 1024).
 	Buffer int
 	// MaxBytes is the most payload bytes queued for this subscriber
-	// (default Options.SubscribeMaxBytes, 64 MiB). A message always fits
+	// (default Options.SubscribeMaxBytes, 16 MiB). A message always fits
 	// into an empty queue, so one larger than MaxBytes still gets through,
 	// alone.
 	MaxBytes int
