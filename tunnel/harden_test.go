@@ -669,6 +669,21 @@ func TestStateFileRefusedForms(t *testing.T) {
 	if _, err := tunnel.NewManager(h, tunnel.Options{StatePath: link}); err == nil || !strings.Contains(err.Error(), "symbolic link") {
 		t.Errorf("state file behind a symlink: %v, want refused", err)
 	}
+	// A FIFO planted as the state file is refused at once, not waited on.
+	fifo := filepath.Join(dir, "fifo.json")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { _, err := tunnel.NewManager(h, tunnel.Options{StatePath: fifo}); done <- err }()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "not a regular file") {
+			t.Errorf("state file that is a FIFO: %v, want refused", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("NewManager hangs on a FIFO state file")
+	}
 	for name, doc := range map[string]string{
 		"trailing":    `{"version":1,"tunnels":[]} {"version":1}`,
 		"unknown top": `{"version":1,"tunnels":[],"tunels":[]}`,

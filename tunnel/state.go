@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"os"
 	"slices"
 	"strings"
 
@@ -109,41 +108,17 @@ func loadState(path string) ([]savedTunnel, error) {
 	return st, nil
 }
 
-// readStateFile reads path without following a symlink: the file is
-// Lstat'ed, opened, and must be the same file when open (so a symlink
-// swapped in between is caught too). Nil data and nil error: no file.
+// readStateFile reads path without following a symlink (config's no-follow
+// reader: O_NOFOLLOW|O_NONBLOCK, regular files only, at most maxStateSize),
+// so a link or FIFO planted as tunnels.json is refused, never read or
+// waited on. A missing file is no state.
 func readStateFile(path string) ([]byte, error) {
-	fi, err := os.Lstat(path)
+	data, err := config.ReadFileNoFollow(path, maxStateSize)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("tunnel: read state file %q: %w", path, err)
-	}
-	if fi.Mode()&fs.ModeSymlink != 0 {
-		return nil, fmt.Errorf("tunnel: state file %q is a symbolic link: refused (replace it with a regular file)", path)
-	}
-	if !fi.Mode().IsRegular() {
-		return nil, fmt.Errorf("tunnel: state file %q is not a regular file (mode %v)", path, fi.Mode())
-	}
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, fmt.Errorf("tunnel: read state file %q: %w", path, err)
-	}
-	defer func() { _ = f.Close() }()
-	ofi, err := f.Stat()
-	if err != nil {
-		return nil, fmt.Errorf("tunnel: read state file %q: %w", path, err)
-	}
-	if !os.SameFile(fi, ofi) {
-		return nil, fmt.Errorf("tunnel: state file %q was replaced while being opened: refused", path)
-	}
-	data, err := io.ReadAll(io.LimitReader(f, maxStateSize+1))
-	if err != nil {
-		return nil, fmt.Errorf("tunnel: read state file %q: %w", path, err)
-	}
-	if len(data) > maxStateSize {
-		return nil, fmt.Errorf("tunnel: state file %q is larger than %d bytes", path, maxStateSize)
 	}
 	return data, nil
 }
