@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/rand"
 	"net"
+	"net/netip"
 	"sync"
 	"testing"
 	"time"
@@ -139,5 +140,19 @@ func TestCopyFromReaderSetsNoDeadline(t *testing.T) {
 	}
 	if !bytes.Equal(dst.b.Bytes(), data) {
 		t.Fatal("copied data differs")
+	}
+}
+
+func TestUDPSourceKeyGroupsIPv6By64(t *testing.T) {
+	a := sourceKey(netip.MustParseAddrPort("[2001:db8:1:2:aaaa::1]:5000"))
+	b := sourceKey(netip.MustParseAddrPort("[2001:db8:1:2:bbbb::9]:6000"))
+	c := sourceKey(netip.MustParseAddrPort("[2001:db8:1:3::1]:5000"))
+	if a != b || a == c {
+		t.Fatalf("IPv6 sources: %v %v %v; want the first two equal (same /64), the third apart", a, b, c)
+	}
+	v4 := sourceKey(netip.MustParseAddrPort("192.0.2.1:53"))
+	mapped := sourceKey(netip.MustParseAddrPort("[::ffff:192.0.2.1]:53"))
+	if v4 != mapped || v4 == sourceKey(netip.MustParseAddrPort("192.0.2.2:53")) {
+		t.Fatalf("IPv4 sources: %v %v", v4, mapped)
 	}
 }

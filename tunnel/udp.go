@@ -204,6 +204,18 @@ func (f *udpForward) readLoop() {
 	}
 }
 
+// sourceKey is what the per-source share of a UDP forward counts by: the
+// IPv4 address, or the /64 of an IPv6 one (a host usually holds a whole
+// /64, so counting single IPv6 addresses would not bound it).
+func sourceKey(src netip.AddrPort) netip.Addr {
+	ip := src.Addr().Unmap()
+	if ip.Is6() {
+		p, _ := ip.Prefix(64)
+		return p.Addr()
+	}
+	return ip
+}
+
 // queue hands one datagram to src's session, or drops and counts it.
 func (f *udpForward) queue(src netip.AddrPort, payload []byte) {
 	size := int64(2 + len(payload))
@@ -211,7 +223,7 @@ func (f *udpForward) queue(src netip.AddrPort, payload []byte) {
 	defer f.mu.Unlock()
 	sess := f.sessions[src]
 	if sess == nil {
-		ip := src.Addr().Unmap()
+		ip := sourceKey(src)
 		reason := ""
 		switch {
 		case len(f.sessions) >= f.maxSessions:
@@ -265,7 +277,7 @@ func (f *udpForward) forgetLocked(sess *udpSession) int {
 	}
 	sess.gone = true
 	delete(f.sessions, sess.src)
-	ip := sess.src.Addr().Unmap()
+	ip := sourceKey(sess.src)
 	if f.perIP[ip]--; f.perIP[ip] <= 0 {
 		delete(f.perIP, ip)
 	}
