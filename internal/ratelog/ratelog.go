@@ -27,6 +27,7 @@ type Logger struct {
 	log    *slog.Logger
 	window time.Duration
 
+	wg     sync.WaitGroup // window timers not yet stopped or flushed
 	mu     sync.Mutex
 	kinds  map[string]*kind
 	closed bool
@@ -80,6 +81,7 @@ func (l *Logger) Log(level slog.Level, msg string, args ...any) {
 	}
 	k = &kind{level: level}
 	l.kinds[msg] = k
+	l.wg.Add(1)
 	k.timer = time.AfterFunc(l.window, func() { l.flush(msg) })
 	l.mu.Unlock()
 	l.log.Log(context.Background(), level, msg, args...)
@@ -87,6 +89,7 @@ func (l *Logger) Log(level slog.Level, msg string, args ...any) {
 
 // flush ends msg's window, writing its summary if anything was held back.
 func (l *Logger) flush(msg string) {
+	defer l.wg.Done()
 	l.mu.Lock()
 	k := l.kinds[msg]
 	if k == nil {
@@ -114,8 +117,9 @@ func (l *Logger) Suppressed() uint64 {
 	return l.suppressed
 }
 
-// Close stops the window timers and writes the pending summaries. Later
-// records are dropped. It always returns nil.
+// Close stops the window timers, waits for a summary already being written
+// and writes the pending ones. Later records are dropped. It always returns
+// nil.
 func (l *Logger) Close() error {
 	l.mu.Lock()
 	if l.closed {
@@ -127,8 +131,11 @@ func (l *Logger) Close() error {
 	l.kinds = nil
 	l.mu.Unlock()
 	for msg, k := range kinds {
-		k.timer.Stop()
+		if k.timer.Stop() {
+			l.wg.Done() // its flush will not run
+		}
 		l.summary(k.level, msg, k.suppressed, k.lastArgs)
 	}
+	l.wg.Wait() // a flush that had already started
 	return nil
 }

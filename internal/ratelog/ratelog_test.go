@@ -89,3 +89,20 @@ func TestBelowLevelIsNotCounted(t *testing.T) {
 		t.Fatal("records below the handler's level were counted")
 	}
 }
+
+// Close waits for window flushes: none runs after it returns.
+func TestNoFlushAfterClose(t *testing.T) {
+	for range 200 {
+		var buf syncBuf
+		l := New(slog.New(slog.NewTextHandler(&buf, nil)), time.Microsecond)
+		l.Warn("x")
+		l.Warn("x")
+		time.Sleep(time.Duration(time.Now().UnixNano()%3) * time.Microsecond)
+		_ = l.Close()
+		n := len(buf.lines())
+		time.Sleep(time.Millisecond)
+		if got := len(buf.lines()); got != n {
+			t.Fatalf("%d lines at Close, %d after", n, got)
+		}
+	}
+}
