@@ -110,7 +110,7 @@ type API struct {
 	ReadHeaderTimeout Duration `toml:"read_header_timeout" comment:"A request's line and headers must arrive within this, else its connection is closed (both listeners)."`
 	ReadTimeout       Duration `toml:"read_timeout" comment:"A JSON request body must arrive within this (408 otherwise); a bulk body must make progress within it on every read, however long it runs."`
 	WriteTimeout      Duration `toml:"write_timeout" comment:"An answer, once begun, must be written within this. NDJSON streams are not limited."`
-	IdleTimeout       Duration `toml:"idle_timeout" comment:"A kept-alive connection with no request for this long is closed."`
+	IdleTimeout       Duration `toml:"idle_timeout" comment:"A kept-alive connection with no request for this long is closed. At least 31s: the CLI and Go client drop their idle connections after 30s, so the daemon never closes one they are about to reuse."`
 }
 
 // Tunnels configures TCP and UDP tunnels.
@@ -245,6 +245,7 @@ const (
 	MaxSettingTimeout     = time.Hour      // dial, request and publish timeouts; the API caps timeout_ms at the same hour
 	MaxLongDuration       = 24 * time.Hour // relay_limit.duration, udp_idle_timeout
 	MinSettingDuration    = time.Millisecond
+	MinAPIIdleTimeout     = 31 * time.Second // above the API client's 30 s idle-connection timeout
 	MaxConnMgrGracePeriod = time.Hour
 )
 
@@ -296,7 +297,7 @@ func (c *Config) ranges() ([]intRange, []durRange) {
 		{key: "api.read_header_timeout", v: c.API.ReadHeaderTimeout, min: MinSettingDuration, max: MaxSettingTimeout},
 		{key: "api.read_timeout", v: c.API.ReadTimeout, min: MinSettingDuration, max: MaxSettingTimeout},
 		{key: "api.write_timeout", v: c.API.WriteTimeout, min: MinSettingDuration, max: MaxSettingTimeout},
-		{key: "api.idle_timeout", v: c.API.IdleTimeout, min: MinSettingDuration, max: MaxSettingTimeout},
+		{key: "api.idle_timeout", v: c.API.IdleTimeout, min: MinAPIIdleTimeout, max: MaxSettingTimeout},
 		{key: "tunnels.dial_timeout", v: c.Tunnels.DialTimeout, min: MinSettingDuration, max: MaxSettingTimeout},
 		{key: "tunnels.udp_idle_timeout", v: c.Tunnels.UDPIdleTimeout, min: MinSettingDuration, max: MaxLongDuration},
 		{key: "messages.request_timeout", v: c.Messages.RequestTimeout, min: MinSettingDuration, max: MaxSettingTimeout},
