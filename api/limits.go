@@ -3,7 +3,7 @@ package api
 // The API's defences against its clients: a cap on TCP connections, per-
 // route read and write deadlines, the Host check against DNS rebinding and
 // the bearer token on TCP, and the counters of what they refuse.
-// docs/security/api.md lists every limit.
+// docs/security.md ("Control API") lists every limit.
 
 import (
 	"crypto/sha256"

@@ -37,7 +37,7 @@ import (
 	"github.com/warren-p2p/warren/msg"
 )
 
-// Bounds every attack must stay under (see docs/security/e2e.md). They are
+// Bounds every attack must stay under (see docs/security.md, "How it is tested"). They are
 // generous for a healthy daemon on a shared 2-core machine and far below
 // what the unhardened daemon reached in each attack.
 const (

@@ -5,7 +5,7 @@ package e2e
 // wire protocols by hand; during each attack (hostileAttack long, every loop
 // bounded in count and time) the shared watcher (underAttack) checks that
 // the daemon's RSS, fds, goroutines and log output stay bounded and that an
-// honest peer's requests are still answered quickly. See docs/security/e2e.md.
+// honest peer's requests are still answered quickly. See docs/security.md, "How it is tested".
 
 import (
 	"context"

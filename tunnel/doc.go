@@ -40,7 +40,7 @@
 // concurrent tunnelled connections are wanted (go-libp2p's defaults allow
 // 64 inbound streams per protocol and peer); streams over the limit are
 // reset and counted as failed on the forward side. Every tunnel stream joins
-// the resource-manager service ServiceName; ServiceLimits says what it needs.
+// the resource-manager service ServiceName (ServiceStreamsPerPeer per peer).
 //
 // Limits: a listen tunnel serves at most MaxConns streams at once (spec, or
 // Options.MaxConns, default 1024), one peer at most half of them; a forward

@@ -36,8 +36,8 @@ const (
 )
 
 // ServiceName is the resource-manager service every tunnel stream is
-// attached to (network.StreamScope.SetService), in both directions. See
-// ServiceLimits for what the node should allow it.
+// attached to (network.StreamScope.SetService), in both directions. The
+// root package gives it ServiceStreamsPerPeer streams per peer each way.
 const ServiceName = "warren.tunnel"
 
 // Options configure a Manager. The zero value is usable.
