@@ -3,7 +3,7 @@
 // A remote peer can make a node log as fast as it can send bad frames or
 // refused streams. A Logger lets the first line of each kind through in every
 // window (10 s by default) and counts the rest; when the window closes it
-// writes one summary, "N more like this in the last 10s", with the attributes
+// writes one summary, "N more like this in the last 10 s", with the attributes
 // of the last suppressed record. A kind is the record's message, which callers
 // keep a constant, so the number of kinds is bounded by the code, not by
 // remote input.
@@ -107,7 +107,7 @@ func (l *Logger) summary(level slog.Level, msg string, n int, args []any) {
 		return
 	}
 	all := append([]any{"suppressed", n, "window", l.window.String()}, args...)
-	l.log.Log(context.Background(), level, msg+" ("+strconv.Itoa(n)+" more like this in the last "+l.window.String()+")", all...)
+	l.log.Log(context.Background(), level, msg+" ("+strconv.Itoa(n)+" more like this in the last "+windowText(l.window)+")", all...)
 }
 
 // Suppressed reports how many records have been held back so far.
@@ -138,4 +138,13 @@ func (l *Logger) Close() error {
 	}
 	l.wg.Wait() // a flush that had already started
 	return nil
+}
+
+// windowText writes a window as people do: "10 s", or Go's form ("1m30s",
+// "50ms") when it is not whole seconds under a minute.
+func windowText(d time.Duration) string {
+	if d%time.Second == 0 && d < time.Minute {
+		return strconv.Itoa(int(d/time.Second)) + " s"
+	}
+	return d.String()
 }

@@ -57,6 +57,9 @@ func TestFloodBecomesOneLineAndASummary(t *testing.T) {
 	if summaries != 2 {
 		t.Fatalf("want 2 summaries, got %d:\n%s", summaries, strings.Join(lines, "\n"))
 	}
+	if got := windowText(10 * time.Second); got != "10 s" {
+		t.Errorf("window text %q, want \"10 s\"", got)
+	}
 	// A new window logs again.
 	l.Warn("bad frame", "peer", "again")
 	if got := buf.lines(); !strings.Contains(got[len(got)-1], "peer=again") {
