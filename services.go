@@ -39,7 +39,11 @@ func msgOptions(cfg config.Config) msg.Options {
 // peer, and one stream may hold a maximal frame. Tunnels need one stream per
 // tunnelled connection (10,000 per peer is the target), and yamux accounts
 // 256 KiB of window to each, so the tunnel service may use what the system
-// and peer scopes allow.
+// and peer scopes allow. Gossip keeps one stream per peer each way
+// (gossip.ServiceStreamsPerPeer leaves room for a replaced one), so all
+// peers together need at most that many per connection. Its memory limits
+// stay libp2p's defaults: pubsub reserves no memory on its streams, so
+// they would bound nothing (see docs/security.md).
 func serviceLimits(cfg config.Config) ([]node.ServiceLimit, error) {
 	l, err := msg.ResourceLimits(msgOptions(cfg))
 	if err != nil {
@@ -47,6 +51,7 @@ func serviceLimits(cfg config.Config) ([]node.ServiceLimit, error) {
 	}
 	rm := cfg.Swarm.ResourceManager
 	mem := int64(rm.MaxMemoryMB) << 20
+	gossipStreams := min(rm.MaxStreams, gossip.ServiceStreamsPerPeer*rm.MaxConns)
 	return []node.ServiceLimit{{
 		Name:           msg.ServiceName,
 		StreamsInbound: l.StreamsInbound, StreamsOutbound: l.StreamsOutbound, Memory: l.Memory,
@@ -57,6 +62,10 @@ func serviceLimits(cfg config.Config) ([]node.ServiceLimit, error) {
 		StreamsInbound: rm.MaxStreams, StreamsOutbound: rm.MaxStreams, Memory: mem,
 		PeerStreamsInbound: min(tunnel.ServiceStreamsPerPeer, rm.MaxStreamsPerPeer), PeerStreamsOutbound: min(tunnel.ServiceStreamsPerPeer, rm.MaxStreamsPerPeer),
 		PeerMemory: mem,
+	}, {
+		Name:           gossip.ServiceName,
+		StreamsInbound: gossipStreams, StreamsOutbound: gossipStreams,
+		PeerStreamsInbound: gossip.ServiceStreamsPerPeer, PeerStreamsOutbound: gossip.ServiceStreamsPerPeer,
 	}}, nil
 }
 

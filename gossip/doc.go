@@ -11,6 +11,12 @@
 // never joins a public IPFS gossip mesh. Messages are signed by the author's
 // host key and checked on receipt (pubsub's StrictSign policy).
 //
+// pubsub sees the host through a wrapper that puts every stream it accepts
+// or opens in the resource-manager service ServiceName ("warren.gossip")
+// first, so the node's per-peer limits for that service (see
+// ServiceStreamsPerPeer) apply; a refused stream is reset before pubsub uses
+// it and counted (RefusedStreams, warren_gossip_refused_streams_total).
+//
 // # How data flows
 //
 // Publish: Service.Publish → Topic.Publish checks the size against

@@ -72,6 +72,9 @@ type Service struct {
 	other        *topicStats
 	controlDrops atomic.Uint64
 
+	// Streams the resource manager refused the gossip service, each way.
+	refusedIn, refusedOut atomic.Uint64
+
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -154,7 +157,8 @@ func (s *Service) startPubSub(ctx context.Context) ([]protocol.ID, error) {
 		s.rdv = &rendezvous{d: s.opts.Discovery, log: s.log, failures: s.m.advertiseFailures}
 		psOpts = append(psOpts, pubsub.WithDiscovery(s.rdv))
 	}
-	ps, err := pubsub.NewGossipSub(ctx, s.host, psOpts...)
+	// pubsub gets a host whose streams join the gossip service.
+	ps, err := pubsub.NewGossipSub(ctx, scopedHost{Host: s.host, s: s}, psOpts...)
 	if err != nil {
 		return nil, err
 	}

@@ -102,6 +102,9 @@ type metrics struct {
 	controlDropped      prometheus.Counter
 	subsRefused         *prometheus.CounterVec
 	advertiseFailures   prometheus.Counter
+	refusedStreams      *prometheus.CounterVec
+	refusedIn           prometheus.Counter // refusedStreams{direction="inbound"}
+	refusedOut          prometheus.Counter // refusedStreams{direction="outbound"}
 	reg                 prometheus.Registerer
 	registered          []prometheus.Collector
 }
@@ -137,13 +140,20 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Namespace: "warren", Subsystem: "gossip", Name: "advertise_failures_total",
 			Help: "Failed advertisements of a joined topic through discovery (each is retried).",
 		}),
+		refusedStreams: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "warren", Subsystem: "gossip", Name: "refused_streams_total",
+			Help: "Gossip streams refused by the resource manager (service " + ServiceName + " or a broader scope) and reset, " +
+				"per direction (" + DirInbound + ", " + DirOutbound + ").",
+		}, []string{"direction"}),
 		reg: reg,
 	}
+	m.refusedIn = m.refusedStreams.WithLabelValues(DirInbound)
+	m.refusedOut = m.refusedStreams.WithLabelValues(DirOutbound)
 	if reg == nil {
 		return m, nil
 	}
 	for _, c := range []prometheus.Collector{m.published, m.received, m.dropped, m.rejected, m.controlDropped,
-		m.subsRefused, m.advertiseFailures} {
+		m.subsRefused, m.advertiseFailures, m.refusedStreams} {
 		if err := reg.Register(c); err != nil {
 			m.unregister()
 			if errAlreadyRegistered(err) {
