@@ -678,7 +678,7 @@ func rmHost(t *testing.T, opts Options) host.Host {
 // honest peer's maximal message goes through.
 func TestWithheldFramesExpire(t *testing.T) {
 	const identities, perPeer = 8, 4 // 32 maximal frames: the service's memory
-	opts := Options{MaxMessageSize: 256 << 10, FrameGrace: 3 * time.Second, FrameMinRate: 1 << 20}
+	opts := Options{MaxMessageSize: 256 << 10, FrameGrace: 5 * time.Second, FrameMinRate: 1 << 20}
 	hd := rmHost(t, opts)
 	d := newService(t, hd, opts)
 	sub, err := d.Subscribe("big", SubscribeOptions{})
