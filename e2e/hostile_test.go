@@ -512,12 +512,12 @@ func badFlags() []byte {
 
 // TestHostileIdentityChurn: many fresh peer identities connect, each
 // leaves per-peer state behind (a request whose large reply it does not
-// read, a GossipSub subscription) and disconnects. What the daemon keeps
-// about departed peers must be bounded: this test allows at most
-// hostileDepartedPeers entries in `warren msg stats` peers afterwards, and
-// goroutines and fds must come back near their baseline.
+// read, a GossipSub subscription) and disconnects. The daemon must keep
+// nothing about departed peers: the streams to them carried only replies,
+// so once their replies have failed (within a few seconds) no entry of
+// `warren msg stats` peers may name one; and goroutines and fds must come
+// back near their baseline.
 func TestHostileIdentityChurn(t *testing.T) {
-	const hostileDepartedPeers = 64
 	v := startVictim(t)
 	const churnTopic = "hostile.churn"
 	startCLI(t, v.Repo, nil, "sub", churnTopic) // the victim is in the topic
@@ -567,15 +567,24 @@ func TestHostileIdentityChurn(t *testing.T) {
 	if len(gone) < 50 {
 		t.Fatalf("identity churn: only %d identities completed (is the machine overloaded?); the departed-peer check would say nothing", len(gone))
 	}
-	kept := 0
-	for _, p := range stats(t, v.Repo).Peers {
-		if id, err := peer.Decode(p.Peer); err == nil && gone[id] {
-			kept++
+	keptPeers := func() int {
+		kept := 0
+		for _, p := range stats(t, v.Repo).Peers {
+			if id, err := peer.Decode(p.Peer); err == nil && gone[id] {
+				kept++
+			}
 		}
+		return kept
+	}
+	// A reply still being written when its peer left fails with the
+	// disconnect, or at most messages.reply_timeout later: poll a while.
+	kept := keptPeers()
+	for deadline := time.Now().Add(5 * time.Second); kept > 0 && time.Now().Before(deadline); kept = keptPeers() {
+		time.Sleep(100 * time.Millisecond)
 	}
 	t.Logf("identity churn: msg stats lists %d of %d departed peers", kept, len(gone))
-	if kept > hostileDepartedPeers {
-		t.Errorf("identity churn: msg stats still lists %d of %d departed peers; bound: at most %d", kept, len(gone), hostileDepartedPeers)
+	if kept > 0 {
+		t.Errorf("identity churn: msg stats still lists %d of %d departed peers after 5 s; want none (replies leave no loss record)", kept, len(gone))
 	}
 	if ti, _ := topic(t, v.Repo, churnTopic); ti.Peers != 0 {
 		t.Errorf("identity churn: topic %q still counts %d peers after they all left", churnTopic, ti.Peers)

@@ -583,7 +583,8 @@ func TestRemoteWarningsRateLimited(t *testing.T) {
 
 // A large frame stays accounted until its message is queued (a Block
 // subscriber without room makes the reader wait, holding it) or, for a
-// request, until its handler is done.
+// request, until its handler is done: in the resource manager while it is
+// read, in the handler payload budget while the handler has it.
 func TestFrameMemoryHeldUntilHandedOff(t *testing.T) {
 	mn := newMocknet(t)
 	hd := mockPeer(t, mn)
@@ -595,7 +596,10 @@ func TestFrameMemoryHeldUntilHandedOff(t *testing.T) {
 	}
 	release := make(chan struct{})
 	if err := d.Handle("hold", func(ctx context.Context, m *Message) ([]byte, error) {
-		<-release
+		select {
+		case <-release:
+		case <-ctx.Done():
+		}
 		return nil, nil
 	}); err != nil {
 		t.Fatal(err)
@@ -622,10 +626,163 @@ func TestFrameMemoryHeldUntilHandedOff(t *testing.T) {
 		_, err := c.Request(ctx, hd.ID(), "hold", payload)
 		done <- err
 	}()
-	eventually(t, 10*time.Second, "request held by its handler", held)
+	eventually(t, 10*time.Second, "request held by its handler", func() bool {
+		st := d.Stats()
+		return st.HandlerPayloadBytes > 200<<10 && st.HandlerPayloadBytes < 201<<10 && st.InboundFrameBytes == 0
+	})
 	close(release)
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 10*time.Second, "released by the handler", func() bool { return d.Stats().InboundFrameBytes == 0 })
+	eventually(t, 10*time.Second, "released by the handler", func() bool {
+		st := d.Stats()
+		return st.InboundFrameBytes == 0 && st.HandlerPayloadBytes == 0
+	})
+}
+
+// rmHost is a loopback host whose resource manager applies the msg
+// service's limits of opts, as the node does (see ResourceLimits).
+func rmHost(t *testing.T, opts Options) host.Host {
+	t.Helper()
+	l, err := ResourceLimits(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	limits := rcmgr.PartialLimitConfig{
+		Stream:  rcmgr.ResourceLimits{Memory: rcmgr.LimitVal64(l.PeerMemory)},
+		Service: map[string]rcmgr.ResourceLimits{ServiceName: {Memory: rcmgr.LimitVal64(l.Memory)}},
+		ServicePeer: map[string]rcmgr.ResourceLimits{ServiceName: {
+			StreamsInbound: rcmgr.LimitVal(l.PeerStreamsInbound), StreamsOutbound: rcmgr.LimitVal(l.PeerStreamsOutbound),
+			Memory: rcmgr.LimitVal64(l.PeerMemory),
+		}},
+	}
+	rm, err := rcmgr.NewResourceManager(rcmgr.NewFixedLimiter(limits.Build(rcmgr.DefaultLimits.AutoScale())))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := libp2p.New(libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"), libp2p.Transport(tcp.NewTCPTransport),
+		libp2p.DisableRelay(), libp2p.ResourceManager(rm))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = h.Close() })
+	return h
+}
+
+// Eight identities, four streams each, withhold the last byte of a maximal
+// frame: that is all the frame memory the resource manager gives the
+// service, and a ninth peer's large frame is refused. msg streams have no
+// read deadline, so without a deadline of its own for large frames this
+// lasted for as long as the attackers stayed connected. Past the frame
+// deadline their streams are reset (counted), the memory comes back, and an
+// honest peer's maximal message goes through.
+func TestWithheldFramesExpire(t *testing.T) {
+	const identities, perPeer = 8, 4 // 32 maximal frames: the service's memory
+	opts := Options{MaxMessageSize: 256 << 10, FrameGrace: 5 * time.Second, FrameMinRate: 1 << 20}
+	hd := rmHost(t, opts)
+	d := newService(t, hd, opts)
+	sub, err := d.Subscribe("big", SubscribeOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	withheld := append(protowire.AppendVarint(nil, uint64(d.maxBody)), make([]byte, d.maxBody-1)...)
+	var strs []network.Stream
+	for range identities {
+		h := newHost(t)
+		connect(t, h, hd)
+		strs = append(strs, rawStreams(t, h, d, perPeer)...)
+	}
+	writeAll(t, strs, withheld)
+	full := int64(identities * perPeer * d.maxBody)
+	eventually(t, 10*time.Second, "service frame memory full", func() bool { return d.Stats().InboundFrameBytes == full })
+
+	// Meanwhile an honest peer's large frame finds no memory.
+	hc := newHost(t)
+	connect(t, hc, hd)
+	probe := rawStreams(t, hc, d, 1)
+	writeAll(t, probe, withheld[:200<<10])
+	eventually(t, 10*time.Second, "honest frame refused", func() bool { return d.Stats().RefusedMemory == 1 })
+
+	eventually(t, 20*time.Second, "withheld frames expired", func() bool {
+		st := d.Stats()
+		return st.SlowFrames == identities*perPeer && st.InboundFrameBytes == 0
+	})
+	for _, str := range strs {
+		assertReset(t, str)
+	}
+	c := newService(t, hc, opts)
+	ctx := ctxT(t, 10*time.Second)
+	payload := make([]byte, opts.MaxMessageSize)
+	if err := c.Send(ctx, hd.ID(), "big", payload, SendOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	m, err := sub.Next(ctx)
+	if err != nil || len(m.Payload) != len(payload) || m.From != hc.ID() {
+		t.Fatalf("honest maximal message: %v, %v", m, err)
+	}
+	if st := d.Stats(); st.SlowFrames != identities*perPeer || st.RefusedMemory != 1 {
+		t.Fatalf("slow_frames=%d refused_memory=%d, want %d and 1", st.SlowFrames, st.RefusedMemory, identities*perPeer)
+	}
+}
+
+// The payloads held by a peer's running handlers are counted in a budget of
+// the service's own, 4 maximal frames per peer, that outlives the peer's
+// streams: a peer that resets its stream and sends more large requests on a
+// new one waits for its handlers instead of holding MaxHandlersPerPeer
+// payloads, of which the resource manager forgot those of the reset stream.
+func TestHandlerPayloadBudgetSurvivesReset(t *testing.T) {
+	mn := newMocknet(t)
+	hd := mockPeer(t, mn)
+	opts := Options{Network: "mock", MaxMessageSize: 256 << 10}
+	d := newService(t, hd, opts)
+	ha := mockPeer(t, mn, hd)
+	sink(t, ha, d)
+	var running atomic.Int32
+	release := make(chan struct{})
+	if err := d.Handle("hold", func(ctx context.Context, m *Message) ([]byte, error) {
+		running.Add(1)
+		select {
+		case <-release:
+		case <-ctx.Done():
+		}
+		return nil, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	payload := make([]byte, opts.MaxMessageSize)
+	requests := func(corr0 uint64) []byte {
+		var b []byte
+		for i := range uint64(peerMemoryFrames) {
+			b = appendFrame(b, "hold", &ID{7}, payload, 0, flagRequest, corr0+i, 10_000)
+		}
+		return b
+	}
+	_, n := protowire.ConsumeVarint(requests(1))
+	frame := int64(len(requests(1))/peerMemoryFrames - n) // one frame body: what its handler holds
+
+	first := rawStreams(t, ha, d, 1)
+	writeAll(t, first, requests(1))
+	eventually(t, 10*time.Second, "4 handlers running", func() bool { return running.Load() == peerMemoryFrames })
+	_ = first[0].Reset()
+	eventually(t, 10*time.Second, "reset stream gone", func() bool {
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		return len(d.inbound) == 0
+	})
+	writeAll(t, rawStreams(t, ha, d, 1), requests(100))
+	// The new stream's first request is read (its frame reserved) and
+	// waits for room in the peer's budget, which the reset did not free.
+	eventually(t, 10*time.Second, "5th request waiting for the budget", func() bool {
+		st := d.Stats()
+		return st.InboundFrameBytes == frame && st.HandlerPayloadBytes == peerMemoryFrames*frame
+	})
+	if n := running.Load(); n != peerMemoryFrames {
+		t.Fatalf("%d handlers running, want %d: the budget did not hold across the reset", n, peerMemoryFrames)
+	}
+	close(release)
+	eventually(t, 10*time.Second, "all 8 handled", func() bool { return running.Load() == 2*peerMemoryFrames })
+	eventually(t, 10*time.Second, "budgets empty", func() bool {
+		st := d.Stats()
+		return st.InboundFrameBytes == 0 && st.HandlerPayloadBytes == 0
+	})
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"sync/atomic"
+	"time"
 
 	"google.golang.org/protobuf/encoding/protowire"
 )
@@ -53,6 +54,10 @@ const envelopeOverhead = 256
 // ErrFrameTooLarge is wrapped by the error returned when a frame's length
 // prefix exceeds the limit.
 var ErrFrameTooLarge = errors.New("frame too large")
+
+// ErrSlowFrame is wrapped by the error returned when a frame that needs a
+// buffer of its own does not arrive by its deadline.
+var ErrSlowFrame = errors.New("frame too slow")
 
 // ErrFrameMemory is wrapped by the error returned when the resource manager
 // refuses memory for the rest of a frame.
@@ -231,7 +236,16 @@ func truncate(b []byte) string {
 // stream's resource-manager scope); a refused reservation ends the frame
 // with an error wrapping ErrFrameMemory. The reservation is held until
 // release: the caller calls it once the frame has been handed off (its
-// payload copied, or the buffer given to the Message it became).
+// payload copied, or the buffer given to the Message it became, which is
+// then accounted elsewhere: a subscription's byte bound, or a handler's
+// payload budget).
+//
+// A frame with a buffer of its own must also arrive in time: if deadline
+// is set, a timer of deadline(size) starts when the frame outgrows the base
+// buffer, and if the frame is not complete when it fires, it calls expire
+// (which resets the stream, ending the read) and next fails with an error
+// wrapping ErrSlowFrame. Otherwise a peer could hold reserved memory forever
+// by withholding a frame's last byte: msg streams have no read deadline.
 type frameReader struct {
 	r    *bufio.Reader
 	max  int
@@ -243,6 +257,9 @@ type frameReader struct {
 	unreserve func(n int)
 	reserved  int           // bytes reserved for the current own buffer
 	held      *atomic.Int64 // if set, counts bytes of own buffers not yet released
+
+	deadline func(size int) time.Duration // nil: frames may take forever
+	expire   func()                       // called by the timer, from its own goroutine
 }
 
 func newFrameReader(r io.Reader, max, bufSize int) *frameReader {
@@ -268,12 +285,26 @@ func (fr *frameReader) next() ([]byte, error) {
 	if cap(fr.buf) < fr.base {
 		fr.buf = make([]byte, fr.base)
 	}
-	// Up to base bytes go to the reused buffer; only once it is full does
-	// the frame get a buffer of its own, twice as big, and so on.
+	var w *frameWatch
+	buf, err := fr.body(size, &w)
+	if w.stop() {
+		return nil, fmt.Errorf("frame of %d bytes not complete after %s: %w", size, w.limit, ErrSlowFrame)
+	}
+	return buf, err
+}
+
+// body reads a frame body of size bytes. Up to base bytes go to the reused
+// buffer; only once it is full does the frame get a buffer of its own,
+// twice as big, and so on. The frame's completion timer, if any, starts
+// then; *w is set to it and the caller stops it.
+func (fr *frameReader) body(size int, w **frameWatch) ([]byte, error) {
 	buf := fr.buf[:0:min(size, fr.base)]
 	owned := 0
 	for len(buf) < size {
 		if len(buf) == cap(buf) {
+			if *w == nil && fr.deadline != nil {
+				*w = startWatch(fr.deadline(size), fr.expire)
+			}
 			grown := min(size, 2*cap(buf))
 			if err := fr.grow(grown - owned); err != nil {
 				return nil, fmt.Errorf("frame of %d bytes, %d read: %w", size, len(buf), err)
@@ -289,6 +320,33 @@ func (fr *frameReader) next() ([]byte, error) {
 		}
 	}
 	return buf, nil
+}
+
+// frameWatch is the completion timer of one frame.
+type frameWatch struct {
+	limit time.Duration
+	t     *time.Timer
+	fired chan struct{} // closed once expire has returned
+}
+
+func startWatch(limit time.Duration, expire func()) *frameWatch {
+	w := &frameWatch{limit: limit, fired: make(chan struct{})}
+	w.t = time.AfterFunc(limit, func() {
+		defer close(w.fired)
+		expire()
+	})
+	return w
+}
+
+// stop stops the timer and reports whether it had fired; it then waits for
+// expire to return, so no goroutine of the timer outlives the read. A nil
+// watch did not fire.
+func (w *frameWatch) stop() bool {
+	if w == nil || w.t.Stop() {
+		return false
+	}
+	<-w.fired
+	return true
 }
 
 // grow accounts n more bytes of the current own buffer.
@@ -318,27 +376,6 @@ func (fr *frameReader) release() {
 		fr.held.Add(-int64(fr.reserved))
 	}
 	fr.reserved = 0
-}
-
-// detach hands the current reservation over to the caller, who calls the
-// returned func once to release it (used when a request's handler keeps the
-// payload after the reader moved on). The stream scope ending releases it
-// too; a later release on it is then a no-op.
-func (fr *frameReader) detach() func() {
-	n := fr.reserved
-	if n == 0 {
-		return func() {}
-	}
-	fr.reserved = 0
-	unreserve, held := fr.unreserve, fr.held
-	return func() {
-		if unreserve != nil {
-			unreserve(n)
-		}
-		if held != nil {
-			held.Add(-int64(n))
-		}
-	}
 }
 
 // ownBuffer reports whether the last frame returned by next has a buffer of

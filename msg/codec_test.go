@@ -5,7 +5,10 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"slices"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"google.golang.org/protobuf/encoding/protowire"
 )
@@ -211,4 +214,51 @@ func TestFrameRingGrows(t *testing.T) {
 	if r.push(&frame{}) {
 		t.Fatal("push over capacity accepted")
 	}
+}
+
+// A frame that outgrows the reused buffer must be complete by its deadline:
+// past it, expire is called (the service resets the stream there, which
+// ends the read) and next fails with ErrSlowFrame. A frame that arrives in
+// time, or fits the reused buffer, is not affected.
+func TestFrameDeadline(t *testing.T) {
+	const size = 200 << 10
+	frame := append(protowire.AppendVarint(nil, size), make([]byte, size)...)
+
+	t.Run("withheld", func(t *testing.T) {
+		pr, pw := io.Pipe()
+		fr := newFrameReader(pr, 1<<20, 16)
+		var asked []int
+		fr.deadline = func(n int) time.Duration { asked = append(asked, n); return 50 * time.Millisecond }
+		fr.expire = func() { _ = pr.CloseWithError(errors.New("stream reset")) }
+		go func() { _, _ = pw.Write(frame[:len(frame)-1]) }() // all but the last byte
+		_, err := fr.next()
+		if !errors.Is(err, ErrSlowFrame) {
+			t.Fatalf("withheld frame: %v, want ErrSlowFrame", err)
+		}
+		if len(asked) != 1 || asked[0] != size {
+			t.Fatalf("deadline asked for %v, want once for %d", asked, size)
+		}
+		fr.release()
+	})
+	t.Run("in time", func(t *testing.T) {
+		small := appendFrame(nil, "a", &ID{}, make([]byte, 1000), 0, 0, 0, 0)
+		fr := newFrameReader(bytes.NewReader(append(slices.Clip(frame), small...)), 1<<20, 16)
+		var asked int
+		var expired atomic.Bool
+		fr.deadline = func(int) time.Duration { asked++; return 100 * time.Millisecond }
+		fr.expire = func() { expired.Store(true) }
+		if b, err := fr.next(); err != nil || len(b) != size {
+			t.Fatalf("frame in time: %d bytes, %v", len(b), err)
+		}
+		if b, err := fr.next(); err != nil || len(b) != len(small)-2 {
+			t.Fatalf("small frame: %d bytes, %v", len(b), err)
+		}
+		if asked != 1 {
+			t.Fatalf("deadline asked %d times, want once (not for the small frame)", asked)
+		}
+		time.Sleep(200 * time.Millisecond) // past the deadline: the timer was stopped
+		if expired.Load() {
+			t.Fatal("expire called for a frame that arrived in time")
+		}
+	})
 }

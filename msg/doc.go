@@ -28,7 +28,14 @@
 // scope, whose service is ServiceName; ResourceLimits gives the limits to
 // configure (memory per peer and for all peers, streams per peer). A refused
 // reservation resets the stream (Stats.RefusedMemory), and so does a stream
-// the resource manager refuses to the service (Stats.RefusedStreams).
+// the resource manager refuses to the service (Stats.RefusedStreams). A frame
+// that outgrew the reused buffer must arrive in time (Options.FrameGrace plus
+// its length at Options.FrameMinRate), or its stream is reset
+// (Stats.SlowFrames): withheld bytes cannot keep the memory forever. The
+// payload of a request whose handler runs is accounted apart, in budgets of
+// the service's own (4 maximal frames per peer, 32 over all peers) that
+// outlive the streams; the reader waits for room in them, as for a handler
+// slot.
 //
 // # Sending
 //

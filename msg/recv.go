@@ -55,6 +55,11 @@ func (s *Service) readLoop(str network.Stream, remote peer.ID, ip *inPeer) {
 	fr.reserve = func(n int) error { return scope.ReserveMemory(n, network.ReservationPriorityAlways) }
 	fr.unreserve = scope.ReleaseMemory
 	fr.held = &s.inboundBytes
+	// Reserved memory must not be held forever by a frame that never
+	// completes: past its deadline, the stream is reset (which ends the
+	// read). Not SetReadDeadline: yamux can lose a window update with it.
+	fr.deadline = s.opts.frameDeadline
+	fr.expire = func() { _ = str.Reset() }
 	defer fr.release()
 	var e envelope
 	var slab msgSlab
@@ -71,6 +76,10 @@ func (s *Service) readLoop(str network.Stream, remote peer.ID, ip *inPeer) {
 			case errors.Is(err, ErrFrameMemory):
 				s.refusedMemory.Add(1)
 				s.rlog.Warn("msg: no memory for frame under the resource manager's limits; resetting stream", "peer", remote, "err", err)
+				_ = str.Reset()
+			case errors.Is(err, ErrSlowFrame): // the timer reset the stream
+				s.slowFrames.Add(1)
+				s.rlog.Warn("msg: frame did not arrive in time; stream reset", "peer", remote, "err", err)
 				_ = str.Reset()
 			case errors.Is(err, io.EOF) || s.ctx.Err() != nil:
 				_ = str.Close()
@@ -94,7 +103,8 @@ func (s *Service) readLoop(str network.Stream, remote peer.ID, ip *inPeer) {
 		// payload must not keep a big buffer alive. The reservation lasts
 		// until the message is queued in its subscriptions (with Block, the
 		// reader may wait for room meanwhile), whose byte bounds account it
-		// from then on, or until its request's handler is done.
+		// from then on, or until its request's handler has it (in the
+		// handler payload budgets from then on).
 		e.owned = fr.ownBuffer() && 2*len(e.payload) >= len(body)
 		s.dispatch(remote, ip, &e, now, &slab, fr)
 		fr.release()

@@ -154,6 +154,17 @@ func (s *Service) failAllPending(err error) {
 // for queue room, and then frees both slots. Replies are never sent from
 // the reader with waiting, so two peers' readers cannot deadlock on each
 // other's send queues.
+//
+// A payload that came in a frame buffer of its own (over 64 KiB) is held by
+// the handler, so it also needs room in the peer's and the service's handler
+// payload budgets (4 and 32 maximal frames; the reader waits for it, as for
+// a slot), and the frame's reservation in the resource manager is given back
+// once the handler has it. Leaving the reservation on the stream would let
+// the handlers' payloads use up the memory the peer's next frame needs (an
+// honest peer's 5th concurrent large request had its stream reset), and the
+// resource manager forgets a stream's reservations when it ends, so a peer
+// resetting its streams could keep MaxHandlersPerPeer payloads unaccounted.
+// The budgets are msg's own and survive the streams.
 func (s *Service) serveRequest(from peer.ID, ip *inPeer, e *envelope, ts *typeState, now time.Time, fr *frameReader) {
 	typ := string(e.typ)
 	var h Handler
@@ -185,15 +196,33 @@ func (s *Service) serveRequest(from peer.ID, ip *inPeer, e *envelope, ts *typeSt
 		timeout = s.opts.RequestTimeout
 	}
 	corr := e.corr
+	held := heldBytes(e, fr)
+	if held > 0 {
+		if err := ip.mem.Acquire(s.ctx, held); err != nil {
+			s.handlers.Release(1)
+			ip.handlers.Release(1)
+			return // closing
+		}
+		if err := s.handlerMem.Acquire(s.ctx, held); err != nil {
+			ip.mem.Release(held)
+			s.handlers.Release(1)
+			ip.handlers.Release(1)
+			return // closing
+		}
+		s.handlerBytes.Add(held)
+	}
 	m := s.newMessage(ts.name, from, e, now)
-	release := fr.detach() // the handler holds the payload: keep it accounted
 	s.mu.Lock()
 	ip.refs++   // the handler keeps the peer's slots alive
 	s.wg.Add(1) // the reader holds a count, so Close cannot be waiting on zero
 	s.mu.Unlock()
 	go func() {
 		defer func() {
-			release()
+			if held > 0 {
+				s.handlerBytes.Add(-held)
+				s.handlerMem.Release(held)
+				ip.mem.Release(held)
+			}
 			s.handlers.Release(1)
 			ip.handlers.Release(1)
 			s.mu.Lock()
@@ -210,6 +239,21 @@ func (s *Service) serveRequest(from peer.ID, ip *inPeer, e *envelope, ts *typeSt
 		defer rcancel()
 		s.sendReply(rctx, from, typ, corr, out, err, true)
 	}()
+}
+
+// heldBytes is what a request's handler holds of the frame e came in, for
+// the handler payload budgets: a frame buffer of its own, which the payload
+// keeps or is copied from; nothing for a frame that fit the reused buffer
+// (at most 64 KiB per handler slot).
+func heldBytes(e *envelope, fr *frameReader) int64 {
+	switch {
+	case fr.reserved == 0:
+		return 0
+	case e.owned:
+		return int64(fr.reserved)
+	default:
+		return int64(len(e.payload))
+	}
 }
 
 func (s *Service) runHandler(ctx context.Context, h Handler, m *Message) (out []byte, err error) {

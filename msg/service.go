@@ -34,6 +34,8 @@ const (
 	DefaultReplyTimeout          = 2 * time.Second
 	DefaultMaxStreamsPerPeer     = 8
 	DefaultSubscribeMaxBytes     = 16 << 20
+	DefaultFrameGrace            = 10 * time.Second
+	DefaultFrameMinRate          = 64 << 10
 	maxNetworkLen                = 64
 )
 
@@ -83,8 +85,17 @@ type Options struct {
 	// uses one per peer and direction). See ResourceLimits.
 	MaxStreamsPerPeer int
 	// SubscribeMaxBytes is the default of SubscribeOptions.MaxBytes
-	// (default 64 MiB).
+	// (default 16 MiB).
 	SubscribeMaxBytes int
+	// FrameGrace and FrameMinRate bound how long an inbound frame larger
+	// than the reused 64 KiB buffer may take to arrive, counted from when it
+	// outgrows that buffer: FrameGrace plus its length at FrameMinRate bytes
+	// per second (defaults 10 s and 64 KiB/s: 74 s for a 4 MiB frame). A
+	// frame not complete by then has its stream reset (counted in
+	// Stats.SlowFrames), so the memory reserved for it cannot be held
+	// forever by a peer that withholds its last byte.
+	FrameGrace   time.Duration
+	FrameMinRate int
 }
 
 func (o *Options) normalize() error {
@@ -153,7 +164,25 @@ func (o *Options) normalize() error {
 	case o.SubscribeMaxBytes == 0:
 		o.SubscribeMaxBytes = DefaultSubscribeMaxBytes
 	}
+	switch {
+	case o.FrameGrace < 0:
+		return fmt.Errorf("msg: Options.FrameGrace is %s; want >= 0 (0 means %s)", o.FrameGrace, DefaultFrameGrace)
+	case o.FrameGrace == 0:
+		o.FrameGrace = DefaultFrameGrace
+	}
+	switch {
+	case o.FrameMinRate < 0:
+		return fmt.Errorf("msg: Options.FrameMinRate is %d; want >= 0 (0 means %d)", o.FrameMinRate, DefaultFrameMinRate)
+	case o.FrameMinRate == 0:
+		o.FrameMinRate = DefaultFrameMinRate
+	}
 	return nil
+}
+
+// frameDeadline is the time a frame of size bytes may take to arrive once
+// it outgrows the reused buffer (see Options.FrameGrace).
+func (o *Options) frameDeadline(size int) time.Duration {
+	return o.FrameGrace + time.Duration(int64(size)*int64(time.Second)/int64(o.FrameMinRate))
 }
 
 // Limits are the resource-manager limits of the msg service (ServiceName).
@@ -167,7 +196,9 @@ type Limits struct {
 
 // Memory the resource manager lets the msg service hold for frames being
 // read, in frames of MaxMessageSize (plus envelope): per peer (one frame on
-// each of a few streams), and for all peers together.
+// each of a few streams), and for all peers together. The payloads of
+// requests whose handlers run are accounted apart, by the service itself,
+// in budgets of the same sizes (see serveRequest).
 const (
 	peerMemoryFrames    = 4
 	serviceMemoryFrames = 32
@@ -177,7 +208,8 @@ const (
 // service: MaxStreamsPerPeer inbound and outbound msg streams per peer, and
 // memory for frames being read of 4 maximal frames per peer and 32 over all
 // peers. Streams over all peers keep libp2p's default. A message of
-// MaxMessageSize needs one frame, so it always fits.
+// MaxMessageSize needs one frame, so it always fits, and an honest peer (one
+// stream per direction, a frame at a time) never needs more than one.
 func ResourceLimits(opts Options) (Limits, error) {
 	if err := opts.normalize(); err != nil {
 		return Limits{}, err
@@ -256,23 +288,37 @@ type Service struct {
 	rlog      *ratelog.Logger // every warning a remote peer can cause
 	closeOnce sync.Once
 
+	// handlerMem bounds the payload bytes held by running handlers over
+	// all peers (serviceMemoryFrames maximal frames); see inPeer.mem.
+	handlerMem *semaphore.Weighted
+
 	badFrames, lateReplies, droppedReplies atomic.Uint64
 	refusedStreams, refusedMemory          atomic.Uint64
+	slowFrames                             atomic.Uint64
 	inboundBytes                           atomic.Int64 // reserved for frames being read
+	handlerBytes                           atomic.Int64 // payloads held by running handlers
 }
 
-// inPeer is the inbound side of one peer: its handler slots. It lives while
-// the peer has an inbound stream or a running handler (refs, under mu).
+// inPeer is the inbound side of one peer: its handler slots and the budget
+// of payload bytes its running handlers hold. It lives while the peer has
+// an inbound stream or a running handler (refs, under mu), so a peer that
+// resets its streams and opens new ones finds its handlers' payloads still
+// counted: the resource manager forgets a stream's reservations when the
+// stream ends, which is why the handlers' payloads are not left there.
 type inPeer struct {
 	refs     int
 	handlers *semaphore.Weighted // MaxHandlersPerPeer
+	mem      *semaphore.Weighted // peerMemoryFrames maximal frames of payload
 }
 
 // inPeerLocked returns p's inbound state, taking a reference. mu held.
 func (s *Service) inPeerLocked(p peer.ID) *inPeer {
 	ip := s.inPeers[p]
 	if ip == nil {
-		ip = &inPeer{handlers: semaphore.NewWeighted(int64(s.opts.MaxHandlersPerPeer))}
+		ip = &inPeer{
+			handlers: semaphore.NewWeighted(int64(s.opts.MaxHandlersPerPeer)),
+			mem:      semaphore.NewWeighted(peerMemoryFrames * int64(s.maxBody)),
+		}
 		s.inPeers[p] = ip
 	}
 	ip.refs++
@@ -311,6 +357,7 @@ func New(h host.Host, opts Options) (*Service, error) {
 		pending:  make(map[pendingKey]chan reply),
 		handlers: semaphore.NewWeighted(int64(opts.MaxConcurrentHandlers)),
 	}
+	s.handlerMem = semaphore.NewWeighted(serviceMemoryFrames * int64(s.maxBody))
 	s.rlog = ratelog.New(s.log, 0)
 	if _, err := rand.Read(s.idPrefix[:]); err != nil {
 		return nil, fmt.Errorf("msg: New: read random id prefix: %w", err)

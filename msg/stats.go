@@ -32,10 +32,16 @@ type Stats struct {
 	// RefusedMemory counts inbound streams reset because the resource
 	// manager refused memory for a frame being read.
 	RefusedMemory uint64 `json:"refused_memory"`
+	// SlowFrames counts inbound streams reset because a frame larger than
+	// the reused 64 KiB buffer did not arrive in time (Options.FrameGrace).
+	SlowFrames uint64 `json:"slow_frames"`
 	// InboundFrameBytes is the memory reserved right now for frames being
 	// read (beyond each stream's reused 64 KiB buffer).
 	InboundFrameBytes int64 `json:"inbound_frame_bytes"`
-	PendingRequests   int   `json:"pending_requests"`
+	// HandlerPayloadBytes is the payload memory held right now by running
+	// request handlers (payloads that came in frames over 64 KiB).
+	HandlerPayloadBytes int64 `json:"handler_payload_bytes"`
+	PendingRequests     int   `json:"pending_requests"`
 }
 
 // TypeStats counts one message type. Requests and replies are included in
@@ -104,7 +110,10 @@ func (s *Service) Stats() Stats {
 
 		RefusedStreams:    s.refusedStreams.Load(),
 		RefusedMemory:     s.refusedMemory.Load(),
+		SlowFrames:        s.slowFrames.Load(),
 		InboundFrameBytes: s.inboundBytes.Load(),
+
+		HandlerPayloadBytes: s.handlerBytes.Load(),
 	}
 	for name, ts := range *s.types.Load() {
 		st.Types[name] = ts.stats()
@@ -247,7 +256,7 @@ type collector struct {
 	msgs, bytes, dropped, unhandled, dups      *prometheus.Desc
 	sendQueue, subQueue, subDropped            *prometheus.Desc
 	badFrames, lateReplies, failedReplies, req *prometheus.Desc
-	refused, frameBytes                        *prometheus.Desc
+	refused, frameBytes, handlerBytes          *prometheus.Desc
 }
 
 const subDroppedHelp = "Messages each open subscription lost to its overflow policy, by local subscription id and type. " +
@@ -272,13 +281,15 @@ func newCollector(s *Service, cl prometheus.Labels) *collector {
 		failedReplies: d("failed_replies_total", "Replies of local handlers that could not be sent."),
 		req:           d("pending_requests", "Requests waiting for a reply."),
 		refused: d("refused_streams_total", "Inbound streams reset because the resource manager refused them "+
-			"(reason stream_limit) or refused memory for a frame (reason memory_limit).", "reason"),
-		frameBytes: d("inbound_frame_bytes", "Memory reserved for inbound frames being read."),
+			"(reason stream_limit), refused memory for a frame (reason memory_limit), or because a large frame "+
+			"did not arrive in time (reason slow_frame).", "reason"),
+		frameBytes:   d("inbound_frame_bytes", "Memory reserved for inbound frames being read."),
+		handlerBytes: d("handler_payload_bytes", "Payload memory held by running request handlers."),
 	}
 }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.msgs, c.bytes, c.dropped, c.unhandled, c.dups, c.sendQueue, c.subQueue, c.subDropped, c.badFrames, c.lateReplies, c.failedReplies, c.req, c.refused, c.frameBytes} {
+	for _, d := range []*prometheus.Desc{c.msgs, c.bytes, c.dropped, c.unhandled, c.dups, c.sendQueue, c.subQueue, c.subDropped, c.badFrames, c.lateReplies, c.failedReplies, c.req, c.refused, c.frameBytes, c.handlerBytes} {
 		ch <- d
 	}
 }
@@ -322,5 +333,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	gauge(c.req, st.PendingRequests)
 	counter(c.refused, st.RefusedStreams, "stream_limit")
 	counter(c.refused, st.RefusedMemory, "memory_limit")
+	counter(c.refused, st.SlowFrames, "slow_frame")
 	gauge(c.frameBytes, int(st.InboundFrameBytes))
+	gauge(c.handlerBytes, int(st.HandlerPayloadBytes))
 }
