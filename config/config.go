@@ -78,6 +78,7 @@ type Swarm struct {
 	RelayService    bool            `toml:"relay_service" comment:"Act as a circuit relay (v2) for other peers. libp2p runs it only while the node is publicly reachable (see reachability)."`
 	RelayLimit      RelayLimit      `toml:"relay_limit"`
 	Reachability    string          `toml:"reachability" comment:"auto (let AutoNAT find out), public, or private (behind NAT: reserve relay slots at once)."`
+	PublicRanges    []string        `toml:"public_ranges" comment:"CIDRs (e.g. 100.64.0.0/10) whose addresses libp2p treats as public: for private WANs behind NAT (CGNAT, corporate networks) and simulated internets. libp2p's address manager, identify, AutoNAT, AutoRelay and hole punching otherwise ignore private addresses. Process-wide: every node in one process shares it. At most 64, none within 127.0.0.0/8 or ::1."`
 }
 
 // RelayLimit bounds each connection this node relays (relay service only).
@@ -191,6 +192,7 @@ func Default() Config {
 			NATPortMap:      true, AutoNAT: true, HolePunching: true, RelayClient: true, Reachability: "auto",
 			RelayLimit:   RelayLimit{Duration: Duration(2 * time.Minute), Data: 128 << 10},
 			StaticRelays: []string{},
+			PublicRanges: []string{},
 			ResourceManager: ResourceManager{
 				Enabled:            true,
 				MaxMemoryMB:        4096,
@@ -363,6 +365,14 @@ func (c *Config) Validate() error {
 	default:
 		bad("swarm.reachability", "auto, public or private", fmt.Sprintf("%q", c.Swarm.Reachability))
 	}
+	if len(c.Swarm.PublicRanges) > MaxPublicRanges {
+		bad("swarm.public_ranges", fmt.Sprintf("at most %d CIDRs", MaxPublicRanges), len(c.Swarm.PublicRanges))
+	}
+	for _, s := range c.Swarm.PublicRanges {
+		if _, err := ParsePublicRange(s); err != nil {
+			bad("swarm.public_ranges", "a CIDR such as 100.64.0.0/10 with no host bits set, outside loopback ("+err.Error()+")", fmt.Sprintf("%q", s))
+		}
+	}
 	if c.Swarm.PreferTransport != "tcp" && c.Swarm.PreferTransport != "quic" {
 		bad("swarm.prefer_transport", "tcp or quic", fmt.Sprintf("%q", c.Swarm.PreferTransport))
 	}
@@ -406,6 +416,31 @@ func (c *Config) Validate() error {
 		bad("log.format", "text or json", fmt.Sprintf("%q", c.Log.Format))
 	}
 	return errors.Join(errs...)
+}
+
+// MaxPublicRanges bounds swarm.public_ranges.
+const MaxPublicRanges = 64
+
+// ParsePublicRange reads one swarm.public_ranges entry: a canonical CIDR
+// (no host bits set, no zone) that does not touch loopback, which no
+// network setting may make public.
+func ParsePublicRange(s string) (netip.Prefix, error) {
+	p, err := netip.ParsePrefix(s)
+	if err != nil {
+		return netip.Prefix{}, errors.New("not a CIDR")
+	}
+	if p != p.Masked() {
+		return netip.Prefix{}, fmt.Errorf("host bits set; did you mean %s?", p.Masked())
+	}
+	if p.Addr().Is4In6() {
+		return netip.Prefix{}, errors.New("IPv4-mapped IPv6 is not accepted; write the IPv4 CIDR")
+	}
+	for _, lo := range []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")} {
+		if p.Overlaps(lo) {
+			return netip.Prefix{}, fmt.Errorf("overlaps loopback %s", lo)
+		}
+	}
+	return p, nil
 }
 
 // ParseLevel turns a level name into a slog.Level.
