@@ -78,7 +78,7 @@ type Swarm struct {
 	RelayService    bool            `toml:"relay_service" comment:"Act as a circuit relay (v2) for other peers. libp2p runs it only while the node is publicly reachable (see reachability)."`
 	RelayLimit      RelayLimit      `toml:"relay_limit"`
 	Reachability    string          `toml:"reachability" comment:"auto (let AutoNAT find out), public, or private (behind NAT: reserve relay slots at once)."`
-	PublicRanges    []string        `toml:"public_ranges" comment:"CIDRs (e.g. 100.64.0.0/10) whose addresses libp2p treats as public: for private WANs behind NAT (CGNAT, corporate networks) and simulated internets. libp2p's address manager, identify, AutoNAT, AutoRelay and hole punching otherwise ignore private addresses. Process-wide: every node in one process shares it. At most 64, none within 127.0.0.0/8 or ::1."`
+	PublicRanges    []string        `toml:"public_ranges" comment:"CIDRs (e.g. 100.64.0.0/10) whose addresses libp2p treats as public: for private WANs behind NAT (CGNAT, corporate networks) and simulated internets. libp2p's address manager, identify, AutoNAT, AutoRelay and hole punching otherwise ignore private addresses. Process-wide: every node in one process shares it. At most 64, none overlapping 127.0.0.0/8; IPv6 ones within 2000::/3 (e.g. 2001:db8::/32)."`
 }
 
 // RelayLimit bounds each connection this node relays (relay service only).
@@ -434,6 +434,11 @@ func ParsePublicRange(s string) (netip.Prefix, error) {
 	}
 	if p.Addr().Is4In6() {
 		return netip.Prefix{}, errors.New("IPv4-mapped IPv6 is not accepted; write the IPv4 CIDR")
+	}
+	if p.Addr().Is6() && !netip.MustParsePrefix("2000::/3").Contains(p.Addr()) {
+		// go-multiaddr counts only global unicast (2000::/3) IPv6 as public,
+		// whatever its private list says.
+		return netip.Prefix{}, errors.New("an IPv6 range must lie within 2000::/3, the only IPv6 libp2p can treat as public")
 	}
 	for _, lo := range []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")} {
 		if p.Overlaps(lo) {

@@ -179,7 +179,7 @@ func TestAPITCPMustBeLoopbackLiteral(t *testing.T) {
 }
 
 func TestPublicRangesValidated(t *testing.T) {
-	good := [][]string{{}, {"10.200.0.0/16"}, {"100.64.0.0/10", "fd00::/8"}}
+	good := [][]string{{}, {"10.200.0.0/16"}, {"100.64.0.0/10", "2001:db8::/32"}}
 	for _, g := range good {
 		c := Default()
 		c.Swarm.PublicRanges = g
@@ -192,7 +192,8 @@ func TestPublicRangesValidated(t *testing.T) {
 		{"10.200.0.0", "not a CIDR"},
 		{"127.0.0.0/8", "overlaps loopback"},
 		{"0.0.0.0/0", "overlaps loopback"},
-		{"::/0", "overlaps loopback"},
+		{"::/0", "within 2000::/3"},
+		{"fd00::/8", "within 2000::/3"},
 		{"::ffff:10.0.0.0/104", "IPv4-mapped"},
 	} {
 		c := Default()

@@ -86,6 +86,9 @@ func New(ctx context.Context, cfg config.Config, key crypto.PrivKey, opts Option
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	if err := usePublicRanges(cfg.Swarm.PublicRanges); err != nil {
+		return nil, fmt.Errorf("start node: %w", err)
+	}
 	n := &Node{cfg: cfg, log: log, ready: make(chan struct{})}
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 
