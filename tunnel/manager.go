@@ -124,8 +124,8 @@ func NewManager(h host.Host, opts Options) (*Manager, error) {
 	if h == nil {
 		return nil, errors.New("tunnel: host is nil")
 	}
-	if opts.DialTimeout < 0 || opts.UDPIdleTimeout < 0 {
-		return nil, fmt.Errorf("tunnel: negative timeout in options (DialTimeout %v, UDPIdleTimeout %v)", opts.DialTimeout, opts.UDPIdleTimeout)
+	if opts.DialTimeout < 0 || opts.UDPIdleTimeout < 0 || opts.DirectWait < 0 {
+		return nil, fmt.Errorf("tunnel: negative timeout in options (DialTimeout %v, UDPIdleTimeout %v, DirectWait %v)", opts.DialTimeout, opts.UDPIdleTimeout, opts.DirectWait)
 	}
 	if opts.DialTimeout == 0 {
 		opts.DialTimeout = defaultDialTimeout
