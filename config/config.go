@@ -118,7 +118,7 @@ type API struct {
 type Tunnels struct {
 	DialTimeout    Duration `toml:"dial_timeout" comment:"How long a forward waits to open a stream to the remote peer."`
 	UDPIdleTimeout Duration `toml:"udp_idle_timeout" comment:"A UDP flow with no datagram for this long is closed."`
-	DirectWait     Duration `toml:"direct_wait" comment:"When a forward's only connection to its peer is relayed, how long a new client connection waits for hole punching to make a direct one before using the relay (whose limits may cut it). Within dial_timeout; only with swarm.hole_punching; 0: do not wait."`
+	DirectWait     Duration `toml:"direct_wait" comment:"When a forward's only connection to its peer is relayed, how long a new client connection waits for hole punching to make a direct one before using the relay (whose limits may cut it). DCUtR makes up to 3 attempts of up to 5s each. Once per relayed connection; within dial_timeout; only with swarm.hole_punching; 0: do not wait."`
 	// MaxConnsPerTunnel is tunnel.Options.MaxConns.
 	MaxConnsPerTunnel int `toml:"max_conns_per_tunnel" comment:"Concurrent connections one tunnel serves when it sets no max_conns of its own (1 to 1048576). A listener gives one peer at most half of them; a UDP forward keeps at most min(this, 256) client flows. Over the cap a stream or client is reset and counted."`
 }
@@ -205,7 +205,7 @@ func Default() Config {
 		},
 		API: API{MaxTCPConns: 64, ReadHeaderTimeout: Duration(10 * time.Second), ReadTimeout: Duration(time.Minute),
 			WriteTimeout: Duration(time.Minute), IdleTimeout: Duration(2 * time.Minute)},
-		Tunnels: Tunnels{DialTimeout: Duration(30 * time.Second), UDPIdleTimeout: Duration(60 * time.Second), DirectWait: Duration(10 * time.Second), MaxConnsPerTunnel: 1024},
+		Tunnels: Tunnels{DialTimeout: Duration(30 * time.Second), UDPIdleTimeout: Duration(60 * time.Second), DirectWait: Duration(15 * time.Second), MaxConnsPerTunnel: 1024},
 		Messages: Messages{
 			MaxMessageSize: 4 << 20, SendQueue: 4096, RequestTimeout: Duration(10 * time.Second),
 			MaxHandlers: 64, MaxHandlersPerPeer: 8, ReplyTimeout: Duration(2 * time.Second),

@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -183,11 +184,19 @@ func (m *Manager) connect(ctx context.Context, p peer.ID) error {
 
 // awaitDirect returns once p has a direct (not limited) connection, or
 // after Options.DirectWait, or when ctx ends, whichever comes first. It
-// returns at once if the connection to p is not limited. DCUtR starts on
-// its own when a relayed connection opens (the side that received it dials
-// back); this only holds the stream back until it has had its chance.
+// returns at once if the connection to p is not limited, or if a wait on
+// the same relayed connection already timed out: DCUtR tries once per
+// relayed connection (the side that received it dials back, up to three
+// times), so a second wait would only delay the client.
 func (m *Manager) awaitDirect(ctx context.Context, p peer.ID) {
 	if m.opts.DirectWait <= 0 || m.h.Network().Connectedness(p) != network.Limited {
+		return
+	}
+	relayed := limitedConnIDs(m.h.Network().ConnsToPeer(p))
+	m.mu.Lock()
+	waited := m.waitedOn[p] == relayed
+	m.mu.Unlock()
+	if waited {
 		return
 	}
 	sub, err := m.h.EventBus().Subscribe(new(event.EvtPeerConnectednessChanged))
@@ -204,12 +213,30 @@ func (m *Manager) awaitDirect(ctx context.Context, p peer.ID) {
 		case <-timer.C:
 			m.rlog.Warn("tunnel: no direct connection to the peer in time; using the relayed one, whose limits may cut the tunnel",
 				"peer", p.String(), "waited", m.opts.DirectWait)
+			m.mu.Lock()
+			if len(m.waitedOn) >= maxWaitedOn {
+				clear(m.waitedOn)
+			}
+			m.waitedOn[p] = relayed
+			m.mu.Unlock()
 			return
 		case <-ctx.Done():
 			return
 		}
 	}
 	m.log.Debug("tunnel: direct connection to the peer", "peer", p.String(), "after", time.Since(start))
+}
+
+// limitedConnIDs names the limited connections among conns.
+func limitedConnIDs(conns []network.Conn) string {
+	var b strings.Builder
+	for _, c := range conns {
+		if c.Stat().Limited {
+			b.WriteString(c.ID())
+			b.WriteByte(' ')
+		}
+	}
+	return b.String()
 }
 
 // listenUnixPrivate listens on the unix socket path with mode 0600, so only
