@@ -69,7 +69,9 @@ func newNATWorld(t *testing.T, nat string) *natWorld {
 	w.a = startDaemonInNetns(t, w.homeA, repoA)
 	w.b = startDaemonInNetns(t, w.homeB, repoB)
 	t.Cleanup(func() {
-		if t.Failed() {
+		// WARREN_E2E_LOGS=1 (with GOLOG_LOG_LEVEL=p2p-holepunch=debug,...)
+		// shows the logs of a passing run too.
+		if t.Failed() || os.Getenv("WARREN_E2E_LOGS") != "" {
 			for name, d := range map[string]*daemon{"relay": w.relay, "A": w.a, "B": w.b} {
 				t.Logf("=== %s daemon log:\n%s", name, d.Output())
 			}
@@ -78,6 +80,35 @@ func newNATWorld(t *testing.T, nat string) *natWorld {
 		}
 	})
 	return w
+}
+
+// waitRelayed waits until A and B are connected to the relay and B,
+// behind its NAT, is reachable through it: a reservation shows as a
+// /p2p-circuit address of B's.
+func (w *natWorld) waitRelayed(t *testing.T) {
+	t.Helper()
+	for name, d := range map[string]*daemon{"A": w.a, "B": w.b} {
+		eventually(t, 30*time.Second, func() error {
+			for _, p := range peersOf(t, d) {
+				if p.ID == w.relay.ID {
+					return nil
+				}
+			}
+			return fmt.Errorf("%s never connected to the relay", name)
+		})
+	}
+	eventually(t, 60*time.Second, func() error {
+		var id struct {
+			Addrs []string `json:"addrs"`
+		}
+		jsonOut(t, w.b.Repo, &id, "id", "--json")
+		for _, s := range id.Addrs {
+			if strings.Contains(s, "/p2p/"+w.relay.ID+"/p2p-circuit") {
+				return nil
+			}
+		}
+		return fmt.Errorf("B has no relay address: %v", id.Addrs)
+	})
 }
 
 // echoServer serves an echo on a unix socket (reachable from every
@@ -113,31 +144,7 @@ func TestHolePunchAcrossTwoNATs(t *testing.T) {
 	w := newNATWorld(t, coneNAT)
 	a, b := w.a, w.b
 
-	// Both reach the relay through their NATs.
-	for name, d := range map[string]*daemon{"A": a, "B": b} {
-		eventually(t, 30*time.Second, func() error {
-			for _, p := range peersOf(t, d) {
-				if p.ID == w.relay.ID {
-					return nil
-				}
-			}
-			return fmt.Errorf("%s never connected to the relay", name)
-		})
-	}
-	// B, behind NAT, becomes reachable through the relay: a reservation
-	// shows as a /p2p-circuit address of B's.
-	eventually(t, 60*time.Second, func() error {
-		var id struct {
-			Addrs []string `json:"addrs"`
-		}
-		jsonOut(t, b.Repo, &id, "id", "--json")
-		for _, s := range id.Addrs {
-			if strings.Contains(s, "/p2p/"+w.relay.ID+"/p2p-circuit") {
-				return nil
-			}
-		}
-		return fmt.Errorf("B has no relay address: %v", id.Addrs)
-	})
+	w.waitRelayed(t)
 
 	echo := echoServer(t)
 	ok(t, b.Repo, "tunnel", "listen", "/x/echo", "/unix"+echo, "--allow", a.ID)
@@ -183,6 +190,86 @@ func TestHolePunchAcrossTwoNATs(t *testing.T) {
 	}
 	if !direct {
 		t.Fatalf("A is not directly connected to B: %+v", peersOf(t, a))
+	}
+	a.Stop()
+	b.Stop()
+	w.relay.Stop()
+}
+
+// TestHolePunchFailsAcrossSymmetricNATs: the same world, but both NATs
+// pick a random port for every mapping, so the address the relay observed
+// is useless to the other peer and hole punching cannot work. The forward
+// waits tunnels.direct_wait for a direct connection (once per relayed
+// connection), says in the log that it got none, and falls back to the relayed connection, which carries a
+// line but is cut by the relay's 128 KiB limit.
+func TestHolePunchFailsAcrossSymmetricNATs(t *testing.T) {
+	w := newNATWorld(t, symmetricNAT)
+	a, b := w.a, w.b
+	w.waitRelayed(t)
+
+	echo := echoServer(t)
+	ok(t, b.Repo, "tunnel", "listen", "/x/echo", "/unix"+echo, "--allow", a.ID)
+	front := filepath.Join(shortTemp(t), "front.sock")
+	ok(t, a.Repo, "tunnel", "forward", "/x/echo", "/unix"+front, b.ID)
+
+	c, err := net.DialTimeout("unix", front, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	start := time.Now()
+	_ = c.SetDeadline(start.Add(40 * time.Second))
+	const line = "hello across two symmetric NATs\n"
+	if _, err := io.WriteString(c, line); err != nil {
+		t.Fatal(err)
+	}
+	got := make([]byte, len(line))
+	if _, err := io.ReadFull(c, got); err != nil || string(got) != line {
+		t.Fatalf("echo over the relayed fallback: %q, %v", got, err)
+	}
+	// The first byte came back only after the forward had waited for a
+	// hole punch (tunnels.direct_wait, 15 s by default) in vain.
+	if waited := time.Since(start); waited < 14*time.Second {
+		t.Errorf("the echo came back after %v: the forward did not wait for a hole punch", waited)
+	}
+	if out := a.Output(); !strings.Contains(out, "no direct connection to the peer in time") {
+		t.Errorf("A's log does not say the hole punch failed:\n%s", out)
+	}
+	for _, p := range peersOf(t, a) {
+		if p.ID == b.ID && (!p.Limited || !strings.Contains(p.Addr, "/p2p-circuit")) {
+			t.Fatalf("A reached B directly across symmetric NATs: %+v", p)
+		}
+	}
+	// A second client does not wait again on the same relayed connection.
+	c2, err := net.DialTimeout("unix", front, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c2.Close()
+	start2 := time.Now()
+	_ = c2.SetDeadline(start2.Add(10 * time.Second))
+	if _, err := io.WriteString(c2, line); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.ReadFull(c2, got); err != nil || string(got) != line {
+		t.Fatalf("second echo over the relayed fallback: %q, %v", got, err)
+	}
+	if d := time.Since(start2); d > 5*time.Second {
+		t.Errorf("the second client waited %v: the forward waited for a hole punch again", d)
+	}
+	c2.Close()
+	// 1 MiB is over the relay's 128 KiB: the relayed stream is cut.
+	blob := make([]byte, 1<<20)
+	go func() { _, _ = c.Write(blob) }()
+	n, err := io.Copy(io.Discard, io.LimitReader(c, int64(len(blob))))
+	if err == nil && n == int64(len(blob)) {
+		t.Fatal("1 MiB went through the relay, whose limit is 128 KiB")
+	}
+	t.Logf("relayed stream cut after %d bytes back: %v", n, err)
+	for _, l := range strings.Split(a.Output(), "\n") {
+		if strings.Contains(l, "tunnel:") {
+			t.Logf("A: %s", l)
+		}
 	}
 	a.Stop()
 	b.Stop()
