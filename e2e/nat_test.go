@@ -40,7 +40,9 @@ type natWorld struct {
 // libp2p's default relay limits (2 min, 128 KiB per relayed connection, as
 // public relays have), so a tunnel of more than 128 KiB can only work on
 // a direct connection.
-func newNATWorld(t *testing.T, nat string) *natWorld {
+//
+// relayPairs are further edits of the relay's config (as for setConfig).
+func newNATWorld(t *testing.T, nat string, relayPairs ...string) *natWorld {
 	t.Helper()
 	needNetSim(t)
 	w := &natWorld{}
@@ -55,10 +57,10 @@ func newNATWorld(t *testing.T, nat string) *natWorld {
 	public := "public_ranges = ['" + simCore + "']"
 	// The relay: the default profile, a public node of the simulated
 	// internet running the relay service with its default limits.
-	repoR := newDefaultRepo(t,
+	repoR := newDefaultRepo(t, append([]string{
 		"public_ranges = []", public,
 		"relay_service = false", "relay_service = true",
-		"reachability = 'auto'", "reachability = 'public'")
+		"reachability = 'auto'", "reachability = 'public'"}, relayPairs...)...)
 	w.relay = startDaemonInNetns(t, nsR, repoR)
 	boot := "bootstrap = ['/ip4/" + ipR + "/tcp/4101/p2p/" + w.relay.ID + "']"
 
@@ -269,6 +271,46 @@ func TestHolePunchFailsAcrossSymmetricNATs(t *testing.T) {
 	for _, l := range strings.Split(a.Output(), "\n") {
 		if strings.Contains(l, "tunnel:") {
 			t.Logf("A: %s", l)
+		}
+	}
+	a.Stop()
+	b.Stop()
+	w.relay.Stop()
+}
+
+// TestRelayOfYourOwnAcrossSymmetricNATs: when hole punching cannot work,
+// a relay of your own whose swarm.relay_limit is raised carries the tunnel.
+func TestRelayOfYourOwnAcrossSymmetricNATs(t *testing.T) {
+	w := newNATWorld(t, symmetricNAT, "data = 131072", "data = 0") // no data limit; 2 min still
+	a, b := w.a, w.b
+	w.waitRelayed(t)
+
+	echo := echoServer(t)
+	ok(t, b.Repo, "tunnel", "listen", "/x/echo", "/unix"+echo, "--allow", a.ID)
+	front := filepath.Join(shortTemp(t), "front.sock")
+	ok(t, a.Repo, "tunnel", "forward", "/x/echo", "/unix"+front, b.ID)
+	c, err := net.DialTimeout("unix", front, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(50 * time.Second))
+	// 4 MiB each way: 32 times a public relay's limit.
+	blob := make([]byte, 4<<20)
+	for i := range blob {
+		blob[i] = byte(i*13 + i>>9)
+	}
+	go func() { _, _ = c.Write(blob) }()
+	back := make([]byte, len(blob))
+	if _, err := io.ReadFull(c, back); err != nil {
+		t.Fatalf("4 MiB through your own relay: %v", err)
+	}
+	if !bytes.Equal(back, blob) {
+		t.Fatal("4 MiB through your own relay came back different")
+	}
+	for _, p := range peersOf(t, a) {
+		if p.ID == b.ID && !p.Limited {
+			t.Fatalf("A reached B directly across symmetric NATs: %+v", p)
 		}
 	}
 	a.Stop()
