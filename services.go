@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"time"
 
 	"github.com/libp2p/go-libp2p/core/discovery"
 	drouting "github.com/libp2p/go-libp2p/p2p/discovery/routing"
@@ -110,11 +111,16 @@ func (n *Node) startServices(ctx context.Context, opts Options) error {
 	if opts.RepoDir != "" {
 		statePath = filepath.Join(opts.RepoDir, config.TunnelsFile)
 	}
+	var directWait time.Duration // waiting for a hole punch that never comes is pointless
+	if cfg.Swarm.HolePunching {
+		directWait = cfg.Tunnels.DirectWait.Std()
+	}
 	tm, err := tunnel.NewManager(n.Host(), tunnel.Options{
 		StatePath:      statePath,
 		RepoDir:        opts.RepoDir,
 		MaxConns:       cfg.Tunnels.MaxConnsPerTunnel,
 		DialTimeout:    cfg.Tunnels.DialTimeout.Std(),
+		DirectWait:     directWait,
 		UDPIdleTimeout: cfg.Tunnels.UDPIdleTimeout.Std(),
 		Logger:         n.log.With("component", "tunnel"),
 		Registerer:     n.Metrics,

@@ -78,6 +78,7 @@ type Swarm struct {
 	RelayService    bool            `toml:"relay_service" comment:"Act as a circuit relay (v2) for other peers. libp2p runs it only while the node is publicly reachable (see reachability)."`
 	RelayLimit      RelayLimit      `toml:"relay_limit"`
 	Reachability    string          `toml:"reachability" comment:"auto (let AutoNAT find out), public, or private (behind NAT: reserve relay slots at once)."`
+	PublicRanges    []string        `toml:"public_ranges" comment:"CIDRs (e.g. 100.64.0.0/10) whose addresses libp2p treats as public: for private WANs behind NAT (CGNAT, corporate networks) and simulated internets. libp2p's address manager, identify, AutoNAT, AutoRelay and hole punching otherwise ignore private addresses. Process-wide: every node in one process shares it. At most 64, none overlapping 127.0.0.0/8; IPv6 ones within 2000::/3 (e.g. 2001:db8::/32)."`
 }
 
 // RelayLimit bounds each connection this node relays (relay service only).
@@ -117,6 +118,7 @@ type API struct {
 type Tunnels struct {
 	DialTimeout    Duration `toml:"dial_timeout" comment:"How long a forward waits to open a stream to the remote peer."`
 	UDPIdleTimeout Duration `toml:"udp_idle_timeout" comment:"A UDP flow with no datagram for this long is closed."`
+	DirectWait     Duration `toml:"direct_wait" comment:"When a forward's only connection to its peer is relayed, how long a new client connection waits for hole punching to make a direct one before using the relay (whose limits may cut it). DCUtR makes up to 3 attempts of up to 5s each. Once per relayed connection; within dial_timeout; only with swarm.hole_punching; 0: do not wait."`
 	// MaxConnsPerTunnel is tunnel.Options.MaxConns.
 	MaxConnsPerTunnel int `toml:"max_conns_per_tunnel" comment:"Concurrent connections one tunnel serves when it sets no max_conns of its own (1 to 1048576). A listener gives one peer at most half of them; a UDP forward keeps at most min(this, 256) client flows. Over the cap a stream or client is reset and counted."`
 }
@@ -191,6 +193,7 @@ func Default() Config {
 			NATPortMap:      true, AutoNAT: true, HolePunching: true, RelayClient: true, Reachability: "auto",
 			RelayLimit:   RelayLimit{Duration: Duration(2 * time.Minute), Data: 128 << 10},
 			StaticRelays: []string{},
+			PublicRanges: []string{},
 			ResourceManager: ResourceManager{
 				Enabled:            true,
 				MaxMemoryMB:        4096,
@@ -202,7 +205,7 @@ func Default() Config {
 		},
 		API: API{MaxTCPConns: 64, ReadHeaderTimeout: Duration(10 * time.Second), ReadTimeout: Duration(time.Minute),
 			WriteTimeout: Duration(time.Minute), IdleTimeout: Duration(2 * time.Minute)},
-		Tunnels: Tunnels{DialTimeout: Duration(30 * time.Second), UDPIdleTimeout: Duration(60 * time.Second), MaxConnsPerTunnel: 1024},
+		Tunnels: Tunnels{DialTimeout: Duration(30 * time.Second), UDPIdleTimeout: Duration(60 * time.Second), DirectWait: Duration(15 * time.Second), MaxConnsPerTunnel: 1024},
 		Messages: Messages{
 			MaxMessageSize: 4 << 20, SendQueue: 4096, RequestTimeout: Duration(10 * time.Second),
 			MaxHandlers: 64, MaxHandlersPerPeer: 8, ReplyTimeout: Duration(2 * time.Second),
@@ -300,6 +303,7 @@ func (c *Config) ranges() ([]intRange, []durRange) {
 		{key: "api.idle_timeout", v: c.API.IdleTimeout, min: MinAPIIdleTimeout, max: MaxSettingTimeout},
 		{key: "tunnels.dial_timeout", v: c.Tunnels.DialTimeout, min: MinSettingDuration, max: MaxSettingTimeout},
 		{key: "tunnels.udp_idle_timeout", v: c.Tunnels.UDPIdleTimeout, min: MinSettingDuration, max: MaxLongDuration},
+		{key: "tunnels.direct_wait", v: c.Tunnels.DirectWait, min: 0, max: time.Minute, note: " (0: do not wait)"},
 		{key: "messages.request_timeout", v: c.Messages.RequestTimeout, min: MinSettingDuration, max: MaxSettingTimeout},
 		{key: "messages.reply_timeout", v: c.Messages.ReplyTimeout, min: MinSettingDuration, max: time.Minute},
 		{key: "gossip.publish_timeout", v: c.Gossip.PublishTimeout, min: MinSettingDuration, max: MaxSettingTimeout},
@@ -363,6 +367,14 @@ func (c *Config) Validate() error {
 	default:
 		bad("swarm.reachability", "auto, public or private", fmt.Sprintf("%q", c.Swarm.Reachability))
 	}
+	if len(c.Swarm.PublicRanges) > MaxPublicRanges {
+		bad("swarm.public_ranges", fmt.Sprintf("at most %d CIDRs", MaxPublicRanges), len(c.Swarm.PublicRanges))
+	}
+	for _, s := range c.Swarm.PublicRanges {
+		if _, err := ParsePublicRange(s); err != nil {
+			bad("swarm.public_ranges", "a CIDR such as 100.64.0.0/10 with no host bits set, outside loopback ("+err.Error()+")", fmt.Sprintf("%q", s))
+		}
+	}
 	if c.Swarm.PreferTransport != "tcp" && c.Swarm.PreferTransport != "quic" {
 		bad("swarm.prefer_transport", "tcp or quic", fmt.Sprintf("%q", c.Swarm.PreferTransport))
 	}
@@ -406,6 +418,36 @@ func (c *Config) Validate() error {
 		bad("log.format", "text or json", fmt.Sprintf("%q", c.Log.Format))
 	}
 	return errors.Join(errs...)
+}
+
+// MaxPublicRanges bounds swarm.public_ranges.
+const MaxPublicRanges = 64
+
+// ParsePublicRange reads one swarm.public_ranges entry: a canonical CIDR
+// (no host bits set, no zone) that does not touch loopback, which no
+// network setting may make public.
+func ParsePublicRange(s string) (netip.Prefix, error) {
+	p, err := netip.ParsePrefix(s)
+	if err != nil {
+		return netip.Prefix{}, errors.New("not a CIDR")
+	}
+	if p != p.Masked() {
+		return netip.Prefix{}, fmt.Errorf("host bits set; did you mean %s?", p.Masked())
+	}
+	if p.Addr().Is4In6() {
+		return netip.Prefix{}, errors.New("IPv4-mapped IPv6 is not accepted; write the IPv4 CIDR")
+	}
+	if p.Addr().Is6() && !netip.MustParsePrefix("2000::/3").Contains(p.Addr()) {
+		// go-multiaddr counts only global unicast (2000::/3) IPv6 as public,
+		// whatever its private list says.
+		return netip.Prefix{}, errors.New("an IPv6 range must lie within 2000::/3, the only IPv6 libp2p can treat as public")
+	}
+	for _, lo := range []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")} {
+		if p.Overlaps(lo) {
+			return netip.Prefix{}, fmt.Errorf("overlaps loopback %s", lo)
+		}
+	}
+	return p, nil
 }
 
 // ParseLevel turns a level name into a slog.Level.

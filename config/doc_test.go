@@ -36,7 +36,10 @@ func rangesDoc(c *Config) string {
 		"stops the daemon with an error such as `swarm.resource_manager.max_memory_mb: expected 16..1048576, got\n" +
 		"99999999999`. Durations are Go durations (`300ms`, `30s`, `2m`); a negative one is always refused.\n" +
 		"`swarm.conn_mgr.low_water` must also be at most `high_water`. `api.tcp` must be an IP literal of\n" +
-		"127.0.0.0/8 or `[::1]` with a port (`127.0.0.1:5050`); host names, `localhost` included, are refused.\n\n" +
+		"127.0.0.0/8 or `[::1]` with a port (`127.0.0.1:5050`); host names, `localhost` included, are refused.\n" +
+		"`swarm.public_ranges` holds at most 64 CIDRs with no host bits set, none overlapping `127.0.0.0/8`;\n" +
+		"an IPv6 one must lie within `2000::/3` (e.g. `2001:db8::/32`). It changes go-multiaddr's private and unroutable range lists, which are\n" +
+		"global to the process: a second node in the same process must name the same ranges.\n\n" +
 		"| Setting | Range |\n|---|---|\n")
 	ints, durs := c.ranges()
 	for _, r := range ints {

@@ -177,3 +177,38 @@ func TestAPITCPMustBeLoopbackLiteral(t *testing.T) {
 		}
 	}
 }
+
+func TestPublicRangesValidated(t *testing.T) {
+	good := [][]string{{}, {"10.200.0.0/16"}, {"100.64.0.0/10", "2001:db8::/32"}}
+	for _, g := range good {
+		c := Default()
+		c.Swarm.PublicRanges = g
+		if err := c.Validate(); err != nil {
+			t.Errorf("public_ranges %q: %v", g, err)
+		}
+	}
+	for _, b := range []struct{ v, want string }{
+		{"10.200.0.1/16", "host bits set; did you mean 10.200.0.0/16?"},
+		{"10.200.0.0", "not a CIDR"},
+		{"127.0.0.0/8", "overlaps loopback"},
+		{"0.0.0.0/0", "overlaps loopback"},
+		{"::/0", "within 2000::/3"},
+		{"fd00::/8", "within 2000::/3"},
+		{"::ffff:10.0.0.0/104", "IPv4-mapped"},
+	} {
+		c := Default()
+		c.Swarm.PublicRanges = []string{b.v}
+		err := c.Validate()
+		if err == nil || !strings.Contains(err.Error(), "swarm.public_ranges: expected a CIDR") ||
+			!strings.Contains(err.Error(), b.want) || !strings.Contains(err.Error(), fmt.Sprintf("got %q", b.v)) {
+			t.Errorf("public_ranges %q: error %v, want one naming the setting and %q", b.v, err, b.want)
+		}
+	}
+	c := Default()
+	for i := range MaxPublicRanges + 1 {
+		c.Swarm.PublicRanges = append(c.Swarm.PublicRanges, fmt.Sprintf("10.%d.0.0/16", i))
+	}
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "swarm.public_ranges: expected at most 64 CIDRs, got 65") {
+		t.Errorf("65 public ranges: %v", err)
+	}
+}

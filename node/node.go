@@ -86,6 +86,9 @@ func New(ctx context.Context, cfg config.Config, key crypto.PrivKey, opts Option
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	if err := usePublicRanges(cfg.Swarm.PublicRanges); err != nil {
+		return nil, fmt.Errorf("start node: %w", err)
+	}
 	n := &Node{cfg: cfg, log: log, ready: make(chan struct{})}
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 
@@ -185,7 +188,13 @@ func hostOptions(cfg config.Config, key crypto.PrivKey, opts Options, relays aut
 		o = append(o, libp2p.NATPortMap())
 	}
 	if sw.AutoNAT {
-		o = append(o, libp2p.EnableAutoNATv2())
+		// AutoNAT v2 finds which of our addresses are reachable; the v1
+		// service answers other nodes' probes, as kubo's nodes do. Without
+		// any v1 server a node's reachability stays "unknown" and is never
+		// announced, so AutoRelay (started by that announcement) never
+		// looks for a relay. libp2p throttles the service (30 dial-backs a
+		// minute, 3 per peer) and dials back only public addresses.
+		o = append(o, libp2p.EnableAutoNATv2(), libp2p.EnableNATService())
 	}
 	switch sw.Reachability {
 	case "public":
@@ -209,7 +218,10 @@ func hostOptions(cfg config.Config, key crypto.PrivKey, opts Options, relays aut
 			}
 			o = append(o, libp2p.EnableAutoRelayWithStaticRelays(relays))
 		} else {
-			o = append(o, libp2p.EnableAutoRelayWithPeerSource(relays))
+			// Reserve as soon as one relay is known: libp2p otherwise waits
+			// for 4 candidates or 3 minutes, and a small network may have
+			// one or two relays.
+			o = append(o, libp2p.EnableAutoRelayWithPeerSource(relays, autorelay.WithMinCandidates(1)))
 		}
 	} else if !sw.RelayService {
 		o = append(o, libp2p.DisableRelay())
@@ -404,24 +416,34 @@ type PeerInfo struct {
 	LatencyMS float64 `json:"latency_ms"`
 }
 
-// Peers lists the connected peers, one entry per peer (its first connection).
+// Peers lists the connected peers, one entry per peer. A peer with a direct
+// connection is shown on it, even if a relayed (limited) one came first, as
+// after a hole punch; streams counts the streams of all its connections.
 func (n *Node) Peers() []PeerInfo {
-	seen := map[peer.ID]bool{}
+	idx := map[peer.ID]int{}
 	var out []PeerInfo
 	for _, c := range n.host.Network().Conns() {
 		p := c.RemotePeer()
-		if seen[p] {
-			continue
-		}
-		seen[p] = true
-		out = append(out, PeerInfo{
+		info := PeerInfo{
 			ID:        p.String(),
 			Addr:      c.RemoteMultiaddr().String(),
 			Direction: c.Stat().Direction.String(),
 			Limited:   c.Stat().Limited,
 			Streams:   len(c.GetStreams()),
 			LatencyMS: float64(n.host.Peerstore().LatencyEWMA(p).Microseconds()) / 1000,
-		})
+		}
+		i, seen := idx[p]
+		if !seen {
+			idx[p] = len(out)
+			out = append(out, info)
+			continue
+		}
+		info.Streams += out[i].Streams
+		if out[i].Limited && !info.Limited {
+			out[i] = info
+		} else {
+			out[i].Streams = info.Streams
+		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
 	return out

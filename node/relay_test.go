@@ -2,10 +2,12 @@ package node
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/p2p/net/swarm"
 	ma "github.com/multiformats/go-multiaddr"
 
@@ -81,6 +83,31 @@ func TestReachAPrivateNodeThroughARelay(t *testing.T) {
 	s.Close()
 	if b.Host().Network().Connectedness(a.ID()) == network.NotConnected {
 		t.Fatal("lost the relayed connection")
+	}
+
+	// Peers shows A on the relayed connection, then, once a direct one
+	// exists beside it (as after a hole punch), on the direct one.
+	peerOf := func() PeerInfo {
+		for _, p := range b.Peers() {
+			if p.ID == a.ID().String() {
+				return p
+			}
+		}
+		t.Fatalf("B's peers lack A: %+v", b.Peers())
+		return PeerInfo{}
+	}
+	if p := peerOf(); !p.Limited || !strings.Contains(p.Addr, "/p2p-circuit") {
+		t.Fatalf("before a direct connection, A is listed as %+v", p)
+	}
+	direct := peer.AddrInfo{ID: a.ID(), Addrs: a.Host().Addrs()}
+	if err := b.Host().Connect(network.WithForceDirectDial(ctx, "test"), direct); err != nil {
+		t.Fatalf("direct connection beside the relayed one: %v", err)
+	}
+	if n := len(b.Host().Network().ConnsToPeer(a.ID())); n < 2 {
+		t.Fatalf("B has %d connections to A, want the relayed and the direct one", n)
+	}
+	if p := peerOf(); p.Limited || strings.Contains(p.Addr, "/p2p-circuit") {
+		t.Fatalf("with a direct connection, A is listed as %+v", p)
 	}
 }
 

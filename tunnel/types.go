@@ -48,6 +48,11 @@ type Options struct {
 	// DialTimeout bounds opening a stream for a forward (including connecting
 	// to the peer) and dialling the target of a listener. Default 30s.
 	DialTimeout time.Duration
+	// DirectWait is how long a forward whose only connection to the peer is
+	// relayed (limited) waits for hole punching to add a direct one before
+	// it opens its stream on the relayed connection (within DialTimeout).
+	// 0: do not wait.
+	DirectWait time.Duration
 	// UDPIdleTimeout closes a UDP association after this long without a
 	// datagram in either direction. Default 60s.
 	UDPIdleTimeout time.Duration

@@ -1,0 +1,319 @@
+package e2e
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// natPeer is one connected peer as `warren peers --json` prints it.
+type natPeer struct {
+	ID      string `json:"id"`
+	Addr    string `json:"addr"`
+	Limited bool   `json:"limited"`
+}
+
+func peersOf(t *testing.T, d *daemon) []natPeer {
+	t.Helper()
+	var ps []natPeer
+	jsonOut(t, d.Repo, &ps, "peers", "--json")
+	return ps
+}
+
+// natWorld is the simulated internet of the NAT tests: a relay in the
+// core, A behind NAT 1, B behind NAT 2, all on the default profile.
+type natWorld struct {
+	in           *internet
+	relay, a, b  *daemon
+	natA, natB   string // NAT namespaces
+	homeA, homeB string
+}
+
+// newNATWorld builds the topology and starts the daemons. The relay keeps
+// libp2p's default relay limits (2 min, 128 KiB per relayed connection, as
+// public relays have), so a tunnel of more than 128 KiB can only work on
+// a direct connection.
+//
+// relayPairs are further edits of the relay's config (as for setConfig).
+func newNATWorld(t *testing.T, nat string, relayPairs ...string) *natWorld {
+	t.Helper()
+	needNetSim(t)
+	w := &natWorld{}
+	w.in = newInternet(t, fmt.Sprintf("n%d", os.Getpid()%100000))
+	nsR, ipR := w.in.addPublic("r", 1)
+	var ipNatA, ipNatB string
+	w.homeA, _, ipNatA = w.in.addHome("n", "a", 1, nat)
+	w.homeB, _, ipNatB = w.in.addHome("m", "b", 2, nat)
+	w.natA, w.natB = w.in.tag+"n", w.in.tag+"m"
+	t.Logf("relay %s, NAT A %s, NAT B %s", ipR, ipNatA, ipNatB)
+
+	public := "public_ranges = ['" + simCore + "']"
+	// The relay: the default profile, a public node of the simulated
+	// internet running the relay service with its default limits.
+	repoR := newDefaultRepo(t, append([]string{
+		"public_ranges = []", public,
+		"relay_service = false", "relay_service = true",
+		"reachability = 'auto'", "reachability = 'public'"}, relayPairs...)...)
+	w.relay = startDaemonInNetns(t, nsR, repoR)
+	boot := "bootstrap = ['/ip4/" + ipR + "/tcp/4101/p2p/" + w.relay.ID + "']"
+
+	// A and B: the default profile, except that they know the relay and
+	// that the core counts as public.
+	repoA := newDefaultRepo(t, "bootstrap = []", boot, "public_ranges = []", public)
+	repoB := newDefaultRepo(t, "bootstrap = []", boot, "public_ranges = []", public)
+	w.a = startDaemonInNetns(t, w.homeA, repoA)
+	w.b = startDaemonInNetns(t, w.homeB, repoB)
+	t.Cleanup(func() {
+		// WARREN_E2E_LOGS=1 (with GOLOG_LOG_LEVEL=p2p-holepunch=debug,...)
+		// shows the logs of a passing run too.
+		if t.Failed() || os.Getenv("WARREN_E2E_LOGS") != "" {
+			for name, d := range map[string]*daemon{"relay": w.relay, "A": w.a, "B": w.b} {
+				t.Logf("=== %s daemon log:\n%s", name, d.Output())
+			}
+			t.Logf("=== NAT A conntrack:\n%s", conntrack(w.natA))
+			t.Logf("=== NAT B conntrack:\n%s", conntrack(w.natB))
+		}
+	})
+	return w
+}
+
+// waitRelayed waits until A and B are connected to the relay and B,
+// behind its NAT, is reachable through it: a reservation shows as a
+// /p2p-circuit address of B's.
+func (w *natWorld) waitRelayed(t *testing.T) {
+	t.Helper()
+	for name, d := range map[string]*daemon{"A": w.a, "B": w.b} {
+		eventually(t, 30*time.Second, func() error {
+			for _, p := range peersOf(t, d) {
+				if p.ID == w.relay.ID {
+					return nil
+				}
+			}
+			return fmt.Errorf("%s never connected to the relay", name)
+		})
+	}
+	eventually(t, 60*time.Second, func() error {
+		var id struct {
+			Addrs []string `json:"addrs"`
+		}
+		jsonOut(t, w.b.Repo, &id, "id", "--json")
+		for _, s := range id.Addrs {
+			if strings.Contains(s, "/p2p/"+w.relay.ID+"/p2p-circuit") {
+				return nil
+			}
+		}
+		return fmt.Errorf("B has no relay address: %v", id.Addrs)
+	})
+}
+
+// echoServer serves an echo on a unix socket (reachable from every
+// namespace: it is a file) and returns its path.
+func echoServer(t *testing.T) string {
+	t.Helper()
+	path := filepath.Join(shortTemp(t), "echo.sock")
+	l, err := net.Listen("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				_, _ = io.Copy(c, c)
+			}()
+		}
+	}()
+	return path
+}
+
+// TestHolePunchAcrossTwoNATs: A and B sit behind separate cone NATs and
+// know only a relay in the core. B listens on a tunnel; A forwards to B by
+// B's peer ID; 64 MiB go through byte-exact, which the relay's 128 KiB
+// limit would cut, and A's connection to B is direct.
+func TestHolePunchAcrossTwoNATs(t *testing.T) {
+	w := newNATWorld(t, coneNAT)
+	a, b := w.a, w.b
+
+	w.waitRelayed(t)
+
+	echo := echoServer(t)
+	ok(t, b.Repo, "tunnel", "listen", "/x/echo", "/unix"+echo, "--allow", a.ID)
+	front := filepath.Join(shortTemp(t), "front.sock")
+	ok(t, a.Repo, "tunnel", "forward", "/x/echo", "/unix"+front, b.ID)
+
+	// The forward connects when its first client comes; the hole punch
+	// follows the relayed connection.
+	const size = 64 << 20
+	blob := make([]byte, size)
+	for i := range blob {
+		blob[i] = byte(i*7 + i>>11)
+	}
+	want := sha256.Sum256(blob)
+	c, err := net.DialTimeout("unix", front, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	start := time.Now()
+	_ = c.SetDeadline(start.Add(30 * time.Second))
+	werr := make(chan error, 1)
+	go func() { _, err := c.Write(blob); werr <- err }()
+	h := sha256.New()
+	n, err := io.Copy(h, io.LimitReader(c, size))
+	if err != nil || n != size {
+		t.Fatalf("64 MiB through the tunnel: %d bytes back after %v: %v", n, time.Since(start), err)
+	}
+	if err := <-werr; err != nil {
+		t.Fatalf("write 64 MiB: %v", err)
+	}
+	if got := h.Sum(nil); !bytes.Equal(got, want[:]) {
+		t.Fatal("64 MiB came back different")
+	}
+	t.Logf("64 MiB each way in %v", time.Since(start))
+
+	direct := false
+	for _, p := range peersOf(t, a) {
+		if p.ID == b.ID {
+			direct = !p.Limited && !strings.Contains(p.Addr, "/p2p-circuit")
+			t.Logf("A's connection to B: %s (limited %v)", p.Addr, p.Limited)
+		}
+	}
+	if !direct {
+		t.Fatalf("A is not directly connected to B: %+v", peersOf(t, a))
+	}
+	a.Stop()
+	b.Stop()
+	w.relay.Stop()
+}
+
+// TestHolePunchFailsAcrossSymmetricNATs: the same world, but both NATs
+// pick a random port for every mapping, so the address the relay observed
+// is useless to the other peer and hole punching cannot work. The forward
+// waits tunnels.direct_wait for a direct connection (once per relayed
+// connection), says in the log that it got none, and falls back to the relayed connection, which carries a
+// line but is cut by the relay's 128 KiB limit.
+func TestHolePunchFailsAcrossSymmetricNATs(t *testing.T) {
+	w := newNATWorld(t, symmetricNAT)
+	a, b := w.a, w.b
+	w.waitRelayed(t)
+
+	echo := echoServer(t)
+	ok(t, b.Repo, "tunnel", "listen", "/x/echo", "/unix"+echo, "--allow", a.ID)
+	front := filepath.Join(shortTemp(t), "front.sock")
+	ok(t, a.Repo, "tunnel", "forward", "/x/echo", "/unix"+front, b.ID)
+
+	c, err := net.DialTimeout("unix", front, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	start := time.Now()
+	_ = c.SetDeadline(start.Add(40 * time.Second))
+	const line = "hello across two symmetric NATs\n"
+	if _, err := io.WriteString(c, line); err != nil {
+		t.Fatal(err)
+	}
+	got := make([]byte, len(line))
+	if _, err := io.ReadFull(c, got); err != nil || string(got) != line {
+		t.Fatalf("echo over the relayed fallback: %q, %v", got, err)
+	}
+	// The first byte came back only after the forward had waited for a
+	// hole punch (tunnels.direct_wait, 15 s by default) in vain.
+	if waited := time.Since(start); waited < 14*time.Second {
+		t.Errorf("the echo came back after %v: the forward did not wait for a hole punch", waited)
+	}
+	if out := a.Output(); !strings.Contains(out, "no direct connection to the peer in time") {
+		t.Errorf("A's log does not say the hole punch failed:\n%s", out)
+	}
+	for _, p := range peersOf(t, a) {
+		if p.ID == b.ID && (!p.Limited || !strings.Contains(p.Addr, "/p2p-circuit")) {
+			t.Fatalf("A reached B directly across symmetric NATs: %+v", p)
+		}
+	}
+	// A second client does not wait again on the same relayed connection.
+	c2, err := net.DialTimeout("unix", front, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c2.Close()
+	start2 := time.Now()
+	_ = c2.SetDeadline(start2.Add(10 * time.Second))
+	if _, err := io.WriteString(c2, line); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.ReadFull(c2, got); err != nil || string(got) != line {
+		t.Fatalf("second echo over the relayed fallback: %q, %v", got, err)
+	}
+	if d := time.Since(start2); d > 5*time.Second {
+		t.Errorf("the second client waited %v: the forward waited for a hole punch again", d)
+	}
+	c2.Close()
+	// 1 MiB is over the relay's 128 KiB: the relayed stream is cut.
+	blob := make([]byte, 1<<20)
+	go func() { _, _ = c.Write(blob) }()
+	n, err := io.Copy(io.Discard, io.LimitReader(c, int64(len(blob))))
+	if err == nil && n == int64(len(blob)) {
+		t.Fatal("1 MiB went through the relay, whose limit is 128 KiB")
+	}
+	t.Logf("relayed stream cut after %d bytes back: %v", n, err)
+	for _, l := range strings.Split(a.Output(), "\n") {
+		if strings.Contains(l, "tunnel:") {
+			t.Logf("A: %s", l)
+		}
+	}
+	a.Stop()
+	b.Stop()
+	w.relay.Stop()
+}
+
+// TestRelayOfYourOwnAcrossSymmetricNATs: when hole punching cannot work,
+// a relay of your own whose swarm.relay_limit is raised carries the tunnel.
+func TestRelayOfYourOwnAcrossSymmetricNATs(t *testing.T) {
+	w := newNATWorld(t, symmetricNAT, "data = 131072", "data = 0") // no data limit; 2 min still
+	a, b := w.a, w.b
+	w.waitRelayed(t)
+
+	echo := echoServer(t)
+	ok(t, b.Repo, "tunnel", "listen", "/x/echo", "/unix"+echo, "--allow", a.ID)
+	front := filepath.Join(shortTemp(t), "front.sock")
+	ok(t, a.Repo, "tunnel", "forward", "/x/echo", "/unix"+front, b.ID)
+	c, err := net.DialTimeout("unix", front, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(50 * time.Second))
+	// 4 MiB each way: 32 times a public relay's limit.
+	blob := make([]byte, 4<<20)
+	for i := range blob {
+		blob[i] = byte(i*13 + i>>9)
+	}
+	go func() { _, _ = c.Write(blob) }()
+	back := make([]byte, len(blob))
+	if _, err := io.ReadFull(c, back); err != nil {
+		t.Fatalf("4 MiB through your own relay: %v", err)
+	}
+	if !bytes.Equal(back, blob) {
+		t.Fatal("4 MiB through your own relay came back different")
+	}
+	for _, p := range peersOf(t, a) {
+		if p.ID == b.ID && !p.Limited {
+			t.Fatalf("A reached B directly across symmetric NATs: %+v", p)
+		}
+	}
+	a.Stop()
+	b.Stop()
+	w.relay.Stop()
+}
