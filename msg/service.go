@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -98,6 +99,17 @@ type Options struct {
 	FrameMinRate int
 }
 
+// orDefault sets *v to def if it is zero, and refuses a negative value.
+func orDefault[T int | int64 | time.Duration](name string, v *T, def T) error {
+	switch {
+	case *v < 0:
+		return fmt.Errorf("msg: Options.%s is %v; want >= 0 (0 means %v)", name, *v, def)
+	case *v == 0:
+		*v = def
+	}
+	return nil
+}
+
 func (o *Options) normalize() error {
 	if o.Network == "" {
 		o.Network = DefaultNetwork
@@ -114,67 +126,26 @@ func (o *Options) normalize() error {
 	if o.Logger == nil {
 		o.Logger = discardLogger()
 	}
-	switch {
-	case o.SendQueue < 0:
-		return fmt.Errorf("msg: Options.SendQueue is %d; want >= 0 (0 means %d)", o.SendQueue, DefaultSendQueue)
-	case o.SendQueue == 0:
-		o.SendQueue = DefaultSendQueue
+	// MaxHandlersPerPeer's default depends on MaxConcurrentHandlers.
+	if err := orDefault("MaxConcurrentHandlers", &o.MaxConcurrentHandlers, DefaultMaxConcurrentHandlers); err != nil {
+		return err
 	}
-	switch {
-	case o.RequestTimeout < 0:
-		return fmt.Errorf("msg: Options.RequestTimeout is %s; want >= 0 (0 means %s)", o.RequestTimeout, DefaultRequestTimeout)
-	case o.RequestTimeout == 0:
-		o.RequestTimeout = DefaultRequestTimeout
+	perPeer := min(DefaultMaxHandlersPerPeer, o.MaxConcurrentHandlers)
+	if err := errors.Join(
+		orDefault("SendQueue", &o.SendQueue, DefaultSendQueue),
+		orDefault("RequestTimeout", &o.RequestTimeout, DefaultRequestTimeout),
+		orDefault("OpenTimeout", &o.OpenTimeout, DefaultOpenTimeout),
+		orDefault("MaxHandlersPerPeer", &o.MaxHandlersPerPeer, perPeer),
+		orDefault("ReplyTimeout", &o.ReplyTimeout, DefaultReplyTimeout),
+		orDefault("MaxStreamsPerPeer", &o.MaxStreamsPerPeer, DefaultMaxStreamsPerPeer),
+		orDefault("SubscribeMaxBytes", &o.SubscribeMaxBytes, DefaultSubscribeMaxBytes),
+		orDefault("FrameGrace", &o.FrameGrace, DefaultFrameGrace),
+		orDefault("FrameMinRate", &o.FrameMinRate, DefaultFrameMinRate),
+	); err != nil {
+		return err
 	}
-	switch {
-	case o.OpenTimeout < 0:
-		return fmt.Errorf("msg: Options.OpenTimeout is %s; want >= 0 (0 means %s)", o.OpenTimeout, DefaultOpenTimeout)
-	case o.OpenTimeout == 0:
-		o.OpenTimeout = DefaultOpenTimeout
-	}
-	switch {
-	case o.MaxConcurrentHandlers < 0:
-		return fmt.Errorf("msg: Options.MaxConcurrentHandlers is %d; want >= 0 (0 means %d)", o.MaxConcurrentHandlers, DefaultMaxConcurrentHandlers)
-	case o.MaxConcurrentHandlers == 0:
-		o.MaxConcurrentHandlers = DefaultMaxConcurrentHandlers
-	}
-	switch {
-	case o.MaxHandlersPerPeer < 0:
-		return fmt.Errorf("msg: Options.MaxHandlersPerPeer is %d; want >= 0 (0 means %d)", o.MaxHandlersPerPeer, DefaultMaxHandlersPerPeer)
-	case o.MaxHandlersPerPeer == 0:
-		o.MaxHandlersPerPeer = min(DefaultMaxHandlersPerPeer, o.MaxConcurrentHandlers)
-	case o.MaxHandlersPerPeer > o.MaxConcurrentHandlers:
+	if o.MaxHandlersPerPeer > o.MaxConcurrentHandlers {
 		return fmt.Errorf("msg: Options.MaxHandlersPerPeer is %d; want at most MaxConcurrentHandlers (%d)", o.MaxHandlersPerPeer, o.MaxConcurrentHandlers)
-	}
-	switch {
-	case o.ReplyTimeout < 0:
-		return fmt.Errorf("msg: Options.ReplyTimeout is %s; want >= 0 (0 means %s)", o.ReplyTimeout, DefaultReplyTimeout)
-	case o.ReplyTimeout == 0:
-		o.ReplyTimeout = DefaultReplyTimeout
-	}
-	switch {
-	case o.MaxStreamsPerPeer < 0:
-		return fmt.Errorf("msg: Options.MaxStreamsPerPeer is %d; want >= 0 (0 means %d)", o.MaxStreamsPerPeer, DefaultMaxStreamsPerPeer)
-	case o.MaxStreamsPerPeer == 0:
-		o.MaxStreamsPerPeer = DefaultMaxStreamsPerPeer
-	}
-	switch {
-	case o.SubscribeMaxBytes < 0:
-		return fmt.Errorf("msg: Options.SubscribeMaxBytes is %d; want >= 0 (0 means %d)", o.SubscribeMaxBytes, DefaultSubscribeMaxBytes)
-	case o.SubscribeMaxBytes == 0:
-		o.SubscribeMaxBytes = DefaultSubscribeMaxBytes
-	}
-	switch {
-	case o.FrameGrace < 0:
-		return fmt.Errorf("msg: Options.FrameGrace is %s; want >= 0 (0 means %s)", o.FrameGrace, DefaultFrameGrace)
-	case o.FrameGrace == 0:
-		o.FrameGrace = DefaultFrameGrace
-	}
-	switch {
-	case o.FrameMinRate < 0:
-		return fmt.Errorf("msg: Options.FrameMinRate is %d; want >= 0 (0 means %d)", o.FrameMinRate, DefaultFrameMinRate)
-	case o.FrameMinRate == 0:
-		o.FrameMinRate = DefaultFrameMinRate
 	}
 	return nil
 }
