@@ -8,6 +8,8 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+
+	"github.com/warren-p2p/warren/client"
 )
 
 // The tunnel endpoints tell a bad request (400) from a conflict (409) and
@@ -32,7 +34,7 @@ func TestTunnelAPIStatusCodes(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer resp.Body.Close()
-		var e Error
+		var e client.ErrorBody
 		_ = json.NewDecoder(resp.Body).Decode(&e)
 		return resp.StatusCode, e.Error
 	}
