@@ -72,7 +72,8 @@ func orElse(code string, err error) error { return &fallbackError{code: code, er
 
 // classify maps an error to its HTTP status and code: the code a handler
 // gave it (withCode), else the code of the library error it wraps, else
-// the handler's fallback (orElse), else internal (500).
+// the handler's fallback (orElse), else that of a failed local bind, else
+// internal (500).
 func classify(err error) (status int, code string) {
 	code = client.CodeInternal
 	var ce *codedError
@@ -83,12 +84,9 @@ func classify(err error) (status int, code string) {
 		code = ce.code
 	case errors.As(err, &re):
 		code = client.CodeRemoteError
-	case errors.Is(err, tunnel.ErrInvalid), errors.Is(err, gossip.ErrTooLarge),
-		// A listen address that is not this machine's, or a port the
-		// daemon may not bind: the caller's address is wrong.
-		errors.Is(err, syscall.EADDRNOTAVAIL), errors.Is(err, syscall.EACCES):
+	case errors.Is(err, tunnel.ErrInvalid), errors.Is(err, gossip.ErrTooLarge):
 		code = client.CodeInvalidArgument
-	case errors.Is(err, tunnel.ErrExists), errors.Is(err, syscall.EADDRINUSE):
+	case errors.Is(err, tunnel.ErrExists):
 		code = client.CodeConflict
 	case errors.Is(err, tunnel.ErrClosed), errors.Is(err, gossip.ErrClosed), errors.Is(err, msg.ErrClosed),
 		errors.Is(err, gossip.ErrTooManyTopics):
@@ -99,6 +97,13 @@ func classify(err error) (status int, code string) {
 		code = client.CodeTimeout
 	case errors.As(err, &fe):
 		code = fe.code
+	// Binding a local address (a tunnel's; dials to peers have a fallback
+	// above): one that is not this machine's, or a port the daemon may not
+	// bind, is the caller's mistake; a port in use is taken.
+	case errors.Is(err, syscall.EADDRNOTAVAIL), errors.Is(err, syscall.EACCES):
+		code = client.CodeInvalidArgument
+	case errors.Is(err, syscall.EADDRINUSE):
+		code = client.CodeConflict
 	}
 	status, ok := codeStatus[code]
 	if !ok {

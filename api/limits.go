@@ -138,7 +138,7 @@ func (l *capListener) Accept() (net.Conn, error) {
 		if !l.take() {
 			l.s.metrics.tcpRefused.Inc()
 			l.s.warn.Warn("API TCP connection refused: api.max_tcp_conns connections are open", "max", l.max, "remote", c.RemoteAddr().String())
-			body := fmt.Sprintf(`{"error":"the TCP API already has %d connections open (api.max_tcp_conns); the unix socket is not limited"}`+"\n", l.max)
+			body := fmt.Sprintf(`{"error":"the TCP API already has %d connections open (api.max_tcp_conns); the unix socket is not limited","code":"unavailable"}`+"\n", l.max)
 			// A fresh socket's send buffer is empty: this write does not
 			// wait, and the deadline makes sure of it.
 			_ = c.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))

@@ -42,6 +42,7 @@ type guarded struct {
 func newGuarded(t *testing.T, n *warren.Node, lim config.API) *guarded {
 	t.Helper()
 	g := &guarded{srv: NewServer(n, ServerOptions{Token: testToken, Limits: lim})}
+	checkContract(t, g.srv)
 	dir, err := os.MkdirTemp("", "wapi")
 	if err != nil {
 		t.Fatal(err)
@@ -427,6 +428,7 @@ func TestAPISocketMode(t *testing.T) {
 	defer syscall.Umask(old)
 	n := newMsgTestNode(t)
 	s := NewServer(n, ServerOptions{})
+	checkContract(t, s)
 	defer s.Close(context.Background())
 	dir := t.TempDir()
 	path := filepath.Join(dir, "api.sock")

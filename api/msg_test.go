@@ -61,6 +61,7 @@ func newMsgPair(t *testing.T, mutate ...func(*config.Config)) *msgPair {
 		t.Fatal(err)
 	}
 	p.srv = NewServer(p.a, ServerOptions{})
+	checkContract(t, p.srv)
 	dir, err := os.MkdirTemp("", "wapi")
 	if err != nil {
 		t.Fatal(err)
@@ -368,6 +369,7 @@ func TestMsgBulkSendNDJSON(t *testing.T) {
 	defer stb.Close()
 	// b's API this time: bulk sends go from b to a.
 	srvB := NewServer(p.b, ServerOptions{})
+	checkContract(t, srvB)
 	hb := httptest.NewServer(srvB.Handler())
 	defer hb.Close()
 	cb, err := client.New(client.Endpoint{TCP: strings.TrimPrefix(hb.URL, "http://")}, "")

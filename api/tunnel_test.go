@@ -16,7 +16,9 @@ import (
 // from the node's own failure, so clients in any language can react.
 func TestTunnelAPIStatusCodes(t *testing.T) {
 	n := newMsgTestNode(t)
-	hs := httptest.NewServer(NewServer(n, ServerOptions{}).Handler())
+	srv := NewServer(n, ServerOptions{})
+	checkContract(t, srv)
+	hs := httptest.NewServer(srv.Handler())
 	defer hs.Close()
 
 	busy, err := net.Listen("tcp", "127.0.0.1:0")

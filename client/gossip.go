@@ -65,7 +65,7 @@ type TopicMessage struct {
 
 // TopicSubscribeOptions are the query parameters of GET /v1/topics/subscribe.
 type TopicSubscribeOptions struct {
-	Buffer int // 0: the default (1024)
+	Buffer int // 0: DefaultSubscribeBuffer
 	Count  int // end the stream after this many messages; 0: never
 }
 

@@ -18,6 +18,10 @@ import (
 	"time"
 )
 
+// DefaultSubscribeBuffer is the buffer of a message or topic subscription
+// that asks for none.
+const DefaultSubscribeBuffer = 1024
+
 // MaxSubscribeBuffer bounds the buffer a subscriber may ask for.
 const MaxSubscribeBuffer = 1 << 20
 
@@ -87,7 +91,7 @@ type ReceivedMessage struct {
 // SubscribeOptions are the query parameters of GET /v1/messages/subscribe.
 type SubscribeOptions struct {
 	Policy string // block (default), drop-oldest or drop-newest
-	Buffer int    // 0: the default (1024)
+	Buffer int    // 0: DefaultSubscribeBuffer
 	Dedup  bool
 	Count  int // end the stream after this many messages; 0: never
 }
