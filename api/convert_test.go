@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/warren-p2p/warren/client"
 	"github.com/warren-p2p/warren/gossip"
 	"github.com/warren-p2p/warren/msg"
 	"github.com/warren-p2p/warren/node"
@@ -104,6 +105,31 @@ func TestConversionsCopyEveryField(t *testing.T) {
 	} {
 		if z := zeroFields(reflect.ValueOf(out), name); len(z) > 0 {
 			t.Errorf("%s leaves zero: %v", name, z)
+		}
+	}
+}
+
+// Every JSON field a library value had when /v1 exposed it directly stays
+// on the wire: a field the library adds fails here until the wire type
+// (and docs/openapi.yaml) has it too, so that it is added on purpose.
+func TestWireTypesKeepLibraryFields(t *testing.T) {
+	for _, pair := range [][2]reflect.Type{
+		{reflect.TypeOf(node.PeerInfo{}), reflect.TypeOf(client.PeerInfo{})},
+		{reflect.TypeOf(msg.Stats{}), reflect.TypeOf(client.MessageStats{})},
+		{reflect.TypeOf(msg.TypeStats{}), reflect.TypeOf(client.MessageTypeStats{})},
+		{reflect.TypeOf(msg.SubscriptionStats{}), reflect.TypeOf(client.MessageSubscriptionStats{})},
+		{reflect.TypeOf(msg.PeerStats{}), reflect.TypeOf(client.MessagePeerStats{})},
+		{reflect.TypeOf(msg.QueueDepths{}), reflect.TypeOf(client.QueueDepths{})},
+		{reflect.TypeOf(gossip.TopicInfo{}), reflect.TypeOf(client.TopicInfo{})},
+		{reflect.TypeOf(tunnel.Info{}), reflect.TypeOf(client.TunnelInfo{})},
+		{reflect.TypeOf(tunnel.StreamInfo{}), reflect.TypeOf(client.TunnelStreamInfo{})},
+		{reflect.TypeOf(tunnel.Filter{}), reflect.TypeOf(client.TunnelCloseRequest{})},
+	} {
+		wire := jsonFields(pair[1])
+		for name := range jsonFields(pair[0]) {
+			if _, ok := wire[name]; !ok {
+				t.Errorf("%s has JSON field %q, which %s lacks: add it to the wire type, its conversion and docs/openapi.yaml", pair[0], name, pair[1])
+			}
 		}
 	}
 }

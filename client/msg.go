@@ -350,8 +350,14 @@ func parseMessageLine(line []byte) (m *ReceivedMessage, ok bool) {
 		if !found {
 			return nil, false
 		}
-		if string(key) != "payload" && !plainJSONText(val) {
-			return nil, false // base64 decoding checks the payload
+		if string(key) == "payload" {
+			// base64 decoding refuses every other byte JSON would, but
+			// skips CR and LF, which JSON refuses raw inside a string.
+			if bytes.ContainsAny(val, "\r\n") {
+				return nil, false
+			}
+		} else if !plainJSONText(val) {
+			return nil, false
 		}
 		var err error
 		switch string(key) {
