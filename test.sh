@@ -12,4 +12,4 @@ fuzz ./msg FuzzDecode
 fuzz ./config FuzzConfig
 fuzz ./tunnel FuzzLoadState
 fuzz ./api FuzzDecodeRequest
-fuzz ./api FuzzParseMessageLine
+fuzz ./client FuzzParseMessageLine

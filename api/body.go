@@ -12,6 +12,8 @@ import (
 	"io"
 	"net"
 	"net/http"
+
+	"github.com/warren-p2p/warren/client"
 )
 
 // maxControlBody bounds the JSON body of the endpoints that carry no message
@@ -105,14 +107,14 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request, limit bodyLimi
 	case errors.As(err, &mb):
 		s.refused(reasonBodyTooLarge)
 		w.Header().Set("Connection", "close") // the rest of the body is not read
-		fail(w, http.StatusRequestEntityTooLarge, fmt.Errorf("request body of %s is over %d bytes: %s", r.URL.Path, limit.n, limit.why))
+		writeError(w, withCode(client.CodeBodyTooLarge, fmt.Errorf("request body of %s is over %d bytes: %s", r.URL.Path, limit.n, limit.why)))
 	case errors.As(err, &ne) && ne.Timeout():
 		s.refused(reasonBodyTimeout)
 		w.Header().Set("Connection", "close")
-		fail(w, http.StatusRequestTimeout, fmt.Errorf("request body of %s did not arrive within api.read_timeout", r.URL.Path))
+		writeError(w, withCode(client.CodeBodyTimeout, fmt.Errorf("request body of %s did not arrive within api.read_timeout", r.URL.Path)))
 	default:
 		s.refused(reasonBadBody)
-		fail(w, http.StatusBadRequest, fmt.Errorf("request body of %s: expected JSON of the documented form (%s): %v", r.URL.Path, doc, err))
+		writeError(w, invalidf("request body of %s: expected JSON of the documented form (%s): %v", r.URL.Path, doc, err))
 	}
 	return false
 }

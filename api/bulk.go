@@ -1,8 +1,8 @@
 package api
 
 // What the bulk endpoints (POST /v1/messages/send/bulk and
-// POST /v1/topics/publish/bulk) share: reading the body line by line, and
-// answering an error before the body has ended.
+// POST /v1/topics/publish/bulk) share: the body's Content-Type, reading it
+// line by line, and answering an error before the body has ended.
 
 import (
 	"bufio"
@@ -11,31 +11,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"mime"
 	"net"
 	"net/http"
-	"net/url"
 	"time"
-)
 
-// postBulk posts body to a bulk endpoint, as lines or (ndjson) NDJSON
-// lines, and decodes the answer. The daemon handles each line as it reads
-// it.
-func postBulk[T any](ctx context.Context, c *Client, endpoint string, q url.Values, ndjson bool, body io.Reader) (T, error) {
-	var v T
-	ct := ContentTypeLines
-	if ndjson {
-		ct = ContentTypeNDJSON
-	}
-	resp, err := c.sendBody(ctx, http.MethodPost, endpoint+"?"+q.Encode(), ct, io.NopCloser(body))
-	if err != nil {
-		return v, err
-	}
-	defer resp.Body.Close()
-	if err := json.NewDecoder(resp.Body).Decode(&v); err != nil {
-		return v, fmt.Errorf("API POST %s: decode answer: %w", endpoint, err)
-	}
-	return v, nil
-}
+	"github.com/warren-p2p/warren/client"
+)
 
 // bulkResponse answers a bulk request.
 type bulkResponse struct {
@@ -78,23 +60,36 @@ func (e *lineTooLongError) Error() string {
 	return fmt.Sprintf("line %d is longer than %d bytes (%s)", e.line, e.max, e.setting)
 }
 
-// bulkReadError is the status and error of a failed read of a bulk body:
-// 413 for a line over the limit, 408 for a body that stalled for
-// api.read_timeout, 503 when the server is closing, else 400.
-func (s *Server) bulkReadError(ctx context.Context, err error) (int, error) {
+// bulkReadError is the error of a failed read of a bulk body:
+// body_too_large for a line over the limit, body_timeout for a body that
+// stalled for api.read_timeout, unavailable when the server is closing,
+// else invalid_argument.
+func (s *Server) bulkReadError(ctx context.Context, err error) error {
 	var ne net.Error
 	var long *lineTooLongError
 	switch {
 	case errors.As(err, &long):
 		s.refused(reasonBodyTooLarge)
-		return http.StatusRequestEntityTooLarge, err
+		return withCode(client.CodeBodyTooLarge, err)
 	case errors.As(err, &ne) && ne.Timeout(): // a stalled read also cancels ctx
 		s.refused(reasonBodyTimeout)
-		return http.StatusRequestTimeout, fmt.Errorf("no data for api.read_timeout (%s)", s.lim.readTimeout)
+		return withCode(client.CodeBodyTimeout, fmt.Errorf("no data for api.read_timeout (%s)", s.lim.readTimeout))
 	case ctx.Err() != nil:
-		return http.StatusServiceUnavailable, err
+		return withCode(client.CodeUnavailable, err)
 	}
-	return http.StatusBadRequest, err
+	return invalid(err)
+}
+
+// bulkContentType checks the Content-Type of a bulk body: ndjson for
+// client.ContentTypeNDJSON, else client.ContentTypeLines (what names the
+// call, lines what a line of text is).
+func bulkContentType(r *http.Request, what, lines string) (ndjson bool, err error) {
+	ct, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if err != nil || (ct != client.ContentTypeLines && ct != client.ContentTypeNDJSON) {
+		return false, withCode(client.CodeUnsupportedMediaType, fmt.Errorf("%s: Content-Type %q: expected %s (%s) or %s (one JSON object per line)",
+			what, r.Header.Get("Content-Type"), client.ContentTypeLines, lines, client.ContentTypeNDJSON))
+	}
+	return ct == client.ContentTypeNDJSON, nil
 }
 
 // lineReader reads the lines of a bulk request body, each of at most max

@@ -12,11 +12,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/warren-p2p/warren/client"
 	"github.com/warren-p2p/warren/config"
 	"github.com/warren-p2p/warren/gossip"
 )
 
-func topicInfo(n interface{ Topics() []gossip.TopicInfo }, name string) gossip.TopicInfo {
+func joinedTopic(n interface{ Topics() []gossip.TopicInfo }, name string) gossip.TopicInfo {
 	for _, ti := range n.Topics() {
 		if ti.Name == name {
 			return ti
@@ -32,14 +33,14 @@ func TestTopicSubscribeDropsAndClientLeaving(t *testing.T) {
 	p := newMsgPair(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	st, err := p.cl.SubscribeTopic(ctx, "news", TopicSubscribeOptions{Buffer: 10})
+	st, err := p.cl.SubscribeTopic(ctx, "news", client.TopicSubscribeOptions{Buffer: 10})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if st.Info.Topic != "news" || st.Info.Buffer != 10 {
 		t.Fatalf("subscription info %+v", st.Info)
 	}
-	if ti := topicInfo(p.a.Gossip, "news"); ti.Subscriptions != 1 {
+	if ti := joinedTopic(p.a.Gossip, "news"); ti.Subscriptions != 1 {
 		t.Fatalf("topic %+v: the subscription is not open once SubscribeTopic returned", ti)
 	}
 	// Not reading: the HTTP stream and the subscription's 10 slots fill up
@@ -51,11 +52,11 @@ func TestTopicSubscribeDropsAndClientLeaving(t *testing.T) {
 		}
 	}
 	waitFor(t, "every message received by a", 30*time.Second, func() bool {
-		return topicInfo(p.a.Gossip, "news").Received == total
+		return joinedTopic(p.a.Gossip, "news").Received == total
 	})
 	// Drops before the subscription's buffer (pubsub's channel to it) are
 	// counted on the topic only.
-	before := topicInfo(p.a.Gossip, "news").DroppedBy[gossip.DropSubscriberSlow]
+	before := joinedTopic(p.a.Gossip, "news").DroppedBy[gossip.DropSubscriberSlow]
 	// GossipSub checks signatures in parallel, so order is not kept; each
 	// message must come at most once.
 	seen := map[string]bool{}
@@ -72,7 +73,7 @@ func TestTopicSubscribeDropsAndClientLeaving(t *testing.T) {
 			seen[n] = true
 		}
 	}
-	ti := topicInfo(p.a.Gossip, "news")
+	ti := joinedTopic(p.a.Gossip, "news")
 	if st.Dropped() == 0 || st.Dropped() != ti.DroppedBy[gossip.DropSubscriptionFull] || st.Received()+ti.Dropped != total {
 		t.Fatalf("stream: received %d, dropped %d; topic %+v; want drops, all reported, summing to %d", st.Received(), st.Dropped(), ti, total)
 	}
@@ -80,14 +81,14 @@ func TestTopicSubscribeDropsAndClientLeaving(t *testing.T) {
 	// The client goes away: the handler ends and unsubscribes.
 	cancel()
 	waitFor(t, "subscription closed after the client left", 10*time.Second, func() bool {
-		return topicInfo(p.a.Gossip, "news").Subscriptions == 0 && !handlersRunning("gossipAPI")
+		return joinedTopic(p.a.Gossip, "news").Subscriptions == 0 && !handlersRunning("gossipAPI")
 	})
 }
 
 func TestTopicSubscribeCountAndServerClose(t *testing.T) {
 	p := newMsgPair(t)
 	ctx := context.Background()
-	st, err := p.cl.SubscribeTopic(ctx, "few", TopicSubscribeOptions{Count: 2})
+	st, err := p.cl.SubscribeTopic(ctx, "few", client.TopicSubscribeOptions{Count: 2})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -114,11 +115,11 @@ func TestTopicSubscribeCountAndServerClose(t *testing.T) {
 		t.Fatalf("n=2 stream gave %q, want 2 of one, two, three", got)
 	}
 	waitFor(t, "subscription closed after n messages", 10*time.Second, func() bool {
-		return topicInfo(p.a.Gossip, "few").Subscriptions == 0
+		return joinedTopic(p.a.Gossip, "few").Subscriptions == 0
 	})
 
 	// A stream with nothing to say ends when the server closes.
-	idle, err := p.cl.SubscribeTopic(ctx, "idle", TopicSubscribeOptions{})
+	idle, err := p.cl.SubscribeTopic(ctx, "idle", client.TopicSubscribeOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -139,7 +140,7 @@ func TestTopicSubscribeCountAndServerClose(t *testing.T) {
 		t.Fatal("stream still open 5s after the server closed")
 	}
 	waitFor(t, "handler gone after server close", 10*time.Second, func() bool {
-		return !handlersRunning("gossipAPI") && topicInfo(p.a.Gossip, "idle").Subscriptions == 0
+		return !handlersRunning("gossipAPI") && joinedTopic(p.a.Gossip, "idle").Subscriptions == 0
 	})
 }
 
@@ -154,14 +155,14 @@ func TestTopicPublishAPI(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer sub.Close()
-	if _, err := p.cl.Publish(ctx, PublishRequest{Topic: "pub", Data: []byte("single"), TimeoutMS: 20_000}); err != nil {
+	if _, err := p.cl.Publish(ctx, client.PublishRequest{Topic: "pub", Data: []byte("single"), TimeoutMS: 20_000}); err != nil {
 		t.Fatal(err)
 	}
-	res, err := p.cl.PublishMessages(ctx, BulkPublishParams{Topic: "pub"}, strings.NewReader("l1\nl2\r\n\nl4"))
+	res, err := p.cl.PublishMessages(ctx, client.BulkPublishParams{Topic: "pub"}, strings.NewReader("l1\nl2\r\n\nl4"))
 	if err != nil || res.Published != 4 {
 		t.Fatalf("bulk lines: %+v %v", res, err)
 	}
-	res, err = p.cl.PublishMessages(ctx, BulkPublishParams{Topic: "pub", NDJSON: true}, strings.NewReader(`{"data":"bmQx"}`+"\n\n"+`{"data":"bmQy"}`+"\n"))
+	res, err = p.cl.PublishMessages(ctx, client.BulkPublishParams{Topic: "pub", NDJSON: true}, strings.NewReader(`{"data":"bmQx"}`+"\n\n"+`{"data":"bmQy"}`+"\n"))
 	if err != nil || res.Published != 2 {
 		t.Fatalf("bulk ndjson: %+v %v", res, err)
 	}
@@ -177,7 +178,7 @@ func TestTopicPublishAPI(t *testing.T) {
 	if want := `"","l1","l2\r","l4","nd1","nd2","single"`; strings.Join(got, ",") != want {
 		t.Fatalf("b got %s, want %s", strings.Join(got, ","), want)
 	}
-	if ti := topicInfo(p.a.Gossip, "pub"); ti.Published != 7 {
+	if ti := joinedTopic(p.a.Gossip, "pub"); ti.Published != 7 {
 		t.Errorf("publisher topic %+v: want 7 published", ti)
 	}
 

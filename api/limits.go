@@ -6,13 +6,9 @@ package api
 // docs/security.md ("Control API") lists every limit.
 
 import (
-	"crypto/sha256"
-	"crypto/subtle"
 	"errors"
 	"fmt"
-	"io"
 	"net"
-	"net/http"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -142,7 +138,7 @@ func (l *capListener) Accept() (net.Conn, error) {
 		if !l.take() {
 			l.s.metrics.tcpRefused.Inc()
 			l.s.warn.Warn("API TCP connection refused: api.max_tcp_conns connections are open", "max", l.max, "remote", c.RemoteAddr().String())
-			body := fmt.Sprintf(`{"error":"the TCP API already has %d connections open (api.max_tcp_conns); the unix socket is not limited"}`+"\n", l.max)
+			body := fmt.Sprintf(`{"error":"the TCP API already has %d connections open (api.max_tcp_conns); the unix socket is not limited","code":"unavailable"}`+"\n", l.max)
 			// A fresh socket's send buffer is empty: this write does not
 			// wait, and the deadline makes sure of it.
 			_ = c.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
@@ -202,172 +198,6 @@ func (s *Server) tcpConns() int64 {
 		n += l.open.Load()
 	}
 	return n
-}
-
-// ---------------------------------------------------------------- routes
-
-// routeKind says which deadlines a route's requests get.
-type routeKind int
-
-const (
-	// kindCall: the body, if any, must arrive within api.read_timeout; the
-	// answer, once begun, must be written within api.write_timeout.
-	kindCall routeKind = iota
-	// kindUpload (bulk bodies): every read of the body must make progress
-	// within api.read_timeout, however long the whole body takes; the
-	// answer is a call's.
-	kindUpload
-	// kindStream (NDJSON answers): no write deadline; the stream ends when
-	// the client leaves or the server closes.
-	kindStream
-)
-
-// handle registers h under pattern with the deadlines of kind.
-func (s *Server) handle(pattern string, kind routeKind, h http.HandlerFunc) {
-	s.mux.HandleFunc(pattern, s.bound(kind, h))
-}
-
-// bound applies the deadlines of kind to h's requests. The server itself has
-// no ReadTimeout or WriteTimeout: they cannot tell a stream from a call.
-func (s *Server) bound(kind routeKind, h http.HandlerFunc) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		rc := http.NewResponseController(w)
-		if r.Body != nil && r.Body != http.NoBody {
-			db := &deadlineBody{ReadCloser: r.Body, rc: rc, timeout: s.lim.readTimeout, perRead: kind == kindUpload}
-			if !db.perRead {
-				_ = rc.SetReadDeadline(time.Now().Add(s.lim.readTimeout))
-			}
-			r.Body = db
-		}
-		if kind == kindStream {
-			h(w, r)
-			return
-		}
-		h(&deadlineWriter{ResponseWriter: w, rc: rc, timeout: s.lim.writeTimeout}, r)
-	}
-}
-
-// deadlineBody enforces the read deadline of a request body and clears it at
-// the body's end: net/http then reads the connection in the background to
-// notice a client that leaves, and an expired deadline there would cancel
-// the request's context while the handler is still working.
-type deadlineBody struct {
-	io.ReadCloser
-	rc      *http.ResponseController
-	timeout time.Duration
-	perRead bool // extend the deadline before every read
-	fixed   bool // setDeadline was called: leave the deadline alone
-	done    bool
-}
-
-func (b *deadlineBody) Read(p []byte) (int, error) {
-	if b.perRead && !b.fixed && !b.done {
-		_ = b.rc.SetReadDeadline(time.Now().Add(b.timeout))
-	}
-	n, err := b.ReadCloser.Read(p)
-	if errors.Is(err, io.EOF) && !b.done && !b.fixed {
-		b.done = true
-		_ = b.rc.SetReadDeadline(time.Time{})
-	}
-	return n, err
-}
-
-// setDeadline fixes the read deadline to t, for draining a body whose
-// request has failed.
-func (b *deadlineBody) setDeadline(t time.Time) {
-	b.fixed = true
-	_ = b.rc.SetReadDeadline(t)
-}
-
-// deadlineWriter starts the write deadline with the answer's first byte, so
-// a handler may wait (a request awaiting its reply, a ping, a profile) as
-// long as its own bounds allow, but a client that does not read its answer
-// cannot hold the handler.
-type deadlineWriter struct {
-	http.ResponseWriter
-	rc      *http.ResponseController
-	timeout time.Duration
-	started bool
-}
-
-func (d *deadlineWriter) start() {
-	if !d.started {
-		d.started = true
-		_ = d.rc.SetWriteDeadline(time.Now().Add(d.timeout))
-	}
-}
-
-func (d *deadlineWriter) WriteHeader(code int) { d.start(); d.ResponseWriter.WriteHeader(code) }
-
-func (d *deadlineWriter) Write(p []byte) (int, error) { d.start(); return d.ResponseWriter.Write(p) }
-
-// Flush implements http.Flusher.
-func (d *deadlineWriter) Flush() { d.start(); _ = d.rc.Flush() }
-
-// Unwrap lets http.ResponseController reach the connection.
-func (d *deadlineWriter) Unwrap() http.ResponseWriter { return d.ResponseWriter }
-
-// ---------------------------------------------------------------- TCP guard
-
-// tcpGuard checks what a TCP request must carry before any route sees it:
-// a Host header naming this listener (a web page the browser was tricked
-// into sending to 127.0.0.1 through DNS rebinding names its own host), then
-// the bearer token. A refused request's connection closes after the answer.
-func (s *Server) tcpGuard(bound *net.TCPAddr, next http.Handler) http.Handler {
-	port := fmt.Sprint(bound.Port)
-	hosts := map[string]bool{"localhost": true, "127.0.0.1": true, "::1": true, bound.IP.String(): true}
-	allowed := fmt.Sprintf("localhost:%[1]s, 127.0.0.1:%[1]s or [::1]:%[1]s", port)
-	if ip := bound.IP.String(); ip != "127.0.0.1" && ip != "::1" {
-		allowed = net.JoinHostPort(ip, port) + ", " + allowed
-	}
-	want := sha256.Sum256([]byte(s.token))
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !hostAllowed(r.Host, hosts, port) {
-			s.refused(reasonHost)
-			s.warn.Warn("API TCP request refused: Host header is not the listener's own", "host", r.Host, "remote", r.RemoteAddr)
-			s.reject(w, r, http.StatusForbidden, fmt.Errorf("Host %q refused: the TCP API answers only requests addressed to %s (a guard against DNS rebinding)", r.Host, allowed))
-			return
-		}
-		got := sha256.Sum256([]byte(bearerToken(r.Header.Get("Authorization"))))
-		if subtle.ConstantTimeCompare(got[:], want[:]) != 1 {
-			s.refused(reasonToken)
-			s.warn.Warn("API TCP request refused: missing or wrong bearer token", "remote", r.RemoteAddr)
-			w.Header().Set("WWW-Authenticate", `Bearer realm="warren"`)
-			s.reject(w, r, http.StatusUnauthorized, errors.New("missing or wrong bearer token (it is in the repo's api.token)"))
-			return
-		}
-		next.ServeHTTP(w, r)
-	})
-}
-
-// bearerToken returns the token of an "Authorization: Bearer <token>"
-// header, the scheme in any case (RFC 9110 section 11.1), or "".
-func bearerToken(h string) string {
-	scheme, tok, ok := strings.Cut(strings.TrimSpace(h), " ")
-	if !ok || !strings.EqualFold(scheme, "Bearer") {
-		return ""
-	}
-	return strings.TrimLeft(tok, " ")
-}
-
-// hostAllowed reports whether a Host header names one of hosts on port (no
-// port: 80).
-func hostAllowed(h string, hosts map[string]bool, port string) bool {
-	host, p, err := net.SplitHostPort(h)
-	if err != nil {
-		host, p = strings.TrimSuffix(strings.TrimPrefix(h, "["), "]"), "80"
-	}
-	return host != "" && p == port && hosts[strings.ToLower(host)]
-}
-
-// reject answers a refused request and closes its connection: the client
-// gets the error, and keeps nothing open on the daemon.
-func (s *Server) reject(w http.ResponseWriter, r *http.Request, code int, err error) {
-	rc := http.NewResponseController(w)
-	_ = rc.SetReadDeadline(time.Now().Add(rejectDrain))
-	_ = rc.SetWriteDeadline(time.Now().Add(s.lim.writeTimeout))
-	w.Header().Set("Connection", "close")
-	writeError(w, code, err)
 }
 
 // ---------------------------------------------------------------- logging

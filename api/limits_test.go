@@ -24,6 +24,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/warren-p2p/warren"
+	"github.com/warren-p2p/warren/client"
 	"github.com/warren-p2p/warren/config"
 	"github.com/warren-p2p/warren/msg"
 )
@@ -35,12 +36,13 @@ type guarded struct {
 	srv  *Server
 	tcp  string // host:port
 	sock string
-	unix *Client
+	unix *client.Client
 }
 
 func newGuarded(t *testing.T, n *warren.Node, lim config.API) *guarded {
 	t.Helper()
 	g := &guarded{srv: NewServer(n, ServerOptions{Token: testToken, Limits: lim})}
+	checkContract(t, g.srv)
 	dir, err := os.MkdirTemp("", "wapi")
 	if err != nil {
 		t.Fatal(err)
@@ -54,10 +56,10 @@ func newGuarded(t *testing.T, n *warren.Node, lim config.API) *guarded {
 	if g.tcp, err = g.srv.ServeTCP("127.0.0.1:0"); err != nil {
 		t.Fatal(err)
 	}
-	if g.unix, err = NewClient(config.Endpoint{Unix: g.sock}, ""); err != nil {
+	if g.unix, err = client.New(client.Endpoint{Unix: g.sock}, ""); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(g.unix.Close)
+	t.Cleanup(func() { _ = g.unix.Close() })
 	return g
 }
 
@@ -214,7 +216,7 @@ func TestAPITCPConnCap(t *testing.T) {
 	}
 	conns = nil
 	waitFor(t, "slots freed", 10*time.Second, func() bool { return g.srv.tcpConns() == 0 })
-	tc, err := NewClient(config.Endpoint{TCP: g.tcp}, testToken)
+	tc, err := client.New(client.Endpoint{TCP: g.tcp}, testToken)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -357,7 +359,7 @@ func TestAPIBodyTooLarge(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", path, err)
 		}
-		var e Error
+		var e client.ErrorBody
 		derr := json.NewDecoder(resp.Body).Decode(&e)
 		resp.Body.Close()
 		if resp.StatusCode != http.StatusRequestEntityTooLarge || derr != nil || !strings.Contains(e.Error, fmt.Sprintf("over %d bytes", limit)) {
@@ -391,7 +393,7 @@ func TestAPIBodyIsOneObject(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		var e Error
+		var e client.ErrorBody
 		_ = json.NewDecoder(resp.Body).Decode(&e)
 		resp.Body.Close()
 		if resp.StatusCode != http.StatusBadRequest || !strings.Contains(e.Error, c.want) {
@@ -406,11 +408,11 @@ func TestAPIBodyIsOneObject(t *testing.T) {
 		"/v1/messages/send/bulk?type=t&peer=" + p.b.ID().String(): `{"payload":"aGk="} junk`,
 		"/v1/topics/publish/bulk?topic=t":                         `{"data":"aGk="} junk`,
 	} {
-		resp, err := p.hc.Client().Post(p.hc.URL+path, ContentTypeNDJSON, strings.NewReader(line+"\n"))
+		resp, err := p.hc.Client().Post(p.hc.URL+path, client.ContentTypeNDJSON, strings.NewReader(line+"\n"))
 		if err != nil {
 			t.Fatal(err)
 		}
-		var e Error
+		var e client.ErrorBody
 		_ = json.NewDecoder(resp.Body).Decode(&e)
 		resp.Body.Close()
 		if resp.StatusCode != http.StatusBadRequest || !strings.Contains(e.Error, "unexpected data after the JSON object") {
@@ -426,6 +428,7 @@ func TestAPISocketMode(t *testing.T) {
 	defer syscall.Umask(old)
 	n := newMsgTestNode(t)
 	s := NewServer(n, ServerOptions{})
+	checkContract(t, s)
 	defer s.Close(context.Background())
 	dir := t.TempDir()
 	path := filepath.Join(dir, "api.sock")
@@ -461,7 +464,7 @@ func TestAPISocketMode(t *testing.T) {
 	if ents, _ := os.ReadDir(dir); len(ents) != 1 {
 		t.Errorf("left in the directory: %v", ents)
 	}
-	cl, err := NewClient(config.Endpoint{Unix: path}, "")
+	cl, err := client.New(client.Endpoint{Unix: path}, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -508,15 +511,15 @@ func TestAPIDeadlinesSpareStreams(t *testing.T) {
 		t.Fatal(err)
 	}
 	g := newGuarded(t, a, lim)
-	tc, err := NewClient(config.Endpoint{TCP: g.tcp}, testToken)
+	tc, err := client.New(client.Endpoint{TCP: g.tcp}, testToken)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer tc.Close()
 
-	for name, cl := range map[string]*Client{"unix": g.unix, "tcp": tc} {
+	for name, cl := range map[string]*client.Client{"unix": g.unix, "tcp": tc} {
 		// A subscription outlives every timeout, then still delivers.
-		st, err := cl.SubscribeMessages(ctx, "late-"+name, SubscribeOptions{})
+		st, err := cl.SubscribeMessages(ctx, "late-"+name, client.SubscribeOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -542,23 +545,23 @@ func TestAPIDeadlinesSpareStreams(t *testing.T) {
 		}); err != nil {
 			t.Fatal(err)
 		}
-		rep, err := cl.RequestMessage(ctx, RequestRequest{Peer: b.ID().String(), Type: "slow-" + name, TimeoutMS: 20_000})
+		rep, err := cl.RequestMessage(ctx, client.RequestRequest{Peer: b.ID().String(), Type: "slow-" + name, TimeoutMS: 20_000})
 		if err != nil || string(rep.Payload) != "done" {
 			t.Fatalf("%s: slow request: %q %v", name, rep.Payload, err)
 		}
 
 		// A bulk body that takes longer than read_timeout in all, but
 		// never stalls for that long.
-		res, err := cl.SendMessages(ctx, BulkParams{Peer: b.ID().String(), Type: "bulk"},
+		res, err := cl.SendMessages(ctx, client.BulkParams{Peer: b.ID().String(), Type: "bulk"},
 			&slowLines{lines: []string{"1", "2", "3", "4", "5", "6", "7", "8"}, pause: short / 3})
 		if err != nil || res.Sent != 8 {
 			t.Fatalf("%s: slow bulk body: %+v %v", name, res, err)
 		}
 		// One that stalls is cut off.
-		_, err = cl.SendMessages(ctx, BulkParams{Peer: b.ID().String(), Type: "bulk"},
+		_, err = cl.SendMessages(ctx, client.BulkParams{Peer: b.ID().String(), Type: "bulk"},
 			&slowLines{lines: []string{"1", "2"}, pause: 3 * short})
-		var se *StatusError
-		if !errors.As(err, &se) || se.Code != http.StatusRequestTimeout {
+		var se *client.Error
+		if !errors.As(err, &se) || se.Status != http.StatusRequestTimeout {
 			t.Fatalf("%s: stalled bulk body: %v, want 408", name, err)
 		}
 	}
@@ -607,7 +610,7 @@ func TestAPIWriteDeadlineStartsWithTheAnswer(t *testing.T) {
 		rec := &deadlineRecorder{ResponseWriter: httptest.NewRecorder()}
 		var before int
 		start := time.Now()
-		s.bound(kind, func(w http.ResponseWriter, r *http.Request) {
+		s.bound(route{kind: kind}, func(w http.ResponseWriter, r *http.Request) {
 			time.Sleep(wait)
 			before = len(rec.write)
 			writeJSON(w, http.StatusOK, struct{}{})
@@ -626,7 +629,11 @@ func TestAPIWriteDeadlineStartsWithTheAnswer(t *testing.T) {
 // connections, connections over the cap, streams, stalled bodies.
 func TestAPICloseLeavesNoGoroutines(t *testing.T) {
 	n := newMsgTestNode(t)
-	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	// Only the API's own goroutines are checked: the node under it keeps
+	// running (identify, DHT) until the test's cleanup closes it.
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent(),
+		goleak.IgnoreAnyFunction("github.com/libp2p/go-libp2p/p2p/protocol/identify.(*idService).loop.func1"),
+		goleak.IgnoreAnyFunction("github.com/libp2p/go-libp2p/p2p/protocol/identify.(*idService).sendPushes"))
 	g := &guarded{srv: NewServer(n, ServerOptions{Token: testToken, Limits: config.API{MaxTCPConns: 8}})}
 	g.sock = filepath.Join(t.TempDir(), "api.sock")
 	if err := g.srv.ServeUnix(g.sock); err != nil {
@@ -647,11 +654,11 @@ func TestAPICloseLeavesNoGoroutines(t *testing.T) {
 			_, _ = io.WriteString(c, "POST /v1/ping HTTP/1.1\r\nHost: "+g.tcp+"\r\nAuthorization: Bearer "+testToken+"\r\nContent-Length: 99\r\n\r\n{")
 		}
 	}
-	cl, err := NewClient(config.Endpoint{Unix: g.sock}, "")
+	cl, err := client.New(client.Endpoint{Unix: g.sock}, "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := cl.SubscribeMessages(context.Background(), "held", SubscribeOptions{})
+	st, err := cl.SubscribeMessages(context.Background(), "held", client.SubscribeOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

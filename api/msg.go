@@ -1,9 +1,10 @@
 package api
 
-// Direct messages: send (one, or a streamed bulk body), subscribe (an NDJSON
-// stream of received messages with visible drops), request, answer requests
-// (an NDJSON stream of incoming requests plus a reply endpoint) and stats.
-// docs/api-msg.md is the reference of these endpoints.
+// Handlers of direct messages: send (one, or a streamed bulk body),
+// subscribe (an NDJSON stream of received messages with visible drops),
+// request, answer requests (an NDJSON stream of incoming requests plus a
+// reply endpoint) and stats. docs/api-msg.md is the reference of these
+// endpoints.
 
 import (
 	"bytes"
@@ -12,9 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"mime"
 	"net/http"
-	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -23,172 +22,74 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/peer"
 
+	"github.com/warren-p2p/warren/client"
 	"github.com/warren-p2p/warren/msg"
 	"github.com/warren-p2p/warren/node"
 )
 
-// MaxSubscribeBuffer bounds the buffer a subscriber may ask for.
-const MaxSubscribeBuffer = 1 << 20
-
-// MaxTimeout bounds the timeout_ms of a request or a publish. The message
-// service caps the time a requester gives a remote handler at the same hour.
-const MaxTimeout = time.Hour
-
 // subscribeBatch is the most messages a subscription stream takes from the
 // dispatcher per write (one flush per batch).
 const subscribeBatch = 256
-
-// Content types of the bulk send body.
-const (
-	ContentTypeLines  = "text/plain"           // one message payload per line
-	ContentTypeNDJSON = "application/x-ndjson" // one BulkMessage per line
-)
-
-// SendRequest is the body of POST /v1/messages/send.
-type SendRequest struct {
-	Peer     string `json:"peer"`               // peer ID
-	Type     string `json:"type"`               // message type
-	Payload  []byte `json:"payload"`            // base64 in JSON
-	Priority string `json:"priority,omitempty"` // high, normal (default) or low
-	// ID, if set (32 hex digits), is the message id, so that a retried send
-	// is recognised by de-duplicating subscribers.
-	ID string `json:"id,omitempty"`
-}
-
-// SendResult is the answer of POST /v1/messages/send and
-// POST /v1/messages/send/bulk.
-type SendResult struct {
-	Sent int64 `json:"sent"` // messages queued for the peer
-}
-
-// BulkSendError is the error body of POST /v1/messages/send/bulk: the
-// messages before the failing one were queued.
-type BulkSendError struct {
-	Error string `json:"error"`
-	Sent  int64  `json:"sent"`
-}
-
-// BulkParams are the query parameters of POST /v1/messages/send/bulk.
-type BulkParams struct {
-	Peer     string
-	Type     string // default type of every message (required for Lines)
-	Priority string // default priority
-	// NDJSON selects a body of BulkMessage lines; otherwise every line of the
-	// body is one payload.
-	NDJSON bool
-}
-
-// BulkMessage is one line of an NDJSON bulk send body. Type and Priority
-// override the query's.
-type BulkMessage struct {
-	Payload  []byte `json:"payload"`
-	Type     string `json:"type,omitempty"`
-	Priority string `json:"priority,omitempty"`
-	ID       string `json:"id,omitempty"`
-}
-
-// ReceivedMessage is a message as the API streams it (and a request's reply).
-type ReceivedMessage struct {
-	Type    string    `json:"type"`
-	From    string    `json:"from"`
-	ID      string    `json:"id"`
-	Time    time.Time `json:"time"`          // when this node received it
-	Sent    time.Time `json:"sent,omitzero"` // when the sender wrote it (sender's clock)
-	Payload []byte    `json:"payload"`       // base64 in JSON
-}
-
-// SubscribeOptions are the query parameters of GET /v1/messages/subscribe.
-type SubscribeOptions struct {
-	Policy string // block (default), drop-oldest or drop-newest
-	Buffer int    // 0: the default (1024)
-	Dedup  bool
-	Count  int // end the stream after this many messages; 0: never
-}
-
-// SubscriptionInfo is the first record of a subscription stream.
-type SubscriptionInfo struct {
-	Type   string `json:"type"`
-	Policy string `json:"policy"`
-	Buffer int    `json:"buffer"`
-	Dedup  bool   `json:"dedup"`
-	Count  int    `json:"count,omitempty"`
-}
-
-// MessageEvent is one record of a subscription stream: exactly one of a
-// message (the ReceivedMessage fields inline), Subscribed (first record) or
-// Dropped (the subscription's total drops, sent whenever it changes).
-type MessageEvent struct {
-	*ReceivedMessage
-	Subscribed *SubscriptionInfo `json:"subscribed,omitempty"`
-	Dropped    *uint64           `json:"dropped,omitempty"`
-}
-
-// RequestRequest is the body of POST /v1/messages/request.
-type RequestRequest struct {
-	Peer    string `json:"peer"`
-	Type    string `json:"type"`
-	Payload []byte `json:"payload"`
-	// TimeoutMS bounds the wait for the reply; 0 means the daemon's
-	// messages.request_timeout.
-	TimeoutMS int64 `json:"timeout_ms,omitempty"`
-}
-
-// HandlingInfo is the first record of a handle stream.
-type HandlingInfo struct {
-	Type string `json:"type"`
-}
-
-// IncomingRequest is a request streamed to a responder. Answer it with
-// POST /v1/messages/reply naming its RID.
-type IncomingRequest struct {
-	RID      string    `json:"rid"`
-	Type     string    `json:"type"`
-	From     string    `json:"from"`
-	ID       string    `json:"id"`
-	Time     time.Time `json:"time"`
-	Deadline time.Time `json:"deadline"` // the requester gives up then
-	Payload  []byte    `json:"payload"`
-}
-
-// RequestEvent is one record of a handle stream: Handling first, then
-// requests (the IncomingRequest fields inline).
-type RequestEvent struct {
-	*IncomingRequest
-	Handling *HandlingInfo `json:"handling,omitempty"`
-}
-
-// ReplyRequest is the body of POST /v1/messages/reply: Payload, or Error to
-// make the requester's call fail with that text.
-type ReplyRequest struct {
-	RID     string `json:"rid"`
-	Payload []byte `json:"payload,omitempty"`
-	Error   string `json:"error,omitempty"`
-}
-
-// MessageStats is the body of GET /v1/messages/stats.
-type MessageStats = msg.Stats
-
-// ---------------------------------------------------------------- server
 
 // msgAPI holds the state of the message endpoints of one Server.
 type msgAPI struct {
 	s       *Server
 	nextRID atomic.Uint64
 	mu      sync.Mutex
-	pending map[string]chan ReplyRequest // by RID; buffered(1)
+	pending map[string]chan client.ReplyRequest // by RID; buffered(1)
 }
 
-func (s *Server) msgRoutes() {
-	a := &msgAPI{s: s, pending: map[string]chan ReplyRequest{}}
-	s.handle("POST /v1/messages/send", kindCall, a.send)
-	s.handle("POST /v1/messages/send/bulk", kindUpload, a.sendBulk)
-	s.handle("GET /v1/messages/subscribe", kindStream, a.subscribe)
-	s.handle("POST /v1/messages/request", kindCall, a.request)
-	s.handle("GET /v1/messages/handle", kindStream, a.handle)
-	s.handle("POST /v1/messages/reply", kindCall, a.reply)
-	s.handle("GET /v1/messages/stats", kindCall, func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, s.node.Msg.Stats())
-	})
+func newMsgAPI(s *Server) *msgAPI {
+	return &msgAPI{s: s, pending: map[string]chan client.ReplyRequest{}}
+}
+
+func (a *msgAPI) routes() []route {
+	// Reaching the peer: its ID is this node's own (invalid_argument), the
+	// dial fails or times out, or the service is closing.
+	reach := []string{client.CodeUnreachable, client.CodeTimeout, client.CodeUnavailable}
+	bulk := []string{client.CodeInvalidArgument, client.CodeUnsupportedMediaType, client.CodeBodyTooLarge, client.CodeBodyTimeout}
+	return []route{
+		{pattern: "POST /v1/messages/send", h: a.send, codes: with(bodyCodes, reach...)},
+		{pattern: "POST /v1/messages/send/bulk", kind: kindUpload, h: a.sendBulk, codes: with(bulk, reach...)},
+		{pattern: "GET /v1/messages/subscribe", kind: kindStream, h: a.subscribe, codes: []string{client.CodeInvalidArgument, client.CodeUnavailable}},
+		{pattern: "POST /v1/messages/request", h: a.request, codes: with(bodyCodes, with(reach, client.CodeRemoteError)...)},
+		{pattern: "GET /v1/messages/handle", kind: kindStream, h: a.handle, codes: []string{client.CodeInvalidArgument, client.CodeConflict}},
+		{pattern: "POST /v1/messages/reply", h: a.reply, codes: with(bodyCodes, client.CodeNotFound)},
+		{pattern: "GET /v1/messages/stats", h: a.stats},
+	}
+}
+
+func (a *msgAPI) stats(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, messageStats(a.s.node.Msg.Stats()))
+}
+
+// messageStats is the wire form of msg.Stats.
+func messageStats(st msg.Stats) client.MessageStats {
+	out := client.MessageStats{
+		Types:         make(map[string]client.MessageTypeStats, len(st.Types)),
+		Subscriptions: make([]client.MessageSubscriptionStats, 0, len(st.Subscriptions)),
+		Peers:         make([]client.MessagePeerStats, 0, len(st.Peers)),
+		BadFrames:     st.BadFrames, LateReplies: st.LateReplies, FailedReplies: st.FailedReplies,
+		RefusedStreams: st.RefusedStreams, RefusedMemory: st.RefusedMemory,
+		InboundFrameBytes: st.InboundFrameBytes, PendingRequests: st.PendingRequests,
+		SlowFrames: st.SlowFrames, HandlerPayloadBytes: st.HandlerPayloadBytes,
+	}
+	for name, t := range st.Types {
+		out.Types[name] = client.MessageTypeStats{MsgsIn: t.MsgsIn, BytesIn: t.BytesIn, MsgsOut: t.MsgsOut, BytesOut: t.BytesOut,
+			Dropped: t.Dropped, Dups: t.Dups, Unhandled: t.Unhandled, SendFailed: t.SendFailed,
+			Subscribers: t.Subscribers, Handler: t.Handler, Queued: t.Queued}
+	}
+	for _, s := range st.Subscriptions {
+		out.Subscriptions = append(out.Subscriptions, client.MessageSubscriptionStats{ID: s.ID, Type: s.Type, Policy: s.Policy.String(),
+			Buffer: s.Buffer, MaxBytes: s.MaxBytes, Dedup: s.Dedup, Queued: s.Queued, QueuedBytes: s.QueuedBytes,
+			Delivered: s.Delivered, Dropped: s.Dropped, Duplicates: s.Duplicates})
+	}
+	for _, p := range st.Peers {
+		out.Peers = append(out.Peers, client.MessagePeerStats{Peer: p.Peer.String(), Open: p.Open,
+			Queued: client.QueueDepths{High: p.Queued.High, Normal: p.Queued.Normal, Low: p.Queued.Low},
+			Sent:   p.Sent, Failed: p.Failed, Lost: p.Lost, LastError: p.LastError, FailedAt: p.FailedAt})
+	}
+	return out
 }
 
 func (a *msgAPI) maxSize() int { return a.s.node.Config().Messages.MaxMessageSize }
@@ -199,63 +100,18 @@ func (a *msgAPI) bodyLimit() bodyLimit {
 		why: fmt.Sprintf("the payload is larger than messages.max_message_size (%d bytes) allows", a.maxSize())}
 }
 
-// fail answers an error on one line (libp2p dial errors span several).
-func fail(w http.ResponseWriter, code int, err error) {
-	writeError(w, code, errors.New(oneLine(err.Error())))
-}
-
-// oneLine folds a multi-line error text onto one line.
-func oneLine(s string) string {
-	s = strings.TrimSpace(s)
-	if !strings.ContainsAny(s, "\r\n") {
-		return s
-	}
-	f := strings.FieldsFunc(s, func(r rune) bool { return r == '\n' || r == '\r' })
-	for i := range f {
-		f[i] = strings.TrimSpace(f[i])
-	}
-	return strings.Join(f, "; ")
-}
-
-// checkQuery refuses query parameters the endpoint does not know, so a
-// misspelt one is not silently ignored.
-func checkQuery(q url.Values, known ...string) error {
-	for k := range q {
-		found := false
-		for _, n := range known {
-			found = found || k == n
-		}
-		if !found {
-			return fmt.Errorf("unknown query parameter %q: expected %s", k, strings.Join(known, ", "))
-		}
-	}
-	return nil
-}
-
 func checkType(typ string) error {
 	if err := msg.ValidateType(typ); err != nil {
-		return fmt.Errorf("bad message type %q: expected 1 to %d characters of A-Za-z0-9._/- (%s)",
+		return invalidf("bad message type %q: expected 1 to %d characters of A-Za-z0-9._/- (%s)",
 			typ, msg.MaxTypeLen, strings.TrimPrefix(strings.TrimPrefix(err.Error(), "msg: "), fmt.Sprintf("invalid message type %q: ", typ)))
 	}
 	return nil
 }
 
-// parseTimeoutMS checks a timeout_ms field: 1 to MaxTimeout in
-// milliseconds, or 0 for def (the config setting named setting).
-func parseTimeoutMS(ms int64, def time.Duration, setting string) (time.Duration, error) {
-	switch {
-	case ms < 0 || ms > MaxTimeout.Milliseconds():
-		return 0, fmt.Errorf("bad timeout_ms %d: expected 1 to %d milliseconds (%s), or 0 for %s", ms, MaxTimeout.Milliseconds(), MaxTimeout, setting)
-	case ms == 0:
-		return def, nil
-	}
-	return time.Duration(ms) * time.Millisecond, nil
-}
-
 func parsePriority(s string) (msg.Priority, error) {
 	p, err := msg.ParsePriority(s)
 	if err != nil {
-		return 0, fmt.Errorf("bad priority %q: expected high, normal or low", s)
+		return 0, invalidf("bad priority %q: expected high, normal or low", s)
 	}
 	return p, nil
 }
@@ -263,7 +119,7 @@ func parsePriority(s string) (msg.Priority, error) {
 func parsePolicy(s string) (msg.Policy, error) {
 	p, err := msg.ParsePolicy(s)
 	if err != nil {
-		return 0, fmt.Errorf("bad policy %q: expected block, drop-oldest or drop-newest", s)
+		return 0, invalidf("bad policy %q: expected block, drop-oldest or drop-newest", s)
 	}
 	return p, nil
 }
@@ -274,37 +130,37 @@ func parseMsgID(s string) (msg.ID, error) {
 	}
 	id, err := msg.ParseID(s)
 	if err != nil {
-		return id, fmt.Errorf("bad message id %q: expected 32 hex digits", s)
+		return id, invalidf("bad message id %q: expected 32 hex digits", s)
 	}
 	return id, nil
 }
 
 // target parses a peer ID and makes sure this node is connected to it
-// (looking it up in the DHT when its address is unknown). The status says
-// whose fault a failure is.
-func (a *msgAPI) target(ctx context.Context, s string) (peer.ID, int, error) {
+// (looking it up in the DHT when its address is unknown). The error's code
+// says whose fault a failure is.
+func (a *msgAPI) target(ctx context.Context, s string) (peer.ID, error) {
 	p, err := node.ParsePeerID(s)
 	if err != nil {
-		return "", http.StatusBadRequest, err
+		return "", invalid(err)
 	}
 	if p == a.s.node.ID() {
-		return "", http.StatusBadRequest, fmt.Errorf("peer %s is this node's own peer ID: messages go to other peers", p)
+		return "", invalidf("peer %s is this node's own peer ID: messages go to other peers", p)
 	}
 	if _, err := a.s.node.Connect(ctx, p.String()); err != nil {
-		return "", statusFor(err), fmt.Errorf("reach peer: %w", err)
+		return "", orElse(client.CodeUnreachable, fmt.Errorf("reach peer: %w", err))
 	}
-	return p, 0, nil
+	return p, nil
 }
 
 func (a *msgAPI) checkSize(n int, what string) error {
 	if n > a.maxSize() {
-		return fmt.Errorf("%s is %d bytes, over the limit of %d bytes (messages.max_message_size)", what, n, a.maxSize())
+		return invalidf("%s is %d bytes, over the limit of %d bytes (messages.max_message_size)", what, n, a.maxSize())
 	}
 	return nil
 }
 
 func (a *msgAPI) send(w http.ResponseWriter, r *http.Request) {
-	var req SendRequest
+	var req client.SendRequest
 	if !a.s.readBody(w, r, a.bodyLimit(), "docs/api-msg.md", &req) {
 		return
 	}
@@ -320,52 +176,51 @@ func (a *msgAPI) send(w http.ResponseWriter, r *http.Request) {
 		err = a.checkSize(len(req.Payload), "the payload")
 	}
 	if err != nil {
-		fail(w, http.StatusBadRequest, err)
+		writeError(w, err)
 		return
 	}
-	p, code, err := a.target(r.Context(), req.Peer)
+	p, err := a.target(r.Context(), req.Peer)
 	if err != nil {
-		fail(w, code, fmt.Errorf("send %q: %w", req.Type, err))
+		writeError(w, fmt.Errorf("send %q: %w", req.Type, err))
 		return
 	}
 	if err := a.s.node.Msg.Send(r.Context(), p, req.Type, req.Payload, msg.SendOptions{Priority: prio, ID: id}); err != nil {
-		fail(w, statusFor(err), err)
+		writeError(w, orElse(client.CodeUnreachable, err))
 		return
 	}
-	writeJSON(w, http.StatusOK, SendResult{Sent: 1})
+	writeJSON(w, http.StatusOK, client.SendResult{Sent: 1})
 }
 
 func (a *msgAPI) sendBulk(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	var sent int64
 	resp := newBulkResponse(w, r)
-	failBulk := func(code int, err error) {
-		resp.fail(code, BulkSendError{Error: oneLine(err.Error()), Sent: sent})
+	failBulk := func(err error) {
+		status, code := classify(err)
+		resp.fail(status, client.BulkSendError{Error: oneLine(err.Error()), Code: code, Sent: sent})
 	}
 	if err := checkQuery(q, "peer", "type", "priority"); err != nil {
-		failBulk(http.StatusBadRequest, err)
+		failBulk(err)
 		return
 	}
-	ct, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
-	if err != nil || (ct != ContentTypeLines && ct != ContentTypeNDJSON) {
-		failBulk(http.StatusUnsupportedMediaType, fmt.Errorf("bulk send: Content-Type %q: expected %s (one payload per line) or %s (one JSON object per line)",
-			r.Header.Get("Content-Type"), ContentTypeLines, ContentTypeNDJSON))
+	ndjson, err := bulkContentType(r, "bulk send", "one payload per line")
+	if err != nil {
+		failBulk(err)
 		return
 	}
-	ndjson := ct == ContentTypeNDJSON
 	typ, prioText := q.Get("type"), q.Get("priority")
 	prio, err := parsePriority(prioText)
 	if err == nil && (typ != "" || !ndjson) {
 		err = checkType(typ)
 	}
 	if err != nil {
-		failBulk(http.StatusBadRequest, err)
+		failBulk(err)
 		return
 	}
 	ctx := r.Context()
-	p, code, err := a.target(ctx, q.Get("peer"))
+	p, err := a.target(ctx, q.Get("peer"))
 	if err != nil {
-		failBulk(code, fmt.Errorf("bulk send: %w", err))
+		failBulk(fmt.Errorf("bulk send: %w", err))
 		return
 	}
 	limit := a.maxSize()
@@ -380,8 +235,7 @@ func (a *msgAPI) sendBulk(w http.ResponseWriter, r *http.Request) {
 			break
 		}
 		if err != nil {
-			code, err := a.s.bulkReadError(ctx, err)
-			failBulk(code, fmt.Errorf("bulk send: read the request body: %w; %d messages sent before it", err, sent))
+			failBulk(fmt.Errorf("bulk send: read the request body: %w; %d messages sent before it", a.s.bulkReadError(ctx, err), sent))
 			return
 		}
 		mt, opts, payload := typ, msg.SendOptions{Priority: prio}, line
@@ -389,9 +243,9 @@ func (a *msgAPI) sendBulk(w http.ResponseWriter, r *http.Request) {
 			if len(bytes.TrimSpace(line)) == 0 {
 				continue
 			}
-			var bm BulkMessage
+			var bm client.BulkMessage
 			if err := decodeJSON(bytes.NewReader(line), &bm); err != nil {
-				failBulk(http.StatusBadRequest, fmt.Errorf("bulk send: line %d: expected a JSON object {\"payload\": base64, \"type\", \"priority\", \"id\"}: %v", lr.line, err))
+				failBulk(invalidf("bulk send: line %d: expected a JSON object {\"payload\": base64, \"type\", \"priority\", \"id\"}: %v", lr.line, err))
 				return
 			}
 			if bm.Type != "" {
@@ -404,33 +258,33 @@ func (a *msgAPI) sendBulk(w http.ResponseWriter, r *http.Request) {
 				opts.ID, err = parseMsgID(bm.ID)
 			}
 			if err == nil && mt == "" {
-				err = errors.New("no message type: give ?type= or a \"type\" field")
+				err = invalidf("no message type: give ?type= or a \"type\" field")
 			}
 			if err == nil && bm.Type != "" {
 				err = checkType(mt)
 			}
 			if err != nil {
-				failBulk(http.StatusBadRequest, fmt.Errorf("bulk send: line %d: %w", lr.line, err))
+				failBulk(fmt.Errorf("bulk send: line %d: %w", lr.line, err))
 				return
 			}
 			payload = bm.Payload
 		}
 		if err := a.checkSize(len(payload), "the payload"); err != nil {
-			failBulk(http.StatusBadRequest, fmt.Errorf("bulk send: line %d: %w; %d messages sent before it", lr.line, err, sent))
+			failBulk(fmt.Errorf("bulk send: line %d: %w; %d messages sent before it", lr.line, err, sent))
 			return
 		}
 		if err := ms.Send(ctx, p, mt, payload, opts); err != nil {
-			failBulk(statusFor(err), fmt.Errorf("bulk send: line %d: %w; %d messages sent before it", lr.line, err, sent))
+			failBulk(orElse(client.CodeUnreachable, fmt.Errorf("bulk send: line %d: %w; %d messages sent before it", lr.line, err, sent)))
 			return
 		}
 		sent++
 	}
-	writeJSON(w, http.StatusOK, SendResult{Sent: sent})
+	writeJSON(w, http.StatusOK, client.SendResult{Sent: sent})
 }
 
-// appendMessageJSON appends m as one ReceivedMessage JSON line. Every field
-// is JSON-safe without escaping: types are validated names, peer IDs base58,
-// ids hex, times RFC 3339, payloads base64.
+// appendMessageJSON appends m as one client.ReceivedMessage JSON line.
+// Every field is JSON-safe without escaping: types are validated names,
+// peer IDs base58, ids hex, times RFC 3339, payloads base64.
 func appendMessageJSON(b []byte, m *msg.Message) []byte {
 	b = append(b, `{"type":"`...)
 	b = append(b, m.Type...)
@@ -452,11 +306,11 @@ func appendMessageJSON(b []byte, m *msg.Message) []byte {
 func (a *msgAPI) subscribe(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	if err := checkQuery(q, "type", "policy", "buffer", "dedup", "n"); err != nil {
-		fail(w, http.StatusBadRequest, err)
+		writeError(w, err)
 		return
 	}
 	typ := q.Get("type")
-	info := SubscriptionInfo{Type: typ}
+	info := client.SubscriptionInfo{Type: typ}
 	policy, err := parsePolicy(q.Get("policy"))
 	if err == nil {
 		err = checkType(typ)
@@ -467,14 +321,14 @@ func (a *msgAPI) subscribe(w http.ResponseWriter, r *http.Request) {
 	if err == nil && q.Has("dedup") {
 		info.Dedup, err = strconv.ParseBool(q.Get("dedup"))
 		if err != nil {
-			err = fmt.Errorf("bad dedup %q: expected true or false", q.Get("dedup"))
+			err = invalidf("bad dedup %q: expected true or false", q.Get("dedup"))
 		}
 	}
 	if err == nil && q.Has("n") {
 		info.Count, err = parseCount(q.Get("n"))
 	}
 	if err != nil {
-		fail(w, http.StatusBadRequest, err)
+		writeError(w, err)
 		return
 	}
 	if info.Buffer == 0 {
@@ -483,7 +337,7 @@ func (a *msgAPI) subscribe(w http.ResponseWriter, r *http.Request) {
 	info.Policy = policy.String()
 	sub, err := a.s.node.Msg.Subscribe(typ, msg.SubscribeOptions{Buffer: info.Buffer, Policy: policy, Dedup: info.Dedup})
 	if err != nil {
-		fail(w, http.StatusServiceUnavailable, err)
+		writeError(w, withCode(client.CodeUnavailable, err))
 		return
 	}
 	defer sub.Close()
@@ -491,7 +345,7 @@ func (a *msgAPI) subscribe(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	// A client that stops reading blocks our writes: that is the Block
 	// policy's backpressure.
-	nd, stop, err := startStream(ctx, w, MessageEvent{Subscribed: &info})
+	nd, stop, err := startStream(ctx, w, client.MessageEvent{Subscribed: &info})
 	defer stop()
 	if err != nil {
 		return
@@ -499,7 +353,6 @@ func (a *msgAPI) subscribe(w http.ResponseWriter, r *http.Request) {
 	batch := make([]*msg.Message, 0, subscribeBatch)
 	line := make([]byte, 0, 512)
 	var delivered int
-	var lastDropped uint64
 	for info.Count == 0 || delivered < info.Count {
 		room := subscribeBatch
 		if info.Count > 0 {
@@ -516,25 +369,24 @@ func (a *msgAPI) subscribe(w http.ResponseWriter, r *http.Request) {
 		for i, m := range got {
 			line = appendMessageJSON(line[:0], m)
 			got[i] = nil
-			if _, err := w.Write(line); err != nil {
+			if nd.Write(line) != nil {
 				return
 			}
 		}
 		delivered += len(got)
-		if nd.endBatch(sub.Dropped(), &lastDropped) != nil {
+		if nd.EndBatch(sub.Dropped()) != nil {
 			return
 		}
 	}
-	// The stream ends while the client is still there (n messages
-	// delivered, or the service closed): closing the subscription discards
-	// the messages it still holds, and a last record reports them, so that
-	// the client's count of drops agrees with the daemon's.
+	// The stream ends while the client is still there: closing the
+	// subscription discards the messages it still holds, and the last
+	// record reports them.
 	sub.Close()
-	_ = nd.endBatch(sub.Dropped(), &lastDropped)
+	nd.End(sub.Dropped())
 }
 
 func (a *msgAPI) request(w http.ResponseWriter, r *http.Request) {
-	var req RequestRequest
+	var req client.RequestRequest
 	if !a.s.readBody(w, r, a.bodyLimit(), "docs/api-msg.md", &req) {
 		return
 	}
@@ -547,14 +399,14 @@ func (a *msgAPI) request(w http.ResponseWriter, r *http.Request) {
 		timeout, err = parseTimeoutMS(req.TimeoutMS, a.s.node.Config().Messages.RequestTimeout.Std(), "messages.request_timeout")
 	}
 	if err != nil {
-		fail(w, http.StatusBadRequest, err)
+		writeError(w, err)
 		return
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), timeout)
 	defer cancel()
-	p, code, err := a.target(ctx, req.Peer)
+	p, err := a.target(ctx, req.Peer)
 	if err != nil {
-		fail(w, code, fmt.Errorf("request %q: %w", req.Type, err))
+		writeError(w, fmt.Errorf("request %q: %w", req.Type, err))
 		return
 	}
 	m, err := a.s.node.Msg.Request(ctx, p, req.Type, req.Payload)
@@ -562,36 +414,36 @@ func (a *msgAPI) request(w http.ResponseWriter, r *http.Request) {
 		var re *msg.RemoteError
 		switch {
 		case errors.As(err, &re):
-			fail(w, http.StatusBadGateway, fmt.Errorf("request %q to %s: the remote peer answered with an error: %s", req.Type, p, re.Message))
+			writeError(w, withCode(client.CodeRemoteError, fmt.Errorf("request %q to %s: the remote peer answered with an error: %s", req.Type, p, re.Message)))
 		case errors.Is(err, context.DeadlineExceeded):
-			fail(w, http.StatusGatewayTimeout, fmt.Errorf("request %q to %s: timed out: no reply within %s", req.Type, p, timeout))
+			writeError(w, withCode(client.CodeTimeout, fmt.Errorf("request %q to %s: timed out: no reply within %s", req.Type, p, timeout)))
 		default:
-			fail(w, statusFor(err), err)
+			writeError(w, orElse(client.CodeUnreachable, err))
 		}
 		return
 	}
-	writeJSON(w, http.StatusOK, ReceivedMessage{Type: m.Type, From: m.From.String(), ID: m.ID.String(), Time: m.Time, Sent: m.Sent, Payload: nonNil(m.Payload)})
+	writeJSON(w, http.StatusOK, client.ReceivedMessage{Type: m.Type, From: m.From.String(), ID: m.ID.String(), Time: m.Time, Sent: m.Sent, Payload: nonNil(m.Payload)})
 }
 
 func (a *msgAPI) handle(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	if err := checkQuery(q, "type"); err != nil {
-		fail(w, http.StatusBadRequest, err)
+		writeError(w, err)
 		return
 	}
 	typ := q.Get("type")
 	if err := checkType(typ); err != nil {
-		fail(w, http.StatusBadRequest, err)
+		writeError(w, err)
 		return
 	}
 	ctx, cancel := context.WithCancel(r.Context())
 	defer cancel()
-	incoming := make(chan *IncomingRequest)
+	incoming := make(chan *client.IncomingRequest)
 	h := func(hctx context.Context, m *msg.Message) ([]byte, error) {
-		in := &IncomingRequest{RID: strconv.FormatUint(a.nextRID.Add(1), 10), Type: m.Type, From: m.From.String(),
+		in := &client.IncomingRequest{RID: strconv.FormatUint(a.nextRID.Add(1), 10), Type: m.Type, From: m.From.String(),
 			ID: m.ID.String(), Time: m.Time, Payload: nonNil(m.Payload)}
 		in.Deadline, _ = hctx.Deadline()
-		ch := make(chan ReplyRequest, 1)
+		ch := make(chan client.ReplyRequest, 1)
 		a.mu.Lock()
 		a.pending[in.RID] = ch
 		a.mu.Unlock()
@@ -620,12 +472,12 @@ func (a *msgAPI) handle(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if err := a.s.node.Msg.Handle(typ, h); err != nil {
-		fail(w, http.StatusConflict, fmt.Errorf("answer requests of type %q: another responder already answers them (one per type): %w", typ, err))
+		writeError(w, withCode(client.CodeConflict, fmt.Errorf("answer requests of type %q: another responder already answers them (one per type): %w", typ, err)))
 		return
 	}
 	defer a.s.node.Msg.RemoveHandler(typ) // runs before cancel: no new request reaches h after
 
-	nd, stop, err := startStream(ctx, w, RequestEvent{Handling: &HandlingInfo{Type: typ}})
+	nd, stop, err := startStream(ctx, w, client.RequestEvent{Handling: &client.HandlingInfo{Type: typ}})
 	defer stop()
 	if err != nil {
 		return
@@ -633,7 +485,7 @@ func (a *msgAPI) handle(w http.ResponseWriter, r *http.Request) {
 	for {
 		select {
 		case in := <-incoming:
-			if nd.Send(RequestEvent{IncomingRequest: in}) != nil {
+			if nd.Send(client.RequestEvent{IncomingRequest: in}) != nil {
 				return
 			}
 		case <-ctx.Done():
@@ -643,7 +495,7 @@ func (a *msgAPI) handle(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *msgAPI) reply(w http.ResponseWriter, r *http.Request) {
-	var req ReplyRequest
+	var req client.ReplyRequest
 	if !a.s.readBody(w, r, a.bodyLimit(), "docs/api-msg.md", &req) {
 		return
 	}
@@ -652,210 +504,14 @@ func (a *msgAPI) reply(w http.ResponseWriter, r *http.Request) {
 	delete(a.pending, req.RID)
 	a.mu.Unlock()
 	if ch == nil {
-		fail(w, http.StatusNotFound, fmt.Errorf("reply: no pending request with rid %q: it was answered already, its requester gave up, or its responder stream ended", req.RID))
+		writeError(w, withCode(client.CodeNotFound, fmt.Errorf("reply: no pending request with rid %q: it was answered already, its requester gave up, or its responder stream ended", req.RID)))
 		return
 	}
 	if err := a.checkSize(len(req.Payload), "the reply"); err != nil {
-		ch <- ReplyRequest{Error: err.Error()} // the requester learns why too
-		fail(w, http.StatusBadRequest, fmt.Errorf("reply to rid %s: %w; the requester got this error instead", req.RID, err))
+		ch <- client.ReplyRequest{Error: err.Error()} // the requester learns why too
+		writeError(w, fmt.Errorf("reply to rid %s: %w; the requester got this error instead", req.RID, err))
 		return
 	}
 	ch <- req // buffered(1), and this is its only send: it was removed from pending
-	writeJSON(w, http.StatusOK, struct{}{})
+	writeJSON(w, http.StatusOK, client.Empty{})
 }
-
-// ---------------------------------------------------------------- client
-
-// SendMessage calls POST /v1/messages/send.
-func (c *Client) SendMessage(ctx context.Context, req SendRequest) (SendResult, error) {
-	var v SendResult
-	return v, c.do(ctx, http.MethodPost, "/v1/messages/send", req, &v)
-}
-
-// SendMessages calls POST /v1/messages/send/bulk, streaming body as the
-// request body: lines of payloads, or with p.NDJSON lines of BulkMessage.
-// The daemon sends each message as it reads it. On failure the error says
-// which line failed and how many messages were sent before it.
-func (c *Client) SendMessages(ctx context.Context, p BulkParams, body io.Reader) (SendResult, error) {
-	q := url.Values{"peer": {p.Peer}}
-	if p.Type != "" {
-		q.Set("type", p.Type)
-	}
-	if p.Priority != "" {
-		q.Set("priority", p.Priority)
-	}
-	return postBulk[SendResult](ctx, c, "/v1/messages/send/bulk", q, p.NDJSON, body)
-}
-
-// RequestMessage calls POST /v1/messages/request and returns the reply.
-func (c *Client) RequestMessage(ctx context.Context, req RequestRequest) (ReceivedMessage, error) {
-	var v ReceivedMessage
-	return v, c.do(ctx, http.MethodPost, "/v1/messages/request", req, &v)
-}
-
-// ReplyRequest calls POST /v1/messages/reply.
-func (c *Client) ReplyRequest(ctx context.Context, req ReplyRequest) error {
-	return c.do(ctx, http.MethodPost, "/v1/messages/reply", req, nil)
-}
-
-// MessageStats calls GET /v1/messages/stats.
-func (c *Client) MessageStats(ctx context.Context) (MessageStats, error) {
-	var v MessageStats
-	return v, c.do(ctx, http.MethodGet, "/v1/messages/stats", nil, &v)
-}
-
-// MessageStream is an open subscription (GET /v1/messages/subscribe). The
-// subscription lives in the daemon until Close or the ctx given to
-// SubscribeMessages ends.
-type MessageStream struct {
-	subStream
-	Info SubscriptionInfo
-}
-
-// SubscribeMessages opens a subscription stream and waits until the daemon
-// has subscribed: messages that arrive from then on are streamed.
-func (c *Client) SubscribeMessages(ctx context.Context, typ string, o SubscribeOptions) (*MessageStream, error) {
-	q := url.Values{"type": {typ}}
-	if o.Policy != "" {
-		q.Set("policy", o.Policy)
-	}
-	if o.Buffer != 0 {
-		q.Set("buffer", strconv.Itoa(o.Buffer))
-	}
-	if o.Dedup {
-		q.Set("dedup", "true")
-	}
-	if o.Count != 0 {
-		q.Set("n", strconv.Itoa(o.Count))
-	}
-	var ev MessageEvent
-	s, err := c.openStreamFirst(ctx, "/v1/messages/subscribe", q, &ev, func() bool { return ev.Subscribed != nil }, "subscribed")
-	if err != nil {
-		return nil, err
-	}
-	return &MessageStream{subStream: subStream{s: s, count: ev.Subscribed.Count}, Info: *ev.Subscribed}, nil
-}
-
-// parseMessageLine decodes a message record in the exact form
-// appendMessageJSON writes (no escapes, known fields), without reflection;
-// ok is false for anything else, which is then decoded by encoding/json.
-func parseMessageLine(line []byte) (m *ReceivedMessage, ok bool) {
-	line = bytes.TrimRight(line, "\r\n")
-	rest, found := bytes.CutPrefix(line, []byte(`{"`))
-	if !found || !bytes.HasSuffix(rest, []byte(`"}`)) || bytes.IndexByte(rest, '\\') >= 0 {
-		return nil, false
-	}
-	rest = rest[:len(rest)-2]
-	m = &ReceivedMessage{}
-	for len(rest) > 0 {
-		var field []byte
-		field, rest, _ = bytes.Cut(rest, []byte(`","`))
-		key, val, found := bytes.Cut(field, []byte(`":"`))
-		if !found {
-			return nil, false
-		}
-		if string(key) == "payload" {
-			// base64 decoding refuses every other byte JSON would, but
-			// skips CR and LF, which JSON refuses raw inside a string.
-			if bytes.ContainsAny(val, "\r\n") {
-				return nil, false
-			}
-		} else if !plainJSONText(val) {
-			return nil, false
-		}
-		var err error
-		switch string(key) {
-		case "type":
-			m.Type = string(val)
-		case "from":
-			m.From = string(val)
-		case "id":
-			m.ID = string(val)
-		case "time":
-			err = m.Time.UnmarshalText(val) // as strict as encoding/json
-		case "sent":
-			err = m.Sent.UnmarshalText(val)
-		case "payload":
-			m.Payload, err = base64.StdEncoding.AppendDecode(make([]byte, 0, base64.StdEncoding.DecodedLen(len(val))), val)
-		default:
-			return nil, false
-		}
-		if err != nil {
-			return nil, false
-		}
-	}
-	return m, m.Type != "" && m.Payload != nil
-}
-
-// plainJSONText reports whether b is printable ASCII without '"', so that it
-// means the same inside a JSON string as outside.
-func plainJSONText(b []byte) bool {
-	for _, c := range b {
-		if c < 0x20 || c >= 0x7f || c == '"' {
-			return false
-		}
-	}
-	return true
-}
-
-// Next returns the next record: a message (ev.ReceivedMessage) or a drop
-// report (ev.Dropped). It returns io.EOF when the daemon ended the stream
-// after Info.Count messages, an error when it ended it early, and ctx's
-// error when the subscriber's ctx ended.
-func (m *MessageStream) Next() (MessageEvent, error) {
-	var ev MessageEvent
-	line, err := m.s.line()
-	if err == nil {
-		var fast bool
-		if ev.ReceivedMessage, fast = parseMessageLine(line); !fast {
-			ev.ReceivedMessage = nil
-			err = m.s.decode(line, &ev)
-		}
-	}
-	if err != nil {
-		return ev, m.finish(err, strconv.Quote(m.Info.Type))
-	}
-	m.record(ev.ReceivedMessage != nil, ev.Dropped)
-	return ev, nil
-}
-
-// RequestStream is an open responder registration (GET /v1/messages/handle):
-// this client answers the requests of one type until Close or its ctx ends.
-type RequestStream struct {
-	s    *ndjsonStream
-	Type string
-}
-
-// HandleRequests registers this client as the responder of typ. The daemon
-// refuses a second responder for a type with a *StatusError of code 409.
-func (c *Client) HandleRequests(ctx context.Context, typ string) (*RequestStream, error) {
-	var ev RequestEvent
-	s, err := c.openStreamFirst(ctx, "/v1/messages/handle", url.Values{"type": {typ}}, &ev, func() bool { return ev.Handling != nil }, "handling")
-	if err != nil {
-		return nil, err
-	}
-	return &RequestStream{s: s, Type: ev.Handling.Type}, nil
-}
-
-// Next waits for the next request; answer it with Client.ReplyRequest.
-func (h *RequestStream) Next() (*IncomingRequest, error) {
-	for {
-		var ev RequestEvent
-		err := h.s.next(&ev)
-		if errors.Is(err, io.EOF) {
-			return nil, fmt.Errorf("the daemon ended the responder stream for %q (is it shutting down?)", h.Type)
-		}
-		if err != nil {
-			if ctxErr := h.s.resp.Request.Context().Err(); ctxErr != nil {
-				return nil, ctxErr
-			}
-			return nil, err
-		}
-		if ev.IncomingRequest != nil {
-			return ev.IncomingRequest, nil
-		}
-	}
-}
-
-// Close ends the registration.
-func (h *RequestStream) Close() error { return h.s.resp.Body.Close() }

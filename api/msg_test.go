@@ -1,7 +1,6 @@
 package api
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/rand"
@@ -21,6 +20,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/crypto"
 
 	"github.com/warren-p2p/warren"
+	"github.com/warren-p2p/warren/client"
 	"github.com/warren-p2p/warren/config"
 	"github.com/warren-p2p/warren/msg"
 )
@@ -48,7 +48,7 @@ func newMsgTestNode(t *testing.T, mutate ...func(*config.Config)) *warren.Node {
 type msgPair struct {
 	a, b *warren.Node
 	srv  *Server
-	cl   *Client
+	cl   *client.Client
 	hc   *httptest.Server // a's API over plain HTTP, for raw requests
 }
 
@@ -61,6 +61,7 @@ func newMsgPair(t *testing.T, mutate ...func(*config.Config)) *msgPair {
 		t.Fatal(err)
 	}
 	p.srv = NewServer(p.a, ServerOptions{})
+	checkContract(t, p.srv)
 	dir, err := os.MkdirTemp("", "wapi")
 	if err != nil {
 		t.Fatal(err)
@@ -71,10 +72,10 @@ func newMsgPair(t *testing.T, mutate ...func(*config.Config)) *msgPair {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = p.srv.Close(context.Background()) })
-	if p.cl, err = NewClient(config.Endpoint{Unix: sock}, ""); err != nil {
+	if p.cl, err = client.New(client.Endpoint{Unix: sock}, ""); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(p.cl.Close)
+	t.Cleanup(func() { _ = p.cl.Close() })
 	p.hc = httptest.NewServer(p.srv.Handler())
 	t.Cleanup(p.hc.Close)
 	return p
@@ -95,7 +96,7 @@ func TestMsgSubscribeStreamEndsWithClient(t *testing.T) {
 	p := newMsgPair(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	st, err := p.cl.SubscribeMessages(ctx, "chat", SubscribeOptions{Policy: "drop-newest", Buffer: 10})
+	st, err := p.cl.SubscribeMessages(ctx, "chat", client.SubscribeOptions{Policy: "drop-newest", Buffer: 10})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -146,7 +147,7 @@ func TestMsgSubscribeStreamEndsWithClient(t *testing.T) {
 func TestMsgSubscribeCount(t *testing.T) {
 	p := newMsgPair(t)
 	ctx := context.Background()
-	st, err := p.cl.SubscribeMessages(ctx, "few", SubscribeOptions{Count: 2})
+	st, err := p.cl.SubscribeMessages(ctx, "few", client.SubscribeOptions{Count: 2})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -184,7 +185,7 @@ func TestMsgSubscribeCountReportsDropsAtClose(t *testing.T) {
 	p := newMsgPair(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	st, err := p.cl.SubscribeMessages(ctx, "last", SubscribeOptions{Count: 2, Buffer: 1})
+	st, err := p.cl.SubscribeMessages(ctx, "last", client.SubscribeOptions{Count: 2, Buffer: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -235,7 +236,7 @@ func TestMsgServerCloseEndsBlockedStream(t *testing.T) {
 	p := newMsgPair(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	st, err := p.cl.SubscribeMessages(ctx, "big", SubscribeOptions{Buffer: 1})
+	st, err := p.cl.SubscribeMessages(ctx, "big", client.SubscribeOptions{Buffer: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -286,8 +287,8 @@ func TestMsgHandleStream(t *testing.T) {
 		t.Fatal(err)
 	}
 	// A second responder for the type is refused.
-	var se *StatusError
-	if _, err := p.cl.HandleRequests(ctx, "echo"); !errors.As(err, &se) || se.Code != http.StatusConflict || !strings.Contains(se.Msg, `"echo"`) {
+	var se *client.Error
+	if _, err := p.cl.HandleRequests(ctx, "echo"); !errors.As(err, &se) || se.Status != http.StatusConflict || !strings.Contains(se.Message, `"echo"`) {
 		t.Fatalf("second responder: %v", err)
 	}
 	type result struct {
@@ -312,14 +313,14 @@ func TestMsgHandleStream(t *testing.T) {
 	if in.From != p.b.ID().String() || string(in.Payload) != "hi" || in.Deadline.IsZero() || in.RID == "" {
 		t.Fatalf("incoming request %+v", in)
 	}
-	if err := p.cl.ReplyRequest(ctx, ReplyRequest{RID: in.RID, Payload: []byte("HI")}); err != nil {
+	if err := p.cl.ReplyRequest(ctx, client.ReplyRequest{RID: in.RID, Payload: []byte("HI")}); err != nil {
 		t.Fatal(err)
 	}
 	if r := <-res; r.err != nil || string(r.m.Payload) != "HI" {
 		t.Fatalf("reply %+v", r)
 	}
 	// A second reply to the same request is refused.
-	if err := p.cl.ReplyRequest(ctx, ReplyRequest{RID: in.RID, Payload: []byte("again")}); !errors.As(err, &se) || se.Code != http.StatusNotFound {
+	if err := p.cl.ReplyRequest(ctx, client.ReplyRequest{RID: in.RID, Payload: []byte("again")}); !errors.As(err, &se) || se.Status != http.StatusNotFound {
 		t.Fatalf("second reply: %v", err)
 	}
 	// An error reply reaches the requester.
@@ -327,7 +328,7 @@ func TestMsgHandleStream(t *testing.T) {
 	if in, err = rs.Next(); err != nil {
 		t.Fatal(err)
 	}
-	_ = p.cl.ReplyRequest(ctx, ReplyRequest{RID: in.RID, Error: "no thanks"})
+	_ = p.cl.ReplyRequest(ctx, client.ReplyRequest{RID: in.RID, Error: "no thanks"})
 	var re *msg.RemoteError
 	if r := <-res; !errors.As(r.err, &re) || re.Message != "no thanks" {
 		t.Fatalf("error reply: %v", r.err)
@@ -356,23 +357,28 @@ func TestMsgHandleStream(t *testing.T) {
 func TestMsgBulkSendNDJSON(t *testing.T) {
 	p := newMsgPair(t)
 	ctx := context.Background()
-	st, err := p.cl.SubscribeMessages(ctx, "nd", SubscribeOptions{Count: 3})
+	st, err := p.cl.SubscribeMessages(ctx, "nd", client.SubscribeOptions{Count: 3})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	stb, err := p.cl.SubscribeMessages(ctx, "nd2", SubscribeOptions{Count: 1})
+	stb, err := p.cl.SubscribeMessages(ctx, "nd2", client.SubscribeOptions{Count: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer stb.Close()
 	// b's API this time: bulk sends go from b to a.
 	srvB := NewServer(p.b, ServerOptions{})
+	checkContract(t, srvB)
 	hb := httptest.NewServer(srvB.Handler())
 	defer hb.Close()
-	cb := &Client{base: hb.URL, hc: hb.Client()}
+	cb, err := client.New(client.Endpoint{TCP: strings.TrimPrefix(hb.URL, "http://")}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cb.Close()
 	body := `{"payload":"AAEC"}` + "\n\n" + `{"payload":"","type":"nd2","priority":"high"}` + "\n" + `{"payload":"aGk="}` + "\n" + `{"payload":"bGFzdA=="}`
-	res, err := cb.SendMessages(ctx, BulkParams{Peer: p.a.ID().String(), Type: "nd", NDJSON: true}, strings.NewReader(body))
+	res, err := cb.SendMessages(ctx, client.BulkParams{Peer: p.a.ID().String(), Type: "nd", NDJSON: true}, strings.NewReader(body))
 	if err != nil || res.Sent != 4 {
 		t.Fatalf("bulk: %+v %v", res, err)
 	}
@@ -439,7 +445,7 @@ func TestMsgAPIBadInput(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		var e BulkSendError
+		var e client.BulkSendError
 		err = json.NewDecoder(resp.Body).Decode(&e)
 		resp.Body.Close()
 		if err != nil || resp.StatusCode != tc.code {
@@ -454,73 +460,72 @@ func TestMsgAPIBadInput(t *testing.T) {
 	}
 }
 
-// The client's reflection-free decoder agrees with encoding/json on what the
-// server writes, and declines anything else.
+// The client decodes the message records the server writes exactly as
+// encoding/json does (it has a reflection-free fast path for them).
 func TestMsgMessageLineCodec(t *testing.T) {
 	from := newMsgTestNode(t).ID()
-	for _, m := range []*msg.Message{
+	msgs := []*msg.Message{
 		{Type: "a/b.c-d_e", ID: msg.ID{1, 2, 3}, From: from, Payload: []byte("hi \"there\"\n\x00\xff"), Time: time.Now(), Sent: time.Now().Add(-time.Second)},
 		{Type: "t", From: from, Payload: nil, Time: time.Unix(1, 5).UTC()},
-	} {
+	}
+	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		nd, stop, err := startStream(r.Context(), w, client.MessageEvent{Subscribed: &client.SubscriptionInfo{Type: "t", Policy: "block", Buffer: 1, Count: len(msgs)}})
+		defer stop()
+		for _, m := range msgs {
+			if err == nil {
+				err = nd.Write(appendMessageJSON(nil, m))
+			}
+		}
+		if err == nil {
+			nd.End(0)
+		}
+	}))
+	defer hs.Close()
+	cl, err := client.New(client.Endpoint{TCP: strings.TrimPrefix(hs.URL, "http://")}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	st, err := cl.SubscribeMessages(context.Background(), "t", client.SubscribeOptions{Count: len(msgs)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	for _, m := range msgs {
 		line := appendMessageJSON(nil, m)
-		var viaJSON MessageEvent
+		var viaJSON client.MessageEvent
 		if err := json.Unmarshal(line, &viaJSON); err != nil || viaJSON.ReceivedMessage == nil {
 			t.Fatalf("%s: %v", line, err)
 		}
-		fast, ok := parseMessageLine(line)
-		if !ok {
-			t.Fatalf("fast decoder declined %s", line)
+		ev, err := st.Next()
+		if err != nil || ev.ReceivedMessage == nil {
+			t.Fatalf("record %s: %+v, %v", line, ev, err)
 		}
-		a, _ := json.Marshal(fast)
+		a, _ := json.Marshal(ev.ReceivedMessage)
 		b, _ := json.Marshal(viaJSON.ReceivedMessage)
-		if !bytes.Equal(a, b) || !fast.Time.Equal(m.Time) || string(fast.Payload) != string(m.Payload) || fast.ID != m.ID.String() {
-			t.Fatalf("fast %s\njson %s", a, b)
+		if !bytes.Equal(a, b) || !ev.Time.Equal(m.Time) || string(ev.Payload) != string(m.Payload) || ev.ID != m.ID.String() {
+			t.Fatalf("client %s\njson %s", a, b)
 		}
 	}
-	for _, l := range []string{`{"dropped":5}`, `{"subscribed":{"type":"t"}}`, `{"type":"t","x":"y","payload":""}`, `{"type":"a\"b","payload":""}`} {
-		if _, ok := parseMessageLine([]byte(l)); ok {
-			t.Errorf("fast decoder accepted %s", l)
-		}
+	if _, err := st.Next(); !errors.Is(err, io.EOF) {
+		t.Fatalf("after the messages: %v, want io.EOF", err)
 	}
 }
 
 // A message of the largest size any configuration allows fits in one record
-// of the client's stream reader, with room to spare.
+// of the client's stream reader, with room to spare; the client's idea of
+// that size is config's.
 func TestMsgRecordLimitFitsLargestMessage(t *testing.T) {
+	if client.MaxMessageSize != config.MaxDirectMessageSize {
+		t.Fatalf("client.MaxMessageSize %d, config.MaxDirectMessageSize %d", client.MaxMessageSize, config.MaxDirectMessageSize)
+	}
 	from := newMsgTestNode(t).ID()
 	m := &msg.Message{Type: strings.Repeat("t", msg.MaxTypeLen), ID: msg.ID{1}, From: from, Time: time.Now(), Sent: time.Now()}
 	n := len(appendMessageJSON(nil, m)) + base64.StdEncoding.EncodedLen(config.MaxDirectMessageSize)
-	if n+64<<10 > maxRecord {
-		t.Fatalf("a record of a %d-byte message is %d bytes; the client's record limit is %d", config.MaxDirectMessageSize, n, maxRecord)
+	if n+64<<10 > client.MaxStreamRecord {
+		t.Fatalf("a record of a %d-byte message is %d bytes; the client's record limit is %d", config.MaxDirectMessageSize, n, client.MaxStreamRecord)
 	}
 }
-
-// The client's stream reader takes a record over the old fixed limit of
-// 80 MiB, up to maxRecord, and refuses a longer one, naming the limit.
-func TestMsgStreamRecordLimit(t *testing.T) {
-	const oldLimit = 80 << 20
-	fill := fillReader(bytes.Repeat([]byte("x"), 64<<10))
-	record := func(n int) io.Reader { // n bytes with the newline
-		return io.MultiReader(io.LimitReader(fill, int64(n-1)), strings.NewReader("\n"))
-	}
-	// The reader checks the limit once per 64 KiB read, so a record is
-	// refused at most that much past it.
-	tooLong := maxRecord + 64<<10 + 1
-	s := &ndjsonStream{path: "/v1/test", br: bufio.NewReaderSize(io.MultiReader(record(oldLimit+1<<20), record(maxRecord), record(tooLong)), 64<<10)}
-	for _, n := range []int{oldLimit + 1<<20, maxRecord} {
-		if line, err := s.line(); err != nil || len(line) != n {
-			t.Fatalf("record of %d bytes: got %d bytes, %v", n, len(line), err)
-		}
-	}
-	if _, err := s.line(); err == nil || !strings.Contains(err.Error(), fmt.Sprintf("over %d bytes", maxRecord)) {
-		t.Fatalf("record of %d bytes, over the limit of %d: %v", tooLong, maxRecord, err)
-	}
-}
-
-// fillReader reads as an endless repetition of its block.
-type fillReader []byte
-
-func (f fillReader) Read(p []byte) (int, error) { return copy(p, f), nil }
 
 // The client streams a record of a message of the largest size any
 // configuration allows (what a daemon with messages.max_message_size at its
@@ -532,7 +537,7 @@ func TestMsgStreamLargestMessage(t *testing.T) {
 	payload[len(payload)-1] = '!'
 	m := &msg.Message{Type: "huge", ID: msg.ID{1}, From: from, Time: time.Now(), Payload: payload}
 	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		nd, stop, err := startStream(r.Context(), w, MessageEvent{Subscribed: &SubscriptionInfo{Type: "huge", Policy: "block", Buffer: 1, Count: 1}})
+		nd, stop, err := startStream(r.Context(), w, client.MessageEvent{Subscribed: &client.SubscriptionInfo{Type: "huge", Policy: "block", Buffer: 1, Count: 1}})
 		defer stop()
 		if err == nil {
 			_, _ = w.Write(appendMessageJSON(nil, m))
@@ -540,9 +545,13 @@ func TestMsgStreamLargestMessage(t *testing.T) {
 		}
 	}))
 	defer hs.Close()
-	cl := &Client{base: hs.URL, hc: hs.Client()}
+	cl, err := client.New(client.Endpoint{TCP: strings.TrimPrefix(hs.URL, "http://")}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
 	start := time.Now()
-	st, err := cl.SubscribeMessages(context.Background(), "huge", SubscribeOptions{Count: 1})
+	st, err := cl.SubscribeMessages(context.Background(), "huge", client.SubscribeOptions{Count: 1})
 	if err != nil {
 		t.Fatal(err)
 	}

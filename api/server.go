@@ -1,13 +1,20 @@
-// Package api is warren's local control API: HTTP/JSON under versioned paths
-// (/v1/...), served on a unix socket (mode 0600) and optionally on a loopback
-// TCP address guarded by a bearer token, plus the Go client the CLI uses.
-// docs/api.md is its reference.
+// Package api is the server of warren's local control API: HTTP/JSON under
+// versioned paths (/v1/...), served on a unix socket (mode 0600) and
+// optionally on a loopback TCP address guarded by a bearer token. Its wire
+// types and Go client are package client; docs/api.md is its reference and
+// docs/openapi.yaml its contract.
+//
+// The server converts library values to the client's wire types
+// explicitly, so that renaming a library field cannot change /v1. Its
+// files: server.go (lifecycle), routes.go (the route table and
+// middleware), errors.go (error codes), body.go and bulk.go (request
+// bodies), ndjson_writer.go (the streams), limits.go (connection caps and
+// metrics), and one file of handlers per capability: node.go, msg.go,
+// gossip.go, tunnel.go.
 package api
 
 import (
 	"context"
-	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -15,28 +22,16 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/http/pprof"
 	"os"
 	"path/filepath"
-	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
-
-	"github.com/libp2p/go-libp2p/core/crypto"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/warren-p2p/warren"
 	"github.com/warren-p2p/warren/config"
 	"github.com/warren-p2p/warren/internal/ratelog"
-	"github.com/warren-p2p/warren/node"
 )
-
-// maxRecord bounds one record of an NDJSON stream the client reads. The
-// client cannot know the daemon's max_message_size, so it allows the largest
-// any configuration accepts (config.MaxDirectMessageSize; topic messages are
-// smaller), base64-encoded, plus generous room for the record's other
-// fields: every message a daemon can accept can be streamed.
-const maxRecord = (config.MaxDirectMessageSize+2)/3*4 + 1<<20
 
 // ServerOptions configures a Server.
 type ServerOptions struct {
@@ -64,6 +59,10 @@ type Server struct {
 	// listens at its private path, before it gets mode 0600.
 	beforeChmod func(tmpPath string)
 
+	// undeclared counts answers whose status their route does not declare
+	// (see checkedWriter); tests require zero.
+	undeclared atomic.Int64
+
 	mu      sync.Mutex
 	servers []*http.Server
 	capped  []*capListener
@@ -86,37 +85,8 @@ func NewServer(n *warren.Node, opts ServerOptions) *Server {
 		log.Error("API metrics are not exported", "err", err)
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
-	s.routes()
+	s.register(s.routes())
 	return s
-}
-
-func (s *Server) routes() {
-	metrics := promhttp.HandlerFor(s.node.Metrics, promhttp.HandlerOpts{})
-	s.handle("GET /metrics", kindCall, metrics.ServeHTTP)
-	s.handle("GET /v1/health", kindCall, s.health)
-	s.handle("GET /v1/version", kindCall, func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, VersionInfo{Version: warren.Version, Go: runtime.Version()})
-	})
-	s.handle("GET /v1/id", kindCall, s.id)
-	s.handle("GET /v1/peers", kindCall, func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, nonNil(s.node.Peers()))
-	})
-	s.handle("POST /v1/peers/connect", kindCall, s.connect)
-	s.handle("POST /v1/peers/disconnect", kindCall, s.disconnect)
-	s.handle("POST /v1/ping", kindCall, s.ping)
-	// Go's profiler, for "go tool pprof http://.../debug/pprof/profile"; as
-	// trusted as the rest of the API (socket mode 0600, or the token). A
-	// profile or trace is written when it ends: the write deadline starts
-	// then.
-	s.handle("GET /debug/pprof/", kindCall, pprof.Index)
-	s.handle("GET /debug/pprof/cmdline", kindCall, pprof.Cmdline)
-	s.handle("GET /debug/pprof/profile", kindCall, pprof.Profile)
-	s.handle("GET /debug/pprof/symbol", kindCall, pprof.Symbol)
-	s.handle("GET /debug/pprof/trace", kindCall, pprof.Trace)
-	s.extraRoutes()
-	s.handle("/", kindCall, func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, http.StatusNotFound, fmt.Errorf("no API endpoint %s %s (see docs/api.md)", r.Method, r.URL.Path))
-	})
 }
 
 // SetToken sets the bearer token required on TCP listeners.
@@ -231,124 +201,4 @@ func (s *Server) Close(ctx context.Context) error {
 	}
 	s.warn.Close()
 	return errors.Join(errs...)
-}
-
-func (s *Server) health(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, Health{Status: "ok", ID: s.node.ID().String(),
-		Peers: len(s.node.Host().Network().Peers()), UptimeS: time.Since(s.started).Seconds()})
-}
-
-func (s *Server) id(w http.ResponseWriter, r *http.Request) {
-	pub, _ := crypto.MarshalPublicKey(s.node.Host().Peerstore().PubKey(s.node.ID()))
-	writeJSON(w, http.StatusOK, IDInfo{
-		ID: s.node.ID().String(), Addrs: nonNil(s.node.Addrs()), Network: s.node.Config().Network,
-		PublicKey: base64.StdEncoding.EncodeToString(pub), Agent: "warren/" + warren.Version,
-	})
-}
-
-func (s *Server) connect(w http.ResponseWriter, r *http.Request) {
-	var req ConnectRequest
-	if !s.readBody(w, r, controlLimit, "docs/api.md", &req) {
-		return
-	}
-	if _, err := node.ParseTarget(req.Addr); err != nil {
-		writeError(w, http.StatusBadRequest, err)
-		return
-	}
-	ai, err := s.node.Connect(r.Context(), req.Addr)
-	if err != nil {
-		writeError(w, statusFor(err), err)
-		return
-	}
-	addrs := make([]string, 0, len(ai.Addrs))
-	for _, a := range ai.Addrs {
-		addrs = append(addrs, a.String())
-	}
-	writeJSON(w, http.StatusOK, ConnectResult{ID: ai.ID.String(), Addrs: addrs})
-}
-
-func (s *Server) disconnect(w http.ResponseWriter, r *http.Request) {
-	var req DisconnectRequest
-	if !s.readBody(w, r, controlLimit, "docs/api.md", &req) {
-		return
-	}
-	p, err := node.ParsePeerID(req.Peer)
-	if err != nil {
-		writeError(w, http.StatusBadRequest, err)
-		return
-	}
-	if err := s.node.Disconnect(p); err != nil {
-		writeError(w, http.StatusNotFound, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, struct{}{})
-}
-
-func (s *Server) ping(w http.ResponseWriter, r *http.Request) {
-	var req PingRequest
-	if !s.readBody(w, r, controlLimit, "docs/api.md", &req) {
-		return
-	}
-	if req.Count == 0 {
-		req.Count = 1
-	}
-	if req.Count < 0 || req.Count > 1000 {
-		writeError(w, http.StatusBadRequest, fmt.Errorf("ping count %d: expected 1 to 1000", req.Count))
-		return
-	}
-	p, err := node.ParsePeerID(req.Peer)
-	if err != nil {
-		writeError(w, http.StatusBadRequest, err)
-		return
-	}
-	rtts, err := s.node.Ping(r.Context(), p, req.Count)
-	if err != nil {
-		writeError(w, statusFor(err), err)
-		return
-	}
-	res := PingResult{Peer: p.String()}
-	var sum float64
-	for _, d := range rtts {
-		ms := float64(d.Microseconds()) / 1000
-		res.RTTMS = append(res.RTTMS, ms)
-		sum += ms
-	}
-	res.AvgMS = sum / float64(len(rtts))
-	writeJSON(w, http.StatusOK, res)
-}
-
-// badInput marks errors caused by the request rather than the node.
-type badInput struct{ error }
-
-func (b badInput) Unwrap() error { return b.error }
-
-// BadInput wraps an error so the API answers 400.
-func BadInput(err error) error { return badInput{err} }
-
-func statusFor(err error) int {
-	var b badInput
-	switch {
-	case errors.As(err, &b):
-		return http.StatusBadRequest
-	case errors.Is(err, context.DeadlineExceeded):
-		return http.StatusGatewayTimeout
-	}
-	return http.StatusBadGateway
-}
-
-func writeJSON(w http.ResponseWriter, code int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(code)
-	_ = json.NewEncoder(w).Encode(v)
-}
-
-func writeError(w http.ResponseWriter, code int, err error) {
-	writeJSON(w, code, Error{Error: err.Error()})
-}
-
-func nonNil[T any](v []T) []T {
-	if v == nil {
-		return []T{}
-	}
-	return v
 }

@@ -8,13 +8,17 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+
+	"github.com/warren-p2p/warren/client"
 )
 
 // The tunnel endpoints tell a bad request (400) from a conflict (409) and
 // from the node's own failure, so clients in any language can react.
 func TestTunnelAPIStatusCodes(t *testing.T) {
 	n := newMsgTestNode(t)
-	hs := httptest.NewServer(NewServer(n, ServerOptions{}).Handler())
+	srv := NewServer(n, ServerOptions{})
+	checkContract(t, srv)
+	hs := httptest.NewServer(srv.Handler())
 	defer hs.Close()
 
 	busy, err := net.Listen("tcp", "127.0.0.1:0")
@@ -32,7 +36,7 @@ func TestTunnelAPIStatusCodes(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer resp.Body.Close()
-		var e Error
+		var e client.ErrorBody
 		_ = json.NewDecoder(resp.Body).Decode(&e)
 		return resp.StatusCode, e.Error
 	}

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -14,17 +13,19 @@ import (
 	"syscall"
 
 	"github.com/libp2p/go-libp2p/core/crypto"
+
+	"github.com/warren-p2p/warren/internal/repofile"
 )
 
 // Files inside a repo.
 const (
-	ConfigFile  = "config.toml"
-	KeyFile     = "identity.key"
-	LockFile    = "repo.lock"
-	APIFile     = "api.json"  // where the running daemon serves its API
-	APISocket   = "api.sock"  // the unix socket of the API
-	TokenFile   = "api.token" // bearer token for the TCP API
-	TunnelsFile = "tunnels.json"
+	ConfigFile  = repofile.ConfigFile
+	KeyFile     = repofile.KeyFile
+	LockFile    = repofile.LockFile
+	APIFile     = repofile.APIFile   // where the running daemon serves its API
+	APISocket   = repofile.APISocket // the unix socket of the API
+	TokenFile   = repofile.TokenFile // bearer token for the TCP API
+	TunnelsFile = repofile.TunnelsFile
 )
 
 // ErrNoRepo is returned by Open when the directory holds no repo.
@@ -32,14 +33,13 @@ var ErrNoRepo = errors.New("no warren repo")
 
 // ErrNoEndpoint is returned by ReadEndpoint when no daemon has recorded an
 // API endpoint in the repo.
-var ErrNoEndpoint = errors.New("no warren daemon is running")
+var ErrNoEndpoint = repofile.ErrNoEndpoint
 
 // Largest files read from a repo: anything bigger is not one warren wrote.
 const (
-	maxConfigSize   = 1 << 20
-	maxKeySize      = 64 << 10
-	maxEndpointSize = 64 << 10
-	maxTokenSize    = 4 << 10
+	maxConfigSize = 1 << 20
+	maxKeySize    = 64 << 10
+	maxTokenSize  = repofile.MaxTokenSize
 )
 
 // Repo is a warren repo on disk.
@@ -51,19 +51,7 @@ type Repo struct {
 }
 
 // DefaultDir resolves the repo directory: flag, else $WARREN_REPO, else ~/.warren.
-func DefaultDir(flag string) (string, error) {
-	if flag != "" {
-		return filepath.Abs(flag)
-	}
-	if env := os.Getenv("WARREN_REPO"); env != "" {
-		return filepath.Abs(env)
-	}
-	home, err := os.UserHomeDir()
-	if err != nil {
-		return "", fmt.Errorf("find the repo: no --repo, no $WARREN_REPO and no home directory: %w", err)
-	}
-	return filepath.Join(home, ".warren"), nil
-}
+func DefaultDir(flag string) (string, error) { return repofile.DefaultDir(flag) }
 
 // Path returns the path of a file inside the repo.
 func (r *Repo) Path(name string) string { return filepath.Join(r.Dir, name) }
@@ -213,20 +201,7 @@ func (r *Repo) Unlock() error {
 
 // ReadToken returns the API bearer token of the repo in dir, for clients;
 // unlike Token it never creates one.
-func ReadToken(dir string) (string, error) {
-	if err := checkDir(dir); err != nil {
-		return "", fmt.Errorf("read the API token: %w", err)
-	}
-	b, err := readRepoFile(dir, TokenFile, maxTokenSize)
-	if err != nil {
-		return "", fmt.Errorf("read the API token: %w", err)
-	}
-	tok := strings.TrimSpace(string(b))
-	if tok == "" {
-		return "", fmt.Errorf("read the API token: %s is empty", filepath.Join(dir, TokenFile))
-	}
-	return tok, nil
-}
+func ReadToken(dir string) (string, error) { return repofile.ReadToken(dir) }
 
 // Token returns the API bearer token, creating it (mode 0600) if missing;
 // the daemon calls it when it serves the API on TCP.
@@ -251,11 +226,7 @@ func (r *Repo) Token() (string, error) {
 }
 
 // Endpoint records where a running daemon serves its API.
-type Endpoint struct {
-	Unix string `json:"unix,omitempty"`
-	TCP  string `json:"tcp,omitempty"`
-	PID  int    `json:"pid"`
-}
+type Endpoint = repofile.Endpoint
 
 // WriteEndpoint records the API endpoint in the repo.
 func (r *Repo) WriteEndpoint(e Endpoint) error {
@@ -285,26 +256,6 @@ func (r *Repo) RemoveStaleEndpoint() {
 // no record the error matches ErrNoEndpoint; an unsafe repo or record
 // (another user's, writable by others, a symbolic link) matches
 // ErrUnsafeRepo.
-func ReadEndpoint(dir string) (Endpoint, error) {
-	var e Endpoint
-	err := checkDir(dir)
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return e, fmt.Errorf("read API endpoint: %w", err)
-	}
-	var b []byte
-	if err == nil {
-		b, err = readRepoFile(dir, APIFile, maxEndpointSize)
-	}
-	if errors.Is(err, fs.ErrNotExist) {
-		return e, fmt.Errorf("%w on repo %s (no %s; start one with `warren daemon`)", ErrNoEndpoint, dir, APIFile)
-	}
-	if err != nil {
-		return e, fmt.Errorf("read API endpoint: %w", err)
-	}
-	if err := json.Unmarshal(b, &e); err != nil {
-		return e, fmt.Errorf("read API endpoint %s: %w", filepath.Join(dir, APIFile), err)
-	}
-	return e, nil
-}
+func ReadEndpoint(dir string) (Endpoint, error) { return repofile.ReadEndpoint(dir) }
 
 func lexists(p string) bool { _, err := os.Lstat(p); return err == nil }

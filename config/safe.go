@@ -5,116 +5,33 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"syscall"
+
+	"github.com/warren-p2p/warren/internal/repofile"
 )
 
 // ErrUnsafeRepo is matched (errors.Is) by every refusal of a repo, or of a
 // file in it, that another local user could have planted or could change:
 // owned by someone else, writable by group or others, a symbolic link, or
 // not a regular file. The error says what is wrong and how to fix it.
-var ErrUnsafeRepo = errors.New("unsafe repo")
+// The checks live in internal/repofile, which package client shares.
+var ErrUnsafeRepo = repofile.ErrUnsafeRepo
 
 // UnsafeRepoError is the error behind ErrUnsafeRepo.
-type UnsafeRepoError struct {
-	Dir     string // the repo directory
-	Path    string // the directory or file refused
-	Problem string // what is wrong, e.g. "directory is writable by group or others (mode 0777)"
-	Fix     string // what to do about it, e.g. "run: chmod 700 /x"
-}
-
-func (e *UnsafeRepoError) Error() string {
-	return fmt.Sprintf("repo %s: %s; %s", e.Dir, e.Problem, e.Fix)
-}
-
-// Is makes errors.Is(err, ErrUnsafeRepo) true.
-func (e *UnsafeRepoError) Is(target error) bool { return target == ErrUnsafeRepo }
-
-// secret files must not even be readable by group or others.
-func secretFile(name string) bool { return name == KeyFile || name == TokenFile }
+type UnsafeRepoError = repofile.UnsafeRepoError
 
 // repoFiles are the files checked whenever a repo is opened.
 var repoFiles = []string{ConfigFile, KeyFile, TokenFile, TunnelsFile, LockFile, APIFile}
 
-// checkDir refuses a repo directory that is not a directory, is owned by
-// another user, or is writable by group or others (ssh's StrictModes). The
-// directory itself may be reached through a symbolic link the owner made;
-// what it holds never is.
-func checkDir(dir string) error {
-	st, err := os.Stat(dir)
-	if err != nil {
-		return fmt.Errorf("repo %s: %w", dir, err)
-	}
-	if !st.IsDir() {
-		return &UnsafeRepoError{Dir: dir, Path: dir, Problem: "not a directory",
-			Fix: "use another --repo, or remove it"}
-	}
-	return checkOwnerMode(dir, dir, "directory", st, 0o022, "700")
-}
+func checkDir(dir string) error { return repofile.CheckDir(dir) }
 
-// checkOwnerMode refuses st when another user owns it or any bit of mask is
-// set in its permissions.
-func checkOwnerMode(dir, path, what string, st fs.FileInfo, mask fs.FileMode, chmod string) error {
-	if sys, ok := st.Sys().(*syscall.Stat_t); ok && int(sys.Uid) != os.Getuid() {
-		fix := fmt.Sprintf("check its content, then run: chown %d %s", os.Getuid(), path)
-		if path == dir {
-			fix = "another user may have put files in it: remove it, or use another --repo"
-		}
-		return &UnsafeRepoError{Dir: dir, Path: path, Fix: fix,
-			Problem: fmt.Sprintf("%s is owned by uid %d, not by you (uid %d)", what, sys.Uid, os.Getuid())}
-	}
-	if perm := st.Mode().Perm(); perm&mask != 0 {
-		who := "writable by group or others"
-		if mask&0o044 != 0 && perm&0o022 == 0 {
-			who = "readable by group or others"
-		} else if mask&0o044 != 0 {
-			who = "accessible by group or others"
-		}
-		return &UnsafeRepoError{Dir: dir, Path: path,
-			Problem: fmt.Sprintf("%s is %s (mode %04o)", what, who, perm),
-			Fix:     fmt.Sprintf("run: chmod %s %s", chmod, path)}
-	}
-	return nil
-}
-
-// checkFile refuses a file of the repo that is a symbolic link, not a
-// regular file, owned by another user or writable by group or others (for
-// the identity key and the API token: accessible by group or others). A
-// missing file passes.
-func checkFile(dir, name string) error {
-	p := filepath.Join(dir, name)
-	st, err := os.Lstat(p)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("repo %s: %w", dir, err)
-	}
-	return checkFileInfo(dir, name, st)
-}
+func checkFile(dir, name string) error { return repofile.CheckFile(dir, name) }
 
 func checkFileInfo(dir, name string, st fs.FileInfo) error {
-	p := filepath.Join(dir, name)
-	if st.Mode()&fs.ModeSymlink != 0 {
-		fix := "replace the link by the file it points to"
-		switch name {
-		case LockFile, APIFile:
-			fix = "run: rm " + p
-		}
-		return &UnsafeRepoError{Dir: dir, Path: p, Fix: fix,
-			Problem: name + " is a symbolic link, which warren never follows in a repo"}
-	}
-	if !st.Mode().IsRegular() {
-		return &UnsafeRepoError{Dir: dir, Path: p, Fix: "move it away",
-			Problem: fmt.Sprintf("%s is not a regular file (%v)", name, st.Mode().Type())}
-	}
-	if secretFile(name) {
-		return checkOwnerMode(dir, p, name, st, 0o077, "600")
-	}
-	return checkOwnerMode(dir, p, name, st, 0o022, "600")
+	return repofile.CheckFileInfo(dir, name, st)
 }
 
 // CheckRepo refuses a repo directory, or any of its files, that another
@@ -136,36 +53,11 @@ func CheckRepo(dir string) error {
 // link, after checking (on the open descriptor) who owns it and its mode.
 // A file larger than limit is an error.
 func readRepoFile(dir, name string, limit int64) ([]byte, error) {
-	f, err := openNoFollow(filepath.Join(dir, name), os.O_RDONLY, 0)
-	if err != nil {
-		if errors.Is(err, syscall.ELOOP) {
-			st, lerr := os.Lstat(filepath.Join(dir, name))
-			if lerr == nil {
-				return nil, checkFileInfo(dir, name, st)
-			}
-		}
-		return nil, err
-	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	if err := checkFileInfo(dir, name, st); err != nil {
-		return nil, err
-	}
-	return readLimited(f, f.Name(), limit)
+	return repofile.Read(dir, name, limit)
 }
 
 func readLimited(f *os.File, path string, limit int64) ([]byte, error) {
-	b, err := io.ReadAll(io.LimitReader(f, limit+1))
-	if err != nil {
-		return nil, err
-	}
-	if int64(len(b)) > limit {
-		return nil, fmt.Errorf("%s is larger than %d bytes", path, limit)
-	}
-	return b, nil
+	return repofile.ReadLimited(f, path, limit)
 }
 
 // ReadFileNoFollow reads path, refusing a symbolic link (in its last
@@ -193,11 +85,10 @@ func ReadFileNoFollow(path string, limit int64) ([]byte, error) {
 	return readLimited(f, path, limit)
 }
 
-// openNoFollow opens path with O_NOFOLLOW (a symbolic link fails with
-// ELOOP) and O_NONBLOCK (a FIFO planted in its place cannot hang the open;
-// regular files ignore the flag).
+// openNoFollow opens path with O_NOFOLLOW and O_NONBLOCK (see
+// repofile.OpenNoFollow).
 func openNoFollow(path string, flag int, perm os.FileMode) (*os.File, error) {
-	return os.OpenFile(path, flag|syscall.O_NOFOLLOW|syscall.O_NONBLOCK|syscall.O_CLOEXEC, perm)
+	return repofile.OpenNoFollow(path, flag, perm)
 }
 
 // WriteFileAtomic replaces path with data, with permissions mode, so that

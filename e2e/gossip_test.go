@@ -71,6 +71,7 @@ type topicMsg struct {
 	ID           string    `json:"id"`
 	Time         time.Time `json:"time"`
 	Data         []byte    `json:"data"`
+	Text         *string   `json:"text"` // the data as a string when it is UTF-8
 }
 
 func parseTopicMsg(t *testing.T, line string) topicMsg {
@@ -133,6 +134,9 @@ func TestGossipPubSub(t *testing.T) {
 	for i := range 4 {
 		m := parseTopicMsg(t, js.Line())
 		data = append(data, string(m.Data))
+		if m.Text == nil || *m.Text != string(m.Data) {
+			t.Errorf("message %d: text %v, want %q (the data is UTF-8)", i, m.Text, m.Data)
+		}
 		if m.Topic != "news" || m.From != b.ID || m.ReceivedFrom != b.ID {
 			t.Errorf("message %d = %+v, want topic news from %s", i, m, b.ID)
 		}
@@ -280,8 +284,8 @@ func TestGossipLimitsAndBadInput(t *testing.T) {
 			fails(t, a.Repo, []string{fmt.Sprintf("%q", name), "letters, digits"}, args...)
 		}
 	}
-	fails(t, a.Repo, []string{"--buffer -1"}, "sub", "t", "--buffer", "-1")
-	fails(t, a.Repo, []string{"-n -1"}, "sub", "t", "-n", "-1")
+	fails(t, a.Repo, []string{`buffer "-1"`}, "sub", "t", "--buffer", "-1")
+	fails(t, a.Repo, []string{`n "-1"`}, "sub", "t", "-n", "-1")
 	fails(t, a.Repo, []string{"--timeout"}, "pub", "t", "x", "--timeout", "-1s")
 	fails(t, a.Repo, []string{"--lines", "data argument"}, "pub", "--lines", "t", "x")
 	a.Stop()

@@ -248,6 +248,7 @@ func TestMsgSendRecv(t *testing.T) {
 			ID      string    `json:"id"`
 			Time    time.Time `json:"time"`
 			Payload []byte    `json:"payload"`
+			Text    *string   `json:"text"` // the payload as a string when it is UTF-8
 		}
 		if err := json.Unmarshal([]byte(line), &typed); err != nil {
 			t.Fatal(err)
@@ -259,6 +260,9 @@ func TestMsgSendRecv(t *testing.T) {
 		}
 		if typed.Type != "chat" || typed.From != b.ID || string(typed.Payload) != want {
 			t.Errorf("message %d = %+v, want type chat from %s payload %q", i, typed, b.ID, want)
+		}
+		if typed.Text == nil || *typed.Text != want {
+			t.Errorf("message %d: text %v, want %q (the payload is UTF-8)", i, typed.Text, want)
 		}
 		if len(typed.ID) != 32 || ids[typed.ID] {
 			t.Errorf("message %d: id %q is not 32 hex digits or repeats", i, typed.ID)
@@ -615,13 +619,13 @@ func TestMsgLimitsAndBadInput(t *testing.T) {
 	} {
 		fails(t, b.Repo, []string{`"bad type!"`, "A-Za-z0-9._/-"}, args...)
 	}
-	fails(t, b.Repo, []string{"--priority", `"urgent"`}, "send", a.ID, "t", "x", "--priority", "urgent")
-	fails(t, b.Repo, []string{"--policy", `"sometimes"`}, "recv", "t", "--policy", "sometimes")
-	fails(t, b.Repo, []string{"--buffer -1"}, "recv", "t", "--buffer", "-1")
-	fails(t, b.Repo, []string{"-n -1"}, "recv", "t", "-n", "-1")
+	fails(t, b.Repo, []string{"priority", `"urgent"`}, "send", a.ID, "t", "x", "--priority", "urgent")
+	fails(t, b.Repo, []string{"policy", `"sometimes"`}, "recv", "t", "--policy", "sometimes")
+	fails(t, b.Repo, []string{`buffer "-1"`}, "recv", "t", "--buffer", "-1")
+	fails(t, b.Repo, []string{`n "-1"`}, "recv", "t", "-n", "-1")
 	fails(t, b.Repo, []string{"--exec", "--echo"}, "respond", "t")
 	fails(t, b.Repo, []string{"--lines", "data argument"}, "send", "--lines", a.ID, "t", "x")
-	fails(t, b.Repo, []string{"--id", "32 hex"}, "send", a.ID, "t", "x", "--id", "xyz")
+	fails(t, b.Repo, []string{`message id "xyz"`, "32 hex"}, "send", a.ID, "t", "x", "--id", "xyz")
 	a.Stop()
 	b.Stop()
 }

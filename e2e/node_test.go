@@ -212,7 +212,7 @@ func TestBadInputGivesClearErrors(t *testing.T) {
 	fails(t, repo, []string{"/p2p/"}, "connect", "/ip4/127.0.0.1/tcp/1")
 	fails(t, repo, []string{`"banana"`, "peer ID"}, "ping", "banana")
 	fails(t, repo, []string{`"banana"`}, "disconnect", "banana")
-	fails(t, repo, []string{"-n 0"}, "ping", d.ID, "-n", "0")
+	fails(t, repo, []string{"ping count 1001", "1 to 1000"}, "ping", d.ID, "-n", "1001") // the daemon's error
 	fails(t, repo, []string{"own peer ID"}, "ping", d.ID)
 	d.Stop()
 

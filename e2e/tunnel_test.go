@@ -687,7 +687,7 @@ func TestTunnelBadInput(t *testing.T) {
 	fails(t, d.Repo, []string{`"/ip4/nope"`, "target"}, "tunnel", "listen", "/x/a", "/ip4/nope")
 	fails(t, d.Repo, []string{"/ip4/127.0.0.1/tcp/0", "non-zero"}, "tunnel", "listen", "/x/a", "/ip4/127.0.0.1/tcp/0")
 	fails(t, d.Repo, []string{"/ip4/127.0.0.1/sctp/5", "expected"}, "tunnel", "listen", "/x/a", "/ip4/127.0.0.1/sctp/5")
-	fails(t, d.Repo, []string{"--allow", `"banana"`, "peer ID"}, "tunnel", "listen", "/x/a", tcp, "--allow", "banana")
+	fails(t, d.Repo, []string{"allow[0]", `"banana"`, "peer ID"}, "tunnel", "listen", "/x/a", tcp, "--allow", "banana")
 	fails(t, d.Repo, []string{"report", "UDP"}, "tunnel", "listen", "/x/a", "/ip4/127.0.0.1/udp/9", "--report-peer-id")
 	fails(t, d.Repo, []string{`"banana"`, "peer ID"}, "tunnel", "forward", "/x/a", "/ip4/127.0.0.1/tcp/0", "banana")
 	fails(t, d.Repo, []string{"/ip4/127.0.0.1/tcp/1", "/p2p/"}, "tunnel", "forward", "/x/a", "/ip4/127.0.0.1/tcp/0", "/ip4/127.0.0.1/tcp/1")
@@ -705,12 +705,12 @@ func TestTunnelBadInput(t *testing.T) {
 		t.Fatalf("custom protocol: %+v", info)
 	}
 
-	fails(t, d.Repo, []string{"--all", "--protocol"}, "tunnel", "close")
-	fails(t, d.Repo, []string{"--all", "cannot be combined"}, "tunnel", "close", "--all", "--protocol", "/x/dup")
+	fails(t, d.Repo, []string{"filter is empty", "All"}, "tunnel", "close")
+	fails(t, d.Repo, []string{"All cannot be combined"}, "tunnel", "close", "--all", "--protocol", "/x/dup")
 	fails(t, d.Repo, []string{"stream id", "--all"}, "tunnel", "streams", "close")
 	fails(t, d.Repo, []string{`"abc"`, "positive integer"}, "tunnel", "streams", "close", "abc")
 	fails(t, d.Repo, []string{"999", "no active stream"}, "tunnel", "streams", "close", "999")
-	fails(t, d.Repo, []string{"--kind", `"both"`}, "tunnel", "ls", "--kind", "both")
+	fails(t, d.Repo, []string{`kind="both"`, "listen or forward"}, "tunnel", "ls", "--kind", "both")
 	if len(tunnels(t, d)) != 3 {
 		t.Fatalf("failed commands changed the tunnels: %+v", tunnels(t, d))
 	}

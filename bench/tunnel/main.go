@@ -39,7 +39,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/warren-p2p/warren/api"
+	"github.com/warren-p2p/warren/client"
 	"github.com/warren-p2p/warren/config"
 )
 
@@ -408,8 +408,8 @@ func closeAll(cs []net.Conn) {
 func waitStreams(ctx context.Context, p *daemonPair, want int) error {
 	deadline := time.Now().Add(60 * time.Second)
 	for {
-		na, errA := p.a.cl.TunnelStreams(ctx, api.TunnelListOptions{})
-		nb, errB := p.b.cl.TunnelStreams(ctx, api.TunnelListOptions{})
+		na, errA := p.a.cl.TunnelStreams(ctx, client.TunnelListOptions{})
+		nb, errB := p.b.cl.TunnelStreams(ctx, client.TunnelListOptions{})
 		if err := errors.Join(errA, errB); err != nil {
 			return fmt.Errorf("list streams: %w", err)
 		}
@@ -500,7 +500,7 @@ type daemonProc struct {
 	cmd  *exec.Cmd
 	pid  int
 	id   string
-	cl   *api.Client
+	cl   *client.Client
 	done chan struct{}
 }
 
@@ -549,10 +549,10 @@ func (p *daemonPair) stop() {
 // the forward's host:port.
 func (p *daemonPair) tunnel(ctx context.Context, proto, target string) (string, error) {
 	host, port, _ := net.SplitHostPort(target)
-	if _, err := p.a.cl.TunnelListen(ctx, api.TunnelListenRequest{Protocol: proto, Target: "/ip4/" + host + "/tcp/" + port, Temp: true}); err != nil {
+	if _, err := p.a.cl.TunnelListen(ctx, client.TunnelListenRequest{Protocol: proto, Target: "/ip4/" + host + "/tcp/" + port, Temp: true}); err != nil {
 		return "", fmt.Errorf("listen on a: %w", err)
 	}
-	f, err := p.b.cl.TunnelForward(ctx, api.TunnelForwardRequest{Protocol: proto, ListenAddress: "/ip4/127.0.0.1/tcp/0", Peer: p.a.id, Temp: true})
+	f, err := p.b.cl.TunnelForward(ctx, client.TunnelForwardRequest{Protocol: proto, ListenAddress: "/ip4/127.0.0.1/tcp/0", Peer: p.a.id, Temp: true})
 	if err != nil {
 		return "", fmt.Errorf("forward on b: %w", err)
 	}
@@ -590,7 +590,7 @@ func startDaemon(ctx context.Context, o options, repo string) (*daemonProc, erro
 	go func() { _ = d.cmd.Wait(); close(d.done) }()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		if cl, err := api.ClientForRepo(repo); err == nil {
+		if cl, err := client.ForRepo(repo); err == nil {
 			if info, err := cl.ID(ctx); err == nil {
 				d.cl, d.id = cl, info.ID
 				return d, nil

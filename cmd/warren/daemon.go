@@ -18,6 +18,7 @@ import (
 
 	"github.com/warren-p2p/warren"
 	"github.com/warren-p2p/warren/api"
+	"github.com/warren-p2p/warren/client"
 	"github.com/warren-p2p/warren/config"
 )
 
@@ -161,13 +162,13 @@ func refuseLiveDaemon(ctx context.Context, repo *config.Repo) error {
 			continue // refused: a socket left by a dead daemon
 		}
 		_ = conn.Close()
-		cl, err := api.NewClient(config.Endpoint{Unix: sock}, "")
+		cl, err := client.New(client.Endpoint{Unix: sock}, "")
 		if err != nil {
 			cancel()
 			return err
 		}
 		_, herr := cl.Health(pctx)
-		cl.Close()
+		_ = cl.Close()
 		cancel()
 		if herr != nil {
 			return fmt.Errorf("something listens on %s but did not answer /v1/health within %s (%v); stop it before starting a daemon on repo %s", sock, liveProbeTimeout, herr, repo.Dir)

@@ -9,8 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/warren-p2p/warren/api"
-	"github.com/warren-p2p/warren/gossip"
+	"github.com/warren-p2p/warren/client"
 )
 
 func gossipCmds(e *env) []*cobra.Command {
@@ -36,11 +35,9 @@ into an empty topic. A message over gossip.max_message_size fails too.`,
 		Args: cobra.RangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			topic := args[0]
-			if err := gossip.ValidateTopic(topic); err != nil {
-				return err
-			}
-			if timeout < 0 || timeout > 0 && timeout < time.Millisecond || timeout > api.MaxTimeout {
-				return fmt.Errorf("--timeout %s: expected a duration from 1ms to %s (0: the daemon's gossip.publish_timeout)", timeout, api.MaxTimeout)
+			// timeout_ms counts whole milliseconds; the daemon checks the rest.
+			if timeout < 0 || timeout > 0 && timeout < time.Millisecond {
+				return fmt.Errorf("--timeout %s: expected a duration from 1ms to %s (0: the daemon's gossip.publish_timeout)", timeout, client.MaxTimeout)
 			}
 			if lines && len(args) == 2 {
 				return errors.New("--lines reads the messages from stdin: give no data argument")
@@ -49,9 +46,9 @@ into an empty topic. A message over gossip.max_message_size fails too.`,
 			if err != nil {
 				return err
 			}
-			defer cl.Close()
+			defer func() { _ = cl.Close() }()
 			if lines {
-				res, err := cl.PublishMessages(cmd.Context(), api.BulkPublishParams{Topic: topic, TimeoutMS: timeout.Milliseconds()}, e.stdin)
+				res, err := cl.PublishMessages(cmd.Context(), client.BulkPublishParams{Topic: topic, TimeoutMS: timeout.Milliseconds()}, e.stdin)
 				if err != nil {
 					return err
 				}
@@ -62,7 +59,7 @@ into an empty topic. A message over gossip.max_message_size fails too.`,
 			if err != nil {
 				return err
 			}
-			if _, err := cl.Publish(cmd.Context(), api.PublishRequest{Topic: topic, Data: data, TimeoutMS: timeout.Milliseconds()}); err != nil {
+			if _, err := cl.Publish(cmd.Context(), client.PublishRequest{Topic: topic, Data: data, TimeoutMS: timeout.Milliseconds()}); err != nil {
 				return err
 			}
 			e.printf("published 1 message to topic %q\n", topic)
@@ -82,8 +79,9 @@ func subCmd(e *env) *cobra.Command {
 		Short: "Print a topic's messages as they arrive",
 		Long: `Subscribe to a broadcast topic and print each message as it arrives: its data
 as one line of text, or with --json one JSON object a line with topic, from
-(the author), received_from (the peer that forwarded it), id, time and data
-(base64). The subscription lives in the daemon while this command runs; it
+(the author), received_from (the peer that forwarded it), id, time, data
+(base64) and, when the data is valid UTF-8, text (the data as a string:
+jq -r .text). The subscription lives in the daemon while this command runs; it
 ends after -n messages or on Ctrl-C. Messages published before the
 subscription was made are not delivered.
 
@@ -95,26 +93,20 @@ second), and the command ends with a summary line on stderr:
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			topic := args[0]
-			if err := gossip.ValidateTopic(topic); err != nil {
-				return err
-			}
-			if err := checkSubscribeFlags(buffer, gossip.DefaultSubscriptionBuffer, count); err != nil {
-				return err
-			}
 			cl, err := e.client()
 			if err != nil {
 				return err
 			}
-			defer cl.Close()
+			defer func() { _ = cl.Close() }()
 			ctx := cmd.Context()
-			st, err := cl.SubscribeTopic(ctx, topic, api.TopicSubscribeOptions{Buffer: buffer, Count: count})
+			st, err := cl.SubscribeTopic(ctx, topic, client.TopicSubscribeOptions{Buffer: buffer, Count: count})
 			if err != nil {
 				return err
 			}
 			defer st.Close()
-			return printSubscription(ctx, e, st, asJSON, func(ev api.TopicEvent) record {
+			return printSubscription(ctx, e, st, asJSON, func(ev client.TopicEvent) record {
 				if m := ev.TopicMessage; m != nil {
-					return record{msg: m, payload: m.Data}
+					return record{msg: topicJSON{m, textOf(m.Data)}, payload: m.Data}
 				}
 				return record{dropped: ev.Dropped}
 			}, func(dropped uint64) string {
@@ -125,7 +117,7 @@ second), and the command ends with a summary line on stderr:
 	}
 	c.Flags().BoolVar(&asJSON, "json", false, "print one JSON object per message")
 	c.Flags().IntVarP(&count, "count", "n", 0, "exit after this many messages (0: until interrupted)")
-	c.Flags().IntVar(&buffer, "buffer", gossip.DefaultSubscriptionBuffer, "messages the subscription holds before it drops")
+	c.Flags().IntVar(&buffer, "buffer", client.DefaultSubscribeBuffer, "messages the subscription holds before it drops")
 	return c
 }
 
@@ -140,15 +132,22 @@ subscriptions, messages published and received, and messages dropped (every
 loss GossipSub can have, by reason in --json) and rejected by validation.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return show(e, asJSON, func(cl *api.Client) ([]api.TopicInfo, error) { return cl.Topics(cmd.Context()) },
-				func(ts []api.TopicInfo) error { return printTopics(e.stdout, ts) })
+			return show(e, asJSON, func(cl *client.Client) ([]client.TopicInfo, error) { return cl.Topics(cmd.Context()) },
+				func(ts []client.TopicInfo) error { return printTopics(e.stdout, ts) })
 		},
 	}
 	c.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	return c
 }
 
-func printTopics(w io.Writer, ts []api.TopicInfo) error {
+// topicJSON is a message as sub --json prints it: the API's record, plus
+// "text" when the data is valid UTF-8.
+type topicJSON struct {
+	*client.TopicMessage
+	Text *string `json:"text,omitempty"`
+}
+
+func printTopics(w io.Writer, ts []client.TopicInfo) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "TOPIC\tPEERS\tMESH\tSUBSCRIPTIONS\tPUBLISHED\tRECEIVED\tDROPPED\tREJECTED")
 	for _, t := range ts {

@@ -17,15 +17,19 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/warren-p2p/warren/api"
-	"github.com/warren-p2p/warren/config"
-	"github.com/warren-p2p/warren/msg"
-	"github.com/warren-p2p/warren/node"
+	"github.com/warren-p2p/warren/client"
 )
 
 // maxStdinMessage bounds a message read whole from stdin: the largest
-// messages.max_message_size the config accepts.
-const maxStdinMessage = config.MaxDirectMessageSize
+// messages.max_message_size any config accepts.
+const maxStdinMessage = client.MaxMessageSize
+
+// receivedJSON is a message as recv --json prints it: the API's record,
+// plus "text" when the payload is valid UTF-8.
+type receivedJSON struct {
+	*client.ReceivedMessage
+	Text *string `json:"text,omitempty"`
+}
 
 func msgCmds(e *env) []*cobra.Command {
 	m := &cobra.Command{
@@ -34,15 +38,6 @@ func msgCmds(e *env) []*cobra.Command {
 	}
 	m.AddCommand(msgStatsCmd(e))
 	return []*cobra.Command{sendCmd(e), recvCmd(e), requestCmd(e), respondCmd(e), m}
-}
-
-// checkMsgType validates a message type name with an error naming it.
-func checkMsgType(typ string) error {
-	if err := msg.ValidateType(typ); err != nil {
-		return fmt.Errorf("bad message type %q: expected 1 to %d characters of A-Za-z0-9._/- (%s)",
-			typ, msg.MaxTypeLen, strings.TrimPrefix(err.Error(), fmt.Sprintf("msg: invalid message type %q: ", typ)))
-	}
-	return nil
 }
 
 // payloadArg returns the data argument, or all of stdin when there is none.
@@ -85,21 +80,7 @@ it reads it, so this suits bulk sends. The command returns once every message
 is queued for the peer, or fails naming the message that could not be sent.`,
 		Args: cobra.RangeArgs(2, 3),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if _, err := node.ParsePeerID(args[0]); err != nil {
-				return err
-			}
 			typ := args[1]
-			if err := checkMsgType(typ); err != nil {
-				return err
-			}
-			if _, err := msg.ParsePriority(prio); err != nil {
-				return fmt.Errorf("--priority %q: expected high, normal or low", prio)
-			}
-			if id != "" {
-				if _, err := msg.ParseID(id); err != nil {
-					return fmt.Errorf("--id %q: expected 32 hex digits", id)
-				}
-			}
 			if lines && len(args) == 3 {
 				return errors.New("--lines reads the messages from stdin: give no data argument")
 			}
@@ -110,9 +91,9 @@ is queued for the peer, or fails naming the message that could not be sent.`,
 			if err != nil {
 				return err
 			}
-			defer cl.Close()
+			defer func() { _ = cl.Close() }()
 			if lines {
-				res, err := cl.SendMessages(cmd.Context(), api.BulkParams{Peer: args[0], Type: typ, Priority: prio}, e.stdin)
+				res, err := cl.SendMessages(cmd.Context(), client.BulkParams{Peer: args[0], Type: typ, Priority: prio}, e.stdin)
 				if err != nil {
 					return err
 				}
@@ -123,7 +104,7 @@ is queued for the peer, or fails naming the message that could not be sent.`,
 			if err != nil {
 				return err
 			}
-			if _, err := cl.SendMessage(cmd.Context(), api.SendRequest{Peer: args[0], Type: typ, Payload: data, Priority: prio, ID: id}); err != nil {
+			if _, err := cl.SendMessage(cmd.Context(), client.SendRequest{Peer: args[0], Type: typ, Payload: data, Priority: prio, ID: id}); err != nil {
 				return err
 			}
 			e.printf("sent 1 message to %s\n", args[0])
@@ -145,7 +126,8 @@ func recvCmd(e *env) *cobra.Command {
 		Short: "Print direct messages of a type as they arrive",
 		Long: `Subscribe to the direct messages of a type and print each as it arrives: its
 payload as one line of text, or with --json one JSON object a line with type,
-from, id, time, sent and payload (base64). The subscription lives in the daemon
+from, id, time, sent, payload (base64) and, when the payload is valid UTF-8,
+text (the payload as a string: jq -r .text). The subscription lives in the daemon
 while this command runs; it ends after -n messages or on Ctrl-C.
 
 The subscription holds up to --buffer messages. When they are not read fast
@@ -159,29 +141,20 @@ stats' counts them in the type's dropped).`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			typ := args[0]
-			if err := checkMsgType(typ); err != nil {
-				return err
-			}
-			if _, err := msg.ParsePolicy(policy); err != nil {
-				return fmt.Errorf("--policy %q: expected block, drop-oldest or drop-newest", policy)
-			}
-			if err := checkSubscribeFlags(buffer, msg.DefaultSubscribeBuffer, count); err != nil {
-				return err
-			}
 			cl, err := e.client()
 			if err != nil {
 				return err
 			}
-			defer cl.Close()
+			defer func() { _ = cl.Close() }()
 			ctx := cmd.Context()
-			st, err := cl.SubscribeMessages(ctx, typ, api.SubscribeOptions{Policy: policy, Buffer: buffer, Dedup: dedup, Count: count})
+			st, err := cl.SubscribeMessages(ctx, typ, client.SubscribeOptions{Policy: policy, Buffer: buffer, Dedup: dedup, Count: count})
 			if err != nil {
 				return err
 			}
 			defer st.Close()
-			return printSubscription(ctx, e, st, asJSON, func(ev api.MessageEvent) record {
+			return printSubscription(ctx, e, st, asJSON, func(ev client.MessageEvent) record {
 				if m := ev.ReceivedMessage; m != nil {
-					return record{msg: m, payload: m.Payload}
+					return record{msg: receivedJSON{m, textOf(m.Payload)}, payload: m.Payload}
 				}
 				return record{dropped: ev.Dropped}
 			}, func(dropped uint64) string {
@@ -193,7 +166,7 @@ stats' counts them in the type's dropped).`,
 	c.Flags().BoolVar(&asJSON, "json", false, "print one JSON object per message")
 	c.Flags().IntVarP(&count, "count", "n", 0, "exit after this many messages (0: until interrupted)")
 	c.Flags().StringVar(&policy, "policy", "block", "when the buffer is full: block, drop-oldest or drop-newest")
-	c.Flags().IntVar(&buffer, "buffer", msg.DefaultSubscribeBuffer, "messages the subscription holds")
+	c.Flags().IntVar(&buffer, "buffer", client.DefaultSubscribeBuffer, "messages the subscription holds")
 	c.Flags().BoolVar(&dedup, "dedup", false, "discard messages whose (sender, id) was already delivered")
 	return c
 }
@@ -210,14 +183,8 @@ with its responder for the type ('warren respond'). A timeout, a missing
 responder or a responder's error fails the command.`,
 		Args: cobra.RangeArgs(2, 3),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if _, err := node.ParsePeerID(args[0]); err != nil {
-				return err
-			}
-			if err := checkMsgType(args[1]); err != nil {
-				return err
-			}
-			if timeout < time.Millisecond || timeout > api.MaxTimeout {
-				return fmt.Errorf("--timeout %s: expected a duration from 1ms to %s", timeout, api.MaxTimeout)
+			if timeout < time.Millisecond { // timeout_ms counts whole milliseconds; the daemon checks the rest
+				return fmt.Errorf("--timeout %s: expected a duration from 1ms to %s", timeout, client.MaxTimeout)
 			}
 			data, err := e.payloadArg(args, 2)
 			if err != nil {
@@ -227,8 +194,8 @@ responder or a responder's error fails the command.`,
 			if err != nil {
 				return err
 			}
-			defer cl.Close()
-			rep, err := cl.RequestMessage(cmd.Context(), api.RequestRequest{Peer: args[0], Type: args[1], Payload: data, TimeoutMS: timeout.Milliseconds()})
+			defer func() { _ = cl.Close() }()
+			rep, err := cl.RequestMessage(cmd.Context(), client.RequestRequest{Peer: args[0], Type: args[1], Payload: data, TimeoutMS: timeout.Milliseconds()})
 			if err != nil {
 				return err
 			}
@@ -260,9 +227,6 @@ Only one responder per type: a second one is refused.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			typ := args[0]
-			if err := checkMsgType(typ); err != nil {
-				return err
-			}
 			if (command == "") == !echo {
 				return errors.New("give exactly one of --exec '<shell command>' or --echo")
 			}
@@ -276,16 +240,16 @@ Only one responder per type: a second one is refused.`,
 			if err != nil {
 				return err
 			}
-			defer cl.Close()
+			defer func() { _ = cl.Close() }()
 			ctx := cmd.Context()
 			rs, err := cl.HandleRequests(ctx, typ)
 			if err != nil {
 				return err
 			}
 			defer rs.Close()
-			answer := func(ctx context.Context, r *api.IncomingRequest) ([]byte, error) { return r.Payload, nil }
+			answer := func(ctx context.Context, r *client.IncomingRequest) ([]byte, error) { return r.Payload, nil }
 			if command != "" {
-				answer = func(ctx context.Context, r *api.IncomingRequest) ([]byte, error) {
+				answer = func(ctx context.Context, r *client.IncomingRequest) ([]byte, error) {
 					return runResponder(ctx, command, r)
 				}
 			}
@@ -318,7 +282,7 @@ Only one responder per type: a second one is refused.`,
 						rctx, cancel = context.WithDeadline(ctx, r.Deadline)
 						defer cancel()
 					}
-					rep := api.ReplyRequest{RID: r.RID}
+					rep := client.ReplyRequest{RID: r.RID}
 					out, err := answer(rctx, r)
 					if err != nil {
 						rep.Error = err.Error()
@@ -362,7 +326,7 @@ func (t *tailBuffer) Write(p []byte) (int, error) {
 }
 
 // runResponder runs a shell command answering one request.
-func runResponder(ctx context.Context, command string, r *api.IncomingRequest) ([]byte, error) {
+func runResponder(ctx context.Context, command string, r *client.IncomingRequest) ([]byte, error) {
 	c := exec.CommandContext(ctx, "/bin/sh", "-c", command)
 	c.Stdin = bytes.NewReader(r.Payload)
 	var out bytes.Buffer
@@ -394,15 +358,15 @@ func msgStatsCmd(e *env) *cobra.Command {
 		Short: "Show message counters: per type, per subscription and per peer",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return show(e, asJSON, func(cl *api.Client) (api.MessageStats, error) { return cl.MessageStats(cmd.Context()) },
-				func(st api.MessageStats) error { return printMsgStats(e.stdout, st) })
+			return show(e, asJSON, func(cl *client.Client) (client.MessageStats, error) { return cl.MessageStats(cmd.Context()) },
+				func(st client.MessageStats) error { return printMsgStats(e.stdout, st) })
 		},
 	}
 	c.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	return c
 }
 
-func printMsgStats(w io.Writer, st api.MessageStats) error {
+func printMsgStats(w io.Writer, st client.MessageStats) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	types := make([]string, 0, len(st.Types))
 	for t := range st.Types {

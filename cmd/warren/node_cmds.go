@@ -9,8 +9,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/warren-p2p/warren"
+	"github.com/warren-p2p/warren/client"
 	"github.com/warren-p2p/warren/config"
-	"github.com/warren-p2p/warren/node"
 )
 
 func initCmd(e *env) *cobra.Command {
@@ -47,22 +47,14 @@ func idCmd(e *env) *cobra.Command {
 		Short: "Show this node's peer ID and addresses",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cl, err := e.client()
-			if err != nil {
-				return err
-			}
-			id, err := cl.ID(cmd.Context())
-			if err != nil {
-				return err
-			}
-			if asJSON {
-				return e.printJSON(id)
-			}
-			e.printf("%s\n", id.ID)
-			for _, a := range id.Addrs {
-				e.printf("  %s\n", a)
-			}
-			return nil
+			return show(e, asJSON, func(cl *client.Client) (client.IDInfo, error) { return cl.ID(cmd.Context()) },
+				func(id client.IDInfo) error {
+					e.printf("%s\n", id.ID)
+					for _, a := range id.Addrs {
+						e.printf("  %s\n", a)
+					}
+					return nil
+				})
 		},
 	}
 	c.Flags().BoolVar(&asJSON, "json", false, "print JSON")
@@ -76,23 +68,15 @@ func peersCmd(e *env) *cobra.Command {
 		Short: "List connected peers",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cl, err := e.client()
-			if err != nil {
-				return err
-			}
-			peers, err := cl.Peers(cmd.Context())
-			if err != nil {
-				return err
-			}
-			if asJSON {
-				return e.printJSON(peers)
-			}
-			tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "PEER\tADDRESS\tDIRECTION\tLATENCY")
-			for _, p := range peers {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%.2fms\n", p.ID, p.Addr, p.Direction, p.LatencyMS)
-			}
-			return tw.Flush()
+			return show(e, asJSON, func(cl *client.Client) ([]client.PeerInfo, error) { return cl.Peers(cmd.Context()) },
+				func(peers []client.PeerInfo) error {
+					tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+					fmt.Fprintln(tw, "PEER\tADDRESS\tDIRECTION\tLATENCY")
+					for _, p := range peers {
+						fmt.Fprintf(tw, "%s\t%s\t%s\t%.2fms\n", p.ID, p.Addr, p.Direction, p.LatencyMS)
+					}
+					return tw.Flush()
+				})
 		},
 	}
 	c.Flags().BoolVar(&asJSON, "json", false, "print JSON")
@@ -105,19 +89,13 @@ func connectCmd(e *env) *cobra.Command {
 		Short: "Connect to a peer by multiaddr (ending in /p2p/<id>) or by peer ID alone (found through the DHT)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if _, err := node.ParseTarget(args[0]); err != nil {
+			return call(e, func(cl *client.Client) error {
+				res, err := cl.Connect(cmd.Context(), args[0])
+				if err == nil {
+					e.printf("connected to %s\n", res.ID)
+				}
 				return err
-			}
-			cl, err := e.client()
-			if err != nil {
-				return err
-			}
-			res, err := cl.Connect(cmd.Context(), args[0])
-			if err != nil {
-				return err
-			}
-			e.printf("connected to %s\n", res.ID)
-			return nil
+			})
 		},
 	}
 }
@@ -128,18 +106,13 @@ func disconnectCmd(e *env) *cobra.Command {
 		Short: "Close every connection to a peer",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if _, err := node.ParsePeerID(args[0]); err != nil {
+			return call(e, func(cl *client.Client) error {
+				err := cl.Disconnect(cmd.Context(), args[0])
+				if err == nil {
+					e.printf("disconnected from %s\n", args[0])
+				}
 				return err
-			}
-			cl, err := e.client()
-			if err != nil {
-				return err
-			}
-			if err := cl.Disconnect(cmd.Context(), args[0]); err != nil {
-				return err
-			}
-			e.printf("disconnected from %s\n", args[0])
-			return nil
+			})
 		},
 	}
 }
@@ -152,31 +125,17 @@ func pingCmd(e *env) *cobra.Command {
 		Short: "Measure round trips to a peer",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if _, err := node.ParsePeerID(args[0]); err != nil {
-				return err
-			}
-			if count < 1 || count > 1000 {
-				return fmt.Errorf("-n %d: expected 1 to 1000", count)
-			}
-			cl, err := e.client()
-			if err != nil {
-				return err
-			}
-			res, err := cl.Ping(cmd.Context(), args[0], count)
-			if err != nil {
-				return err
-			}
-			if asJSON {
-				return e.printJSON(res)
-			}
-			for i, ms := range res.RTTMS {
-				e.printf("pong from %s: seq=%d time=%.3f ms\n", res.Peer, i+1, ms)
-			}
-			e.printf("average %.3f ms over %d pings\n", res.AvgMS, len(res.RTTMS))
-			return nil
+			return show(e, asJSON, func(cl *client.Client) (client.PingResult, error) { return cl.Ping(cmd.Context(), args[0], count) },
+				func(res client.PingResult) error {
+					for i, ms := range res.RTTMS {
+						e.printf("pong from %s: seq=%d time=%.3f ms\n", res.Peer, i+1, ms)
+					}
+					e.printf("average %.3f ms over %d pings\n", res.AvgMS, len(res.RTTMS))
+					return nil
+				})
 		},
 	}
-	c.Flags().IntVarP(&count, "count", "n", 3, "number of pings")
+	c.Flags().IntVarP(&count, "count", "n", 3, "number of pings (1 to 1000)")
 	c.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	return c
 }

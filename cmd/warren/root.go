@@ -7,7 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/warren-p2p/warren/api"
+	"github.com/warren-p2p/warren/client"
 	"github.com/warren-p2p/warren/config"
 )
 
@@ -42,22 +42,23 @@ through its local control API.`,
 func (e *env) repoDir() (string, error) { return config.DefaultDir(e.repo) }
 
 // client connects to the daemon running on the repo.
-func (e *env) client() (*api.Client, error) {
+func (e *env) client() (*client.Client, error) {
 	dir, err := e.repoDir()
 	if err != nil {
 		return nil, err
 	}
-	return api.ClientForRepo(dir)
+	return client.ForRepo(dir)
 }
 
-// show gets a client, makes one call with it and prints the answer: as
-// indented JSON with asJSON, otherwise with text.
-func show[T any](e *env, asJSON bool, call func(*api.Client) (T, error), text func(T) error) error {
+// show gets a client, makes one call with it, closes it and prints the
+// answer: as indented JSON with asJSON, otherwise with text. The daemon
+// validates the call; its error is printed as it says it.
+func show[T any](e *env, asJSON bool, call func(*client.Client) (T, error), text func(T) error) error {
 	cl, err := e.client()
 	if err != nil {
 		return err
 	}
-	defer cl.Close()
+	defer func() { _ = cl.Close() }()
 	v, err := call(cl)
 	if err != nil {
 		return err
@@ -76,3 +77,10 @@ func (e *env) printJSON(v any) error {
 }
 
 func (e *env) printf(format string, a ...any) { fmt.Fprintf(e.stdout, format, a...) }
+
+// call gets a client, makes one call with it that prints its own answer,
+// and closes the client.
+func call(e *env, do func(*client.Client) error) error {
+	return show(e, false, func(cl *client.Client) (struct{}, error) { return struct{}{}, do(cl) },
+		func(struct{}) error { return nil })
+}

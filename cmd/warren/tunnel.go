@@ -11,9 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/warren-p2p/warren/api"
-	"github.com/warren-p2p/warren/node"
-	"github.com/warren-p2p/warren/tunnel"
+	"github.com/warren-p2p/warren/client"
 )
 
 func tunnelCmds(e *env) []*cobra.Command {
@@ -31,7 +29,7 @@ daemon starts again, unless made with --temp. See docs/api-tunnel.md.`,
 }
 
 func tunnelListenCmd(e *env) *cobra.Command {
-	var req api.TunnelListenRequest
+	var req client.TunnelListenRequest
 	var asJSON bool
 	c := &cobra.Command{
 		Use:   "listen <protocol> <target-multiaddr>",
@@ -39,13 +37,8 @@ func tunnelListenCmd(e *env) *cobra.Command {
 		Args:  cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			req.Protocol, req.Target = args[0], args[1]
-			for _, a := range req.Allow {
-				if _, err := node.ParsePeerID(a); err != nil {
-					return fmt.Errorf("--allow: %w", err)
-				}
-			}
-			return show(e, asJSON, func(cl *api.Client) (api.TunnelInfo, error) { return cl.TunnelListen(cmd.Context(), req) },
-				func(info api.TunnelInfo) error {
+			return show(e, asJSON, func(cl *client.Client) (client.TunnelInfo, error) { return cl.TunnelListen(cmd.Context(), req) },
+				func(info client.TunnelInfo) error {
 					who := "any peer"
 					if len(info.Allow) > 0 {
 						who = strings.Join(info.Allow, ", ")
@@ -63,7 +56,7 @@ func tunnelListenCmd(e *env) *cobra.Command {
 }
 
 func tunnelForwardCmd(e *env) *cobra.Command {
-	var req api.TunnelForwardRequest
+	var req client.TunnelForwardRequest
 	var asJSON bool
 	c := &cobra.Command{
 		Use:   "forward <protocol> <listen-multiaddr> <peer-id | multiaddr ending in /p2p/<peer-id>>",
@@ -71,8 +64,8 @@ func tunnelForwardCmd(e *env) *cobra.Command {
 		Args:  cobra.ExactArgs(3),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			req.Protocol, req.ListenAddress, req.Peer = args[0], args[1], args[2]
-			return show(e, asJSON, func(cl *api.Client) (api.TunnelInfo, error) { return cl.TunnelForward(cmd.Context(), req) },
-				func(info api.TunnelInfo) error {
+			return show(e, asJSON, func(cl *client.Client) (client.TunnelInfo, error) { return cl.TunnelForward(cmd.Context(), req) },
+				func(info client.TunnelInfo) error {
 					e.printf("forwarding %s to %s on %s%s\n", info.ListenAddress, info.Protocol, info.TargetAddress, tempNote(info.Temp))
 					return nil
 				})
@@ -98,22 +91,14 @@ func tempNote(temp bool) string {
 }
 
 // listOptions adds the optional --kind and --protocol filters of ls and streams.
-func listOptions(c *cobra.Command, o *api.TunnelListOptions) {
-	c.Flags().StringVar(&o.Kind, "kind", "", "only "+tunnel.KindListen+" or only "+tunnel.KindForward+" tunnels")
+func listOptions(c *cobra.Command, o *client.TunnelListOptions) {
+	c.Flags().StringVar(&o.Kind, "kind", "", "only "+client.TunnelKindListen+" or only "+client.TunnelKindForward+" tunnels")
 	c.Flags().StringVar(&o.Protocol, "protocol", "", "only this protocol")
-}
-
-func checkKind(kind string) error {
-	switch kind {
-	case "", tunnel.KindListen, tunnel.KindForward:
-		return nil
-	}
-	return fmt.Errorf("--kind %q: expected %s or %s", kind, tunnel.KindListen, tunnel.KindForward)
 }
 
 func tunnelLsCmd(e *env) *cobra.Command {
 	return tunnelListCmd(e, "ls", "List listen and forward tunnels with their traffic, and the error of any that could not be restored",
-		(*api.Client).Tunnels, func(tw *tabwriter.Writer, ts []api.TunnelInfo) {
+		(*client.Client).Tunnels, func(tw *tabwriter.Writer, ts []client.TunnelInfo) {
 			fmt.Fprintln(tw, "ID\tKIND\tPROTOCOL\tLISTEN\tTARGET\tALLOW\tSTREAMS\tIN\tOUT\tSTATUS")
 			for _, t := range ts {
 				allow := "any"
@@ -135,19 +120,16 @@ func tunnelLsCmd(e *env) *cobra.Command {
 // tunnelListCmd makes ls or streams: it lists what fetch returns, filtered
 // by --kind and --protocol, as JSON with --json and otherwise as the table
 // that table writes.
-func tunnelListCmd[T any](e *env, use, short string, fetch func(*api.Client, context.Context, api.TunnelListOptions) ([]T, error),
+func tunnelListCmd[T any](e *env, use, short string, fetch func(*client.Client, context.Context, client.TunnelListOptions) ([]T, error),
 	table func(*tabwriter.Writer, []T)) *cobra.Command {
 	var asJSON bool
-	var o api.TunnelListOptions
+	var o client.TunnelListOptions
 	c := &cobra.Command{
 		Use:   use,
 		Short: short,
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := checkKind(o.Kind); err != nil {
-				return err
-			}
-			return show(e, asJSON, func(cl *api.Client) ([]T, error) { return fetch(cl, cmd.Context(), o) },
+			return show(e, asJSON, func(cl *client.Client) ([]T, error) { return fetch(cl, cmd.Context(), o) },
 				func(items []T) error {
 					tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
 					table(tw, items)
@@ -161,29 +143,19 @@ func tunnelListCmd[T any](e *env, use, short string, fetch func(*api.Client, con
 }
 
 func tunnelCloseCmd(e *env) *cobra.Command {
-	var f api.TunnelCloseRequest
+	var f client.TunnelCloseRequest
 	c := &cobra.Command{
 		Use:   "close --all | [--protocol P] [--listen-address A] [--target-address T]",
 		Short: "Close the tunnels matching all the given filters, end their streams and forget them",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			some := f.Protocol != "" || f.ListenAddress != "" || f.TargetAddress != ""
-			switch {
-			case f.All && some:
-				return errors.New("tunnel close: --all cannot be combined with --protocol, --listen-address or --target-address")
-			case !f.All && !some:
-				return errors.New("tunnel close: no tunnel selected: give --all, or at least one of --protocol, --listen-address, --target-address")
-			}
-			cl, err := e.client()
-			if err != nil {
+			return call(e, func(cl *client.Client) error {
+				res, err := cl.TunnelClose(cmd.Context(), f)
+				if err == nil {
+					e.printf("closed %d %s and %d %s\n", res.Tunnels, plural(res.Tunnels, "tunnel"), res.Streams, plural(res.Streams, "stream"))
+				}
 				return err
-			}
-			res, err := cl.TunnelClose(cmd.Context(), f)
-			if err != nil {
-				return err
-			}
-			e.printf("closed %d %s and %d %s\n", res.Tunnels, plural(res.Tunnels, "tunnel"), res.Streams, plural(res.Streams, "stream"))
-			return nil
+			})
 		},
 	}
 	c.Flags().BoolVar(&f.All, "all", false, "close every tunnel")
@@ -195,7 +167,7 @@ func tunnelCloseCmd(e *env) *cobra.Command {
 
 func tunnelStreamsCmd(e *env) *cobra.Command {
 	c := tunnelListCmd(e, "streams", "List active tunnelled connections",
-		(*api.Client).TunnelStreams, func(tw *tabwriter.Writer, ss []api.TunnelStreamInfo) {
+		(*client.Client).TunnelStreams, func(tw *tabwriter.Writer, ss []client.TunnelStreamInfo) {
 			fmt.Fprintln(tw, "ID\tTUNNEL\tKIND\tPROTOCOL\tPEER\tLOCAL\tREMOTE\tIN\tOUT\tAGE")
 			now := time.Now()
 			for _, s := range ss {
@@ -214,7 +186,7 @@ func tunnelStreamsCloseCmd(e *env) *cobra.Command {
 		Short: "Reset one tunnelled connection (ids from 'warren tunnel streams'), or all of them",
 		Args:  cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			var req api.TunnelStreamCloseRequest
+			var req client.TunnelStreamCloseRequest
 			switch {
 			case all && len(args) > 0:
 				return errors.New("tunnel streams close: give a stream id or --all, not both")
@@ -229,16 +201,13 @@ func tunnelStreamsCloseCmd(e *env) *cobra.Command {
 				}
 				req.ID = id
 			}
-			cl, err := e.client()
-			if err != nil {
+			return call(e, func(cl *client.Client) error {
+				res, err := cl.TunnelCloseStreams(cmd.Context(), req)
+				if err == nil {
+					e.printf("closed %d %s\n", res.Streams, plural(res.Streams, "stream"))
+				}
 				return err
-			}
-			res, err := cl.TunnelCloseStreams(cmd.Context(), req)
-			if err != nil {
-				return err
-			}
-			e.printf("closed %d %s\n", res.Streams, plural(res.Streams, "stream"))
-			return nil
+			})
 		},
 	}
 	c.Flags().BoolVar(&all, "all", false, "reset every tunnelled connection")

@@ -1,4 +1,7 @@
-package api
+package client
+
+// Reading the NDJSON streams of the API (one JSON record per line): the
+// subscription streams of messages and topics, and the handle stream.
 
 import (
 	"bufio"
@@ -12,34 +15,46 @@ import (
 	"net/url"
 )
 
-// ndjsonStream reads the records of an NDJSON response.
-type ndjsonStream struct {
+// MaxMessageSize is the largest message any daemon configuration accepts
+// (messages.max_message_size at its upper bound; topic messages are
+// smaller). A test in package api checks that it agrees with config.
+const MaxMessageSize = 64 << 20
+
+// MaxStreamRecord bounds one record of an NDJSON stream the client reads.
+// The client cannot know the daemon's max_message_size, so it allows the
+// largest any configuration accepts, base64-encoded, plus generous room for
+// the record's other fields: every message a daemon can accept can be
+// streamed.
+const MaxStreamRecord = (MaxMessageSize+2)/3*4 + 1<<20
+
+// ndjsonReader reads the records of an NDJSON response.
+type ndjsonReader struct {
 	path string
 	resp *http.Response
 	br   *bufio.Reader
 	buf  []byte
 }
 
-func (c *Client) openStream(ctx context.Context, path string, q url.Values) (*ndjsonStream, error) {
+func (c *Client) openStream(ctx context.Context, path string, q url.Values) (*ndjsonReader, error) {
 	path += "?" + q.Encode()
 	resp, err := c.send(ctx, http.MethodGet, path, nil)
 	if err != nil {
 		return nil, err
 	}
-	return &ndjsonStream{path: path, resp: resp, br: bufio.NewReaderSize(resp.Body, 64<<10)}, nil
+	return &ndjsonReader{path: path, resp: resp, br: bufio.NewReaderSize(resp.Body, 64<<10)}, nil
 }
 
 // line returns the next record's line (valid until the next call); io.EOF
 // when the daemon ended the stream.
-func (s *ndjsonStream) line() ([]byte, error) {
+func (s *ndjsonReader) line() ([]byte, error) {
 	s.buf = s.buf[:0]
 	for {
 		frag, err := s.br.ReadSlice('\n')
 		s.buf = append(s.buf, frag...)
 		switch {
 		case errors.Is(err, bufio.ErrBufferFull):
-			if len(s.buf) > maxRecord {
-				return nil, fmt.Errorf("API stream %s: a record is over %d bytes", s.path, maxRecord)
+			if len(s.buf) > MaxStreamRecord {
+				return nil, fmt.Errorf("API stream %s: a record is over %d bytes", s.path, MaxStreamRecord)
 			}
 		case errors.Is(err, io.EOF) && len(bytes.TrimSpace(s.buf)) == 0:
 			return nil, io.EOF
@@ -52,7 +67,7 @@ func (s *ndjsonStream) line() ([]byte, error) {
 }
 
 // next decodes the next record into v; io.EOF when the daemon ended the stream.
-func (s *ndjsonStream) next(v any) error {
+func (s *ndjsonReader) next(v any) error {
 	line, err := s.line()
 	if err != nil {
 		return err
@@ -60,7 +75,7 @@ func (s *ndjsonStream) next(v any) error {
 	return s.decode(line, v)
 }
 
-func (s *ndjsonStream) decode(line []byte, v any) error {
+func (s *ndjsonReader) decode(line []byte, v any) error {
 	if err := json.Unmarshal(line, v); err != nil {
 		return fmt.Errorf("API stream %s: bad record %.100q: %w", s.path, line, err)
 	}
@@ -69,7 +84,7 @@ func (s *ndjsonStream) decode(line []byte, v any) error {
 
 // openStreamFirst opens an NDJSON stream and decodes its first record into
 // first; ok reports whether that record is the expected {"<field>"} one.
-func (c *Client) openStreamFirst(ctx context.Context, path string, q url.Values, first any, ok func() bool, field string) (*ndjsonStream, error) {
+func (c *Client) openStreamFirst(ctx context.Context, path string, q url.Values, first any, ok func() bool, field string) (*ndjsonReader, error) {
 	s, err := c.openStream(ctx, path, q)
 	if err != nil {
 		return nil, err
@@ -87,7 +102,7 @@ func (c *Client) openStreamFirst(ctx context.Context, path string, q url.Values,
 // subStream is the part MessageStream and TopicStream share: the open
 // NDJSON stream of a subscription and what it has delivered so far.
 type subStream struct {
-	s        *ndjsonStream
+	s        *ndjsonReader
 	count    int    // Info.Count: the daemon ends the stream after this many messages; 0: never
 	received uint64 // messages Next has returned
 	dropped  uint64 // the subscription's drops as last reported

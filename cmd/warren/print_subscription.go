@@ -8,12 +8,14 @@ import (
 	"fmt"
 	"io"
 	"time"
-
-	"github.com/warren-p2p/warren/api"
+	"unicode/utf8"
 )
 
+// Printing a subscription stream (recv and sub): its messages on stdout,
+// its drops on stderr.
+
 // subscription is an open subscription stream of the API client whose
-// records are E: *api.MessageStream (recv) or *api.TopicStream (sub).
+// records are E: *client.MessageStream (recv) or *client.TopicStream (sub).
 type subscription[E any] interface {
 	Next() (E, error)
 	Buffered() bool
@@ -21,15 +23,14 @@ type subscription[E any] interface {
 	Dropped() uint64
 }
 
-// checkSubscribeFlags checks the --buffer and -n flags of recv and sub.
-func checkSubscribeFlags(buffer, defaultBuffer, count int) error {
-	if buffer < 0 || buffer > api.MaxSubscribeBuffer {
-		return fmt.Errorf("--buffer %d: expected 0 (the default, %d) to %d messages", buffer, defaultBuffer, api.MaxSubscribeBuffer)
+// textOf is the payload as a string for --json's "text" field, when it is
+// valid UTF-8 (nil otherwise: the base64 field alone carries it).
+func textOf(p []byte) *string {
+	if !utf8.Valid(p) {
+		return nil
 	}
-	if count < 0 {
-		return fmt.Errorf("-n %d: expected a number of messages >= 0 (0: until interrupted)", count)
-	}
-	return nil
+	s := string(p)
+	return &s
 }
 
 // record is a subscription stream's record taken apart: a message (msg,
