@@ -1,6 +1,8 @@
 package gossip
 
 import (
+	"cmp"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -106,14 +108,29 @@ func (f *subFilter) FilterIncomingSubscriptions(p peer.ID, subs []*pb.RPC_SubOpt
 			"peer", p, "subscriptions", len(subs), "limit", f.perRPC)
 		return nil, pubsub.ErrTooManySubscriptions
 	}
+	// pubsub.FilterSubscriptions would do this in map order, so which
+	// subscription a full peer is refused would be random: keep the RPC's
+	// order. As there, one change per topic is kept, and a subscribe and an
+	// unsubscribe of one topic in one RPC cancel out.
 	foreign := 0
-	subs = pubsub.FilterSubscriptions(subs, func(topic string) bool {
-		ok := f.CanSubscribe(topic)
-		if !ok {
+	kept := make([]*pb.RPC_SubOpts, 0, len(subs))
+	at := make(map[string]int, len(subs))
+	for _, sub := range subs {
+		topic := sub.GetTopicid()
+		if !f.CanSubscribe(topic) {
 			foreign++
+			continue
 		}
-		return ok
-	})
+		i, seen := at[topic]
+		switch {
+		case !seen:
+			at[topic] = len(kept)
+			kept = append(kept, sub)
+		case kept[i] != nil && kept[i].GetSubscribe() != sub.GetSubscribe():
+			kept[i] = nil
+		}
+	}
+	subs = slices.DeleteFunc(kept, func(s *pb.RPC_SubOpts) bool { return s == nil })
 	if foreign > 0 {
 		f.refuse(refuseOtherNetwork, foreign)
 		f.rlog.Warn("gossip: peer subscribed to topics outside this network; ignored",
@@ -122,6 +139,12 @@ func (f *subFilter) FilterIncomingSubscriptions(p peer.ID, subs []*pb.RPC_SubOpt
 	if len(subs) == 0 {
 		return nil, nil
 	}
+	// FilterSubscriptions leaves one change per topic, in map order: count
+	// the unsubscriptions first, so a peer that leaves one topic and joins
+	// another in one RPC is within its limit whatever that order.
+	slices.SortStableFunc(subs, func(a, b *pb.RPC_SubOpts) int {
+		return cmp.Compare(b2i(a.GetSubscribe()), b2i(b.GetSubscribe()))
+	})
 
 	out := subs[:0]
 	overLimit := 0
@@ -166,6 +189,13 @@ func (f *subFilter) FilterIncomingSubscriptions(p peer.ID, subs []*pb.RPC_SubOpt
 		return nil, nil
 	}
 	return out, nil
+}
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // forget drops what the filter holds about p.

@@ -272,6 +272,18 @@ func TestSubFilterAccounting(t *testing.T) {
 	if _, n := f.tracked(p); n != 3 {
 		t.Fatalf("tracking %d topics; expected 3", n)
 	}
+	// At its limit, a peer that joins e and leaves a in one RPC, in that
+	// order, is within it: leaving counts first.
+	for range 20 {
+		out, _ = f.FilterIncomingSubscriptions(p, []*pb.RPC_SubOpts{sub("e", true), sub("a", false)})
+		if _, n := f.tracked(p); len(out) != 2 || n != 3 {
+			t.Fatalf("join e, leave a at the limit: %d accepted, %d tracked; expected 2 and 3", len(out), n)
+		}
+		out, _ = f.FilterIncomingSubscriptions(p, []*pb.RPC_SubOpts{sub("a", true), sub("e", false)})
+		if len(out) != 2 {
+			t.Fatalf("join a, leave e at the limit: %d accepted; expected 2", len(out))
+		}
+	}
 	many := make([]*pb.RPC_SubOpts, 11)
 	for i := range many {
 		many[i] = sub(fmt.Sprint(i), true)
