@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/warren-p2p/warren/config"
+	"github.com/warren-p2p/warren/internal/promreg"
 	"github.com/warren-p2p/warren/internal/ratelog"
 )
 
@@ -89,26 +90,10 @@ func newAPIMetrics(reg prometheus.Registerer) (*apiMetrics, error) {
 	if reg == nil {
 		return m, nil
 	}
-	var errs []error
-	errs = append(errs, register(reg, &m.tcpConns), register(reg, &m.tcpRefused), register(reg, &m.refused))
-	return m, errors.Join(errs...)
-}
-
-// register registers c, or takes the collector already registered under its
-// name (a second Server of the same node shares the counters).
-func register[C prometheus.Collector](reg prometheus.Registerer, c *C) error {
-	err := reg.Register(*c)
-	var are prometheus.AlreadyRegisteredError
-	if errors.As(err, &are) {
-		if existing, ok := are.ExistingCollector.(C); ok {
-			*c = existing
-			return nil
-		}
+	if err := errors.Join(promreg.Register(reg, &m.tcpConns), promreg.Register(reg, &m.tcpRefused), promreg.Register(reg, &m.refused)); err != nil {
+		return m, fmt.Errorf("API: register metrics: %w", err)
 	}
-	if err != nil {
-		return fmt.Errorf("API: register metrics: %w", err)
-	}
-	return nil
+	return m, nil
 }
 
 func (s *Server) refused(reason string) { s.metrics.refused.WithLabelValues(reason).Inc() }

@@ -6,6 +6,8 @@ import (
 	"strconv"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/warren-p2p/warren/internal/promreg"
 )
 
 // metrics are the Manager's prometheus collectors, one series per tunnel:
@@ -60,33 +62,14 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	}
 	// If another Manager already registered on this registry, share its
 	// collectors rather than failing.
-	if err := register(reg, &m.opened); err != nil {
-		return nil, err
-	}
+	errs := []error{promreg.Register(reg, &m.opened), promreg.Register(reg, &m.active)}
 	for _, c := range []**prometheus.CounterVec{&m.refused, &m.failed, &m.bytesIn, &m.bytesOut, &m.dropped, &m.refusedBy} {
-		if err := register(reg, c); err != nil {
-			return nil, err
-		}
+		errs = append(errs, promreg.Register(reg, c))
 	}
-	if err := register(reg, &m.active); err != nil {
-		return nil, err
+	if err := errors.Join(errs...); err != nil {
+		return nil, fmt.Errorf("tunnel: register metrics: %w", err)
 	}
 	return m, nil
-}
-
-func register[C prometheus.Collector](reg prometheus.Registerer, c *C) error {
-	err := reg.Register(*c)
-	var are prometheus.AlreadyRegisteredError
-	if errors.As(err, &are) {
-		if existing, ok := are.ExistingCollector.(C); ok {
-			*c = existing
-			return nil
-		}
-	}
-	if err != nil {
-		return fmt.Errorf("tunnel: register metrics: %w", err)
-	}
-	return nil
 }
 
 func (m *metrics) forTunnel(id uint64, proto, kind string) tunnelMetrics {
