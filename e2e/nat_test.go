@@ -138,6 +138,49 @@ func echoServer(t *testing.T) string {
 	return path
 }
 
+// echoTunnel has b serve /x/echo (an echo server, a allowed) and a forward
+// it on a unix socket, and returns a client connection through the tunnel,
+// whose deadline is d from now, and the socket's path.
+func echoTunnel(t *testing.T, a, b *daemon, d time.Duration) (net.Conn, string) {
+	t.Helper()
+	ok(t, b.Repo, "tunnel", "listen", "/x/echo", "/unix"+echoServer(t), "--allow", a.ID)
+	front := filepath.Join(shortTemp(t), "front.sock")
+	ok(t, a.Repo, "tunnel", "forward", "/x/echo", "/unix"+front, b.ID)
+	c, err := net.DialTimeout("unix", front, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	_ = c.SetDeadline(time.Now().Add(d))
+	return c, front
+}
+
+// echoBytes writes size patterned bytes to w while reading their echo from
+// r, and fails unless exactly the same bytes come back. what names the
+// transfer in the failure.
+func echoBytes(t *testing.T, w io.Writer, r io.Reader, size int, what string) {
+	t.Helper()
+	blob := make([]byte, size)
+	for i := range blob {
+		blob[i] = byte(i*7 + i>>11)
+	}
+	want := sha256.Sum256(blob)
+	start := time.Now()
+	werr := make(chan error, 1)
+	go func() { _, err := w.Write(blob); werr <- err }()
+	h := sha256.New()
+	n, err := io.Copy(h, io.LimitReader(r, int64(size)))
+	if err != nil || n != int64(size) {
+		t.Fatalf("%s: %d of %d bytes back after %v: %v", what, n, size, time.Since(start), err)
+	}
+	if err := <-werr; err != nil {
+		t.Fatalf("%s: write: %v", what, err)
+	}
+	if got := h.Sum(nil); !bytes.Equal(got, want[:]) {
+		t.Fatalf("%s came back different", what)
+	}
+}
+
 // TestHolePunchAcrossTwoNATs: A and B sit behind separate cone NATs and
 // know only a relay in the core. B listens on a tunnel; A forwards to B by
 // B's peer ID; 64 MiB go through byte-exact, which the relay's 128 KiB
@@ -148,39 +191,11 @@ func TestHolePunchAcrossTwoNATs(t *testing.T) {
 
 	w.waitRelayed(t)
 
-	echo := echoServer(t)
-	ok(t, b.Repo, "tunnel", "listen", "/x/echo", "/unix"+echo, "--allow", a.ID)
-	front := filepath.Join(shortTemp(t), "front.sock")
-	ok(t, a.Repo, "tunnel", "forward", "/x/echo", "/unix"+front, b.ID)
-
 	// The forward connects when its first client comes; the hole punch
 	// follows the relayed connection.
-	const size = 64 << 20
-	blob := make([]byte, size)
-	for i := range blob {
-		blob[i] = byte(i*7 + i>>11)
-	}
-	want := sha256.Sum256(blob)
-	c, err := net.DialTimeout("unix", front, 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
 	start := time.Now()
-	_ = c.SetDeadline(start.Add(30 * time.Second))
-	werr := make(chan error, 1)
-	go func() { _, err := c.Write(blob); werr <- err }()
-	h := sha256.New()
-	n, err := io.Copy(h, io.LimitReader(c, size))
-	if err != nil || n != size {
-		t.Fatalf("64 MiB through the tunnel: %d bytes back after %v: %v", n, time.Since(start), err)
-	}
-	if err := <-werr; err != nil {
-		t.Fatalf("write 64 MiB: %v", err)
-	}
-	if got := h.Sum(nil); !bytes.Equal(got, want[:]) {
-		t.Fatal("64 MiB came back different")
-	}
+	c, _ := echoTunnel(t, a, b, 30*time.Second)
+	echoBytes(t, c, c, 64<<20, "64 MiB through the tunnel")
 	t.Logf("64 MiB each way in %v", time.Since(start))
 
 	direct := false
@@ -209,18 +224,8 @@ func TestHolePunchFailsAcrossSymmetricNATs(t *testing.T) {
 	a, b := w.a, w.b
 	w.waitRelayed(t)
 
-	echo := echoServer(t)
-	ok(t, b.Repo, "tunnel", "listen", "/x/echo", "/unix"+echo, "--allow", a.ID)
-	front := filepath.Join(shortTemp(t), "front.sock")
-	ok(t, a.Repo, "tunnel", "forward", "/x/echo", "/unix"+front, b.ID)
-
-	c, err := net.DialTimeout("unix", front, 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c, front := echoTunnel(t, a, b, 40*time.Second)
 	start := time.Now()
-	_ = c.SetDeadline(start.Add(40 * time.Second))
 	const line = "hello across two symmetric NATs\n"
 	if _, err := io.WriteString(c, line); err != nil {
 		t.Fatal(err)
@@ -285,29 +290,9 @@ func TestRelayOfYourOwnAcrossSymmetricNATs(t *testing.T) {
 	a, b := w.a, w.b
 	w.waitRelayed(t)
 
-	echo := echoServer(t)
-	ok(t, b.Repo, "tunnel", "listen", "/x/echo", "/unix"+echo, "--allow", a.ID)
-	front := filepath.Join(shortTemp(t), "front.sock")
-	ok(t, a.Repo, "tunnel", "forward", "/x/echo", "/unix"+front, b.ID)
-	c, err := net.DialTimeout("unix", front, 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(50 * time.Second))
+	c, _ := echoTunnel(t, a, b, 50*time.Second)
 	// 4 MiB each way: 32 times a public relay's limit.
-	blob := make([]byte, 4<<20)
-	for i := range blob {
-		blob[i] = byte(i*13 + i>>9)
-	}
-	go func() { _, _ = c.Write(blob) }()
-	back := make([]byte, len(blob))
-	if _, err := io.ReadFull(c, back); err != nil {
-		t.Fatalf("4 MiB through your own relay: %v", err)
-	}
-	if !bytes.Equal(back, blob) {
-		t.Fatal("4 MiB through your own relay came back different")
-	}
+	echoBytes(t, c, c, 4<<20, "4 MiB through your own relay")
 	for _, p := range peersOf(t, a) {
 		if p.ID == b.ID && !p.Limited {
 			t.Fatalf("A reached B directly across symmetric NATs: %+v", p)

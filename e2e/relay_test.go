@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"bufio"
-	"bytes"
 	"fmt"
 	"io"
 	"net"
@@ -163,18 +162,7 @@ func TestTunnelThroughRelayAcrossNamespaces(t *testing.T) {
 	}
 	// 1 MiB each way, eight times libp2p's default relay data limit, which
 	// this relay raised in its config.
-	blob := make([]byte, 1<<20)
-	for i := range blob {
-		blob[i] = byte(i*7 + i>>8)
-	}
-	go func() { _, _ = c.Write(blob) }()
-	back := make([]byte, len(blob))
-	if _, err := io.ReadFull(br, back); err != nil {
-		t.Fatalf("1 MiB through the relayed tunnel: %v", err)
-	}
-	if !bytes.Equal(back, blob) {
-		t.Fatal("1 MiB through the relayed tunnel came back different")
-	}
+	echoBytes(t, c, br, 1<<20, "1 MiB through the relayed tunnel")
 	a.Stop()
 	b.Stop()
 	r.Stop()
