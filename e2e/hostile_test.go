@@ -34,6 +34,28 @@ func deadlineOf(ctx context.Context) time.Time {
 	return d
 }
 
+// onMsgStreams opens n msg streams from a to the victim at once, each with
+// the attack's deadline for writes, runs attack(i, s) on each, resets them
+// and returns how many opened.
+func onMsgStreams(ctx context.Context, a host.Host, v *victim, n int, attack func(i int, s network.Stream)) int64 {
+	var opened atomic.Int64
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			s, err := a.NewStream(ctx, v.addr.ID, v.msgProto())
+			if err != nil {
+				return
+			}
+			defer s.Reset()
+			opened.Add(1)
+			_ = s.SetWriteDeadline(deadlineOf(ctx))
+			attack(i, s)
+		})
+	}
+	wg.Wait()
+	return opened.Load()
+}
+
 // TestHostileControl calibrates the watcher: a benign peer making ordinary
 // requests (and reading the replies) during the window must pass every
 // bound, so a failure of another test is the attack's doing.
@@ -75,40 +97,29 @@ func TestHostileRequestFlood(t *testing.T) {
 	t.Cleanup(held.release)
 	const streams, perStream, batch = 200, 250, 50
 	v.underAttack(t, "request flood", limits{}, func(ctx context.Context) string {
-		var opened, sent atomic.Int64
-		var wg sync.WaitGroup
-		for i := range streams {
-			wg.Go(func() {
-				s, err := a.NewStream(ctx, v.addr.ID, v.msgProto())
-				if err != nil {
+		var sent atomic.Int64
+		opened := onMsgStreams(ctx, a, v, streams, func(i int, s network.Stream) {
+			var buf []byte
+			for n := 0; n < perStream && ctx.Err() == nil; n += batch {
+				buf = buf[:0]
+				for k := range batch {
+					corr := uint64(i*perStream + n + k + 1)
+					buf = msgFrame(buf, "hostile.nohandler", []byte("x"), flagRequest, corr, 10_000)
+				}
+				if _, err := s.Write(buf); err != nil {
 					return
 				}
-				defer s.Reset()
-				opened.Add(1)
-				_ = s.SetWriteDeadline(deadlineOf(ctx))
-				var buf []byte
-				for n := 0; n < perStream && ctx.Err() == nil; n += batch {
-					buf = buf[:0]
-					for k := range batch {
-						corr := uint64(i*perStream + n + k + 1)
-						buf = msgFrame(buf, "hostile.nohandler", []byte("x"), flagRequest, corr, 10_000)
-					}
-					if _, err := s.Write(buf); err != nil {
-						return
-					}
-					sent.Add(batch)
-					// 10,000 requests in all every 500 ms: the flood lasts
-					// about as long as the probes.
-					select {
-					case <-ctx.Done():
-					case <-time.After(500 * time.Millisecond):
-					}
+				sent.Add(batch)
+				// 10,000 requests in all every 500 ms: the flood lasts
+				// about as long as the probes.
+				select {
+				case <-ctx.Done():
+				case <-time.After(500 * time.Millisecond):
 				}
-				<-ctx.Done() // keep the stream open for the whole attack
-			})
-		}
-		wg.Wait()
-		return fmt.Sprintf("%d streams, %d requests to a type without handler; replies never read", opened.Load(), sent.Load())
+			}
+			<-ctx.Done() // keep the stream open for the whole attack
+		})
+		return fmt.Sprintf("%d streams, %d requests to a type without handler; replies never read", opened, sent.Load())
 	})
 }
 
@@ -124,34 +135,23 @@ func TestHostileHugeFrames(t *testing.T) {
 	const streams = 250
 	const body = maxMsg + 256 // msg's envelope overhead: the largest frame accepted
 	v.underAttack(t, "huge frames", limits{}, func(ctx context.Context) string {
-		var opened, bytes atomic.Int64
-		var wg sync.WaitGroup
+		var bytes atomic.Int64
 		chunk := make([]byte, 64<<10)
-		for range streams {
-			wg.Go(func() {
-				s, err := a.NewStream(ctx, v.addr.ID, v.msgProto())
+		opened := onMsgStreams(ctx, a, v, streams, func(_ int, s network.Stream) {
+			if _, err := s.Write(protowire.AppendVarint(nil, body)); err != nil {
+				return
+			}
+			for left := body - 1; left > 0 && ctx.Err() == nil; {
+				n, err := s.Write(chunk[:min(left, len(chunk))])
+				bytes.Add(int64(n))
 				if err != nil {
 					return
 				}
-				defer s.Reset()
-				opened.Add(1)
-				_ = s.SetWriteDeadline(deadlineOf(ctx))
-				if _, err := s.Write(protowire.AppendVarint(nil, body)); err != nil {
-					return
-				}
-				for left := body - 1; left > 0 && ctx.Err() == nil; {
-					n, err := s.Write(chunk[:min(left, len(chunk))])
-					bytes.Add(int64(n))
-					if err != nil {
-						return
-					}
-					left -= n
-				}
-				<-ctx.Done() // the last byte never comes
-			})
-		}
-		wg.Wait()
-		return fmt.Sprintf("%d streams each declaring a %d-byte frame; %s of frame bodies written", opened.Load(), body, mib(bytes.Load()))
+				left -= n
+			}
+			<-ctx.Done() // the last byte never comes
+		})
+		return fmt.Sprintf("%d streams each declaring a %d-byte frame; %s of frame bodies written", opened, body, mib(bytes.Load()))
 	})
 }
 
@@ -452,25 +452,6 @@ func TestHostileMalformedFrames(t *testing.T) {
 	v.underAttack(t, "malformed frames", limits{}, func(ctx context.Context) string {
 		var frames, resets atomic.Int64
 		var wg sync.WaitGroup
-		for range streams {
-			wg.Go(func() {
-				s, err := a.NewStream(ctx, v.addr.ID, v.msgProto())
-				if err != nil {
-					return
-				}
-				defer s.Reset()
-				_ = s.SetWriteDeadline(deadlineOf(ctx))
-				for n := 0; n < perStream && ctx.Err() == nil; n += 500 {
-					if _, err := s.Write(batch); err != nil {
-						return
-					}
-					frames.Add(500)
-					// 500 frames per stream every 100 ms (20,000/s in all), so
-					// the attack lasts as long as the probes.
-					time.Sleep(100 * time.Millisecond)
-				}
-			})
-		}
 		wg.Go(func() {
 			for range oversized {
 				select {
@@ -489,6 +470,17 @@ func TestHostileMalformedFrames(t *testing.T) {
 					}
 				}
 				_ = s.Reset()
+			}
+		})
+		onMsgStreams(ctx, a, v, streams, func(_ int, s network.Stream) {
+			for n := 0; n < perStream && ctx.Err() == nil; n += 500 {
+				if _, err := s.Write(batch); err != nil {
+					return
+				}
+				frames.Add(500)
+				// 500 frames per stream every 100 ms (20,000/s in all), so
+				// the attack lasts as long as the probes.
+				time.Sleep(100 * time.Millisecond)
 			}
 		})
 		wg.Wait()
