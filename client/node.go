@@ -38,6 +38,13 @@ type PeerInfo struct {
 	Limited   bool    `json:"limited"`   // a relayed connection with limits
 	Streams   int     `json:"streams"`
 	LatencyMS float64 `json:"latency_ms"`
+	// Direct is false when the peer is reached only through a relay.
+	Direct bool `json:"direct"`
+	// Transport of the connection shown: "tcp", "quic-v1", "webtransport",
+	// "webrtc-direct", "ws" or "circuit" (relayed).
+	Transport string `json:"transport"`
+	BytesIn   int64  `json:"bytes_in"`  // bytes received from the peer since the node started
+	BytesOut  int64  `json:"bytes_out"` // bytes sent to the peer since the node started
 }
 
 // ConnectRequest is the body of POST /v1/peers/connect.
