@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"reflect"
 	"regexp"
 	"strings"
 	"time"
@@ -40,6 +41,9 @@ func (d Duration) Std() time.Duration { return time.Duration(d) }
 // Config is everything a warren node can be told. Every field is written out,
 // with its documentation, in the repo's config.toml.
 type Config struct {
+	// Profile is the profile the repo was made with: a setting left out of
+	// config.toml keeps this profile's value.
+	Profile   string    `toml:"profile" comment:"Profile this repo was made with (default or test). A setting left out of this file keeps the profile's value."`
 	Network   string    `toml:"network" comment:"Name of the warren network. Nodes only talk (DHT, messages, topics) to nodes of the same network."`
 	Addresses Addresses `toml:"addresses"`
 	Discovery Discovery `toml:"discovery"`
@@ -66,7 +70,7 @@ type Discovery struct {
 
 // Swarm configures the libp2p host.
 type Swarm struct {
-	Security        []string        `toml:"security" comment:"Security transports in order of preference: noise, tls. TLS first uses AES-GCM, cheaper than Noise's ChaCha20 on CPUs with AES instructions."`
+	Security        []string        `toml:"security" comment:"Security transports in order of preference, from noise and tls. The default puts tls first: TLS uses AES-GCM, cheaper than Noise's ChaCha20 on CPUs with AES instructions."`
 	PreferTransport string          `toml:"prefer_transport" comment:"Which transport to dial first when a peer has both: tcp (QUIC 250ms later; tunnels move more bytes per CPU over TCP+yamux) or quic (libp2p's default ranking)."`
 	ConnMgr         ConnMgr         `toml:"conn_mgr"`
 	ResourceManager ResourceManager `toml:"resource_manager"`
@@ -175,6 +179,7 @@ func Profiles() []string { return []string{ProfileDefault, ProfileTest} }
 // Default returns the configuration of the default profile.
 func Default() Config {
 	return Config{
+		Profile: ProfileDefault,
 		Network: "warren",
 		Addresses: Addresses{
 			Listen: []string{
@@ -224,6 +229,7 @@ func ForProfile(name string) (Config, error) {
 		return c, nil
 	case ProfileTest:
 		// Loopback only, nothing that reaches outside: for tests and local experiments.
+		c.Profile = ProfileTest
 		c.Addresses.Listen = []string{"/ip4/127.0.0.1/tcp/0", "/ip4/127.0.0.1/udp/0/quic-v1"}
 		c.Discovery = Discovery{Bootstrap: []string{}, MDNS: false, DHT: "server"}
 		c.Swarm.NATPortMap, c.Swarm.AutoNAT, c.Swarm.HolePunching, c.Swarm.RelayClient = false, false, false, false
@@ -489,26 +495,108 @@ func (c *Config) Marshal() ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
-// Parse reads TOML over the defaults (a setting left out keeps its default),
-// rejects unknown keys and validates the result.
+// Parse reads TOML over the values of the profile it names (a setting left
+// out keeps the profile's value; no profile: the default profile), rejects
+// unknown keys and validates the result. Its errors name the line and the
+// setting as the file spells them: "config.toml:3: unknown setting
+// \"netwrok\"".
 func Parse(data []byte) (Config, error) {
-	c := Default()
+	var head struct {
+		Profile string `toml:"profile"`
+	}
+	if err := toml.NewDecoder(bytes.NewReader(data)).Decode(&head); err != nil {
+		return Config{}, decodeError(data, err)
+	}
+	c, err := ForProfile(head.Profile)
+	if err != nil {
+		return Config{}, fmt.Errorf("%s: %w", ConfigFile, err)
+	}
 	dec := toml.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&c); err != nil {
-		var sme *toml.StrictMissingError
-		if errors.As(err, &sme) {
-			return Config{}, fmt.Errorf("unknown setting in config: %s", strings.TrimSpace(sme.String()))
-		}
-		var de *toml.DecodeError
-		if errors.As(err, &de) {
-			row, col := de.Position()
-			return Config{}, fmt.Errorf("config line %d column %d: %w", row, col, err)
-		}
-		return Config{}, fmt.Errorf("parse config: %w", err)
+		return Config{}, decodeError(data, err)
 	}
 	if err := c.Validate(); err != nil {
 		return Config{}, err
 	}
 	return c, nil
+}
+
+// decodeError words a TOML decoding error for a person: the file and line,
+// then what is wrong in the setting's own name.
+func decodeError(data []byte, err error) error {
+	var sme *toml.StrictMissingError
+	if errors.As(err, &sme) && len(sme.Errors) > 0 {
+		msgs := make([]string, 0, len(sme.Errors))
+		for _, de := range sme.Errors {
+			row, _ := de.Position()
+			msgs = append(msgs, fmt.Sprintf("%s:%d: unknown setting %q (see docs/config.md)", ConfigFile, row, strings.Join(de.Key(), ".")))
+		}
+		return errors.New(strings.Join(msgs, "; "))
+	}
+	var de *toml.DecodeError
+	if errors.As(err, &de) {
+		row, _ := de.Position()
+		key := strings.Join(de.Key(), ".")
+		got := lineValue(data, row)
+		if want := expectedKind(key); want != "" && got != "" {
+			return fmt.Errorf("%s:%d: %s: expected %s, got %s", ConfigFile, row, key, want, got)
+		}
+		msg := strings.TrimPrefix(de.Error(), "toml: ")
+		if key != "" {
+			return fmt.Errorf("%s:%d: %s: %s", ConfigFile, row, key, msg)
+		}
+		return fmt.Errorf("%s:%d: %s", ConfigFile, row, msg)
+	}
+	return fmt.Errorf("%s: %w", ConfigFile, err)
+}
+
+// lineValue returns what follows the '=' on line row (1-based) of data, or "".
+func lineValue(data []byte, row int) string {
+	lines := strings.Split(string(data), "\n")
+	if row < 1 || row > len(lines) {
+		return ""
+	}
+	_, v, ok := strings.Cut(lines[row-1], "=")
+	if !ok {
+		return ""
+	}
+	return strings.TrimSpace(v)
+}
+
+// expectedKind names, for a person, the kind of value the setting at the
+// dotted TOML key takes ("" for a key that is not a setting).
+func expectedKind(key string) string {
+	if key == "" {
+		return ""
+	}
+	t := reflect.TypeOf(Config{})
+	for _, part := range strings.Split(key, ".") {
+		if t.Kind() != reflect.Struct {
+			return ""
+		}
+		found := false
+		for i := range t.NumField() {
+			if f := t.Field(i); strings.Split(f.Tag.Get("toml"), ",")[0] == part {
+				t, found = f.Type, true
+				break
+			}
+		}
+		if !found {
+			return ""
+		}
+	}
+	switch {
+	case t == reflect.TypeOf(Duration(0)):
+		return "a duration such as 30s or 2m"
+	case t.Kind() == reflect.Bool:
+		return "true or false"
+	case t.Kind() == reflect.String:
+		return "a string in quotes"
+	case t.Kind() >= reflect.Int && t.Kind() <= reflect.Uint64:
+		return "an integer"
+	case t.Kind() == reflect.Slice && t.Elem().Kind() == reflect.String:
+		return `a list of strings such as ["a", "b"]`
+	}
+	return ""
 }

@@ -14,8 +14,12 @@ const docPath = "../docs/config.md"
 
 const docHead = `# Configuration
 
-The repo's ` + "`config.toml`" + ` holds every setting, each with its documentation. A setting left out
-keeps its default; an unknown setting or a bad value stops the daemon with an error that names it.
+The repo's ` + "`config.toml`" + ` holds every setting, each with its documentation. Its first setting,
+` + "`profile`" + `, records the profile the repo was made with: a setting left out of the file keeps that
+profile's value (trimming a test repo's file never turns mDNS, UPnP or ` + "`0.0.0.0:4101`" + ` back on); a
+file with no ` + "`profile`" + ` line uses the default profile. An unknown setting or a bad value stops the
+daemon with an error that names the line and the setting: ` + "`config.toml:3: unknown setting \"netwrok\"`" + `,
+` + "`config.toml:5: messages.send_queue: expected an integer, got \"many\"`" + `.
 
 Profiles (` + "`warren init --profile NAME`" + `, ` + "`warren daemon --init-profile NAME`" + `):
 

@@ -128,7 +128,7 @@ func Open(dir string) (*Repo, error) {
 	}
 	cfg, err := Parse(text)
 	if err != nil {
-		return nil, fmt.Errorf("open repo %s: %s: %w", dir, ConfigFile, err)
+		return nil, fmt.Errorf("open repo %s: %w", dir, err)
 	}
 	raw, err := readRepoFile(dir, KeyFile, maxKeySize)
 	if err != nil {
