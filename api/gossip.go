@@ -32,6 +32,7 @@ func (a *gossipAPI) routes() []route {
 		{pattern: "GET /v1/topics", h: a.topics},
 		{pattern: "POST /v1/topics/publish", h: a.publish, codes: with(bodyCodes, pub...)},
 		{pattern: "POST /v1/topics/publish/bulk", kind: kindUpload, h: a.publishBulk, codes: with(bulk, pub...)},
+		{pattern: "POST /v1/topics/leave", h: a.leave, codes: with(bodyCodes, client.CodeConflict)},
 		{pattern: "GET /v1/topics/subscribe", kind: kindStream, h: a.subscribe,
 			codes: []string{client.CodeInvalidArgument, client.CodeUnavailable, client.CodeUnreachable}},
 	}
@@ -44,6 +45,61 @@ func (a *gossipAPI) topics(w http.ResponseWriter, r *http.Request) {
 		out = append(out, topicInfo(t))
 	}
 	writeJSON(w, http.StatusOK, out)
+}
+
+// leave leaves a joined topic that has no open subscription: the node stops
+// relaying it and forgets its counters.
+func (a *gossipAPI) leave(w http.ResponseWriter, r *http.Request) {
+	var req client.TopicLeaveRequest
+	if !a.s.readBody(w, r, controlLimit, "docs/api-gossip.md", &req) {
+		return
+	}
+	if err := checkTopic(req.Topic); err != nil {
+		writeError(w, err)
+		return
+	}
+	joined := a.joined(req.Topic)
+	if info, ok := a.topicInfo(req.Topic); ok && info.Subscriptions > 0 {
+		writeError(w, withCode(client.CodeConflict, fmt.Errorf("leave topic %q: %d %s still open (end the 'warren sub' commands reading it first)",
+			req.Topic, info.Subscriptions, pluralize(info.Subscriptions, "subscription"))))
+		return
+	}
+	if err := a.s.node.Gossip.Leave(req.Topic); err != nil {
+		writeError(w, withCode(client.CodeConflict, err))
+		return
+	}
+	writeJSON(w, http.StatusOK, client.TopicLeaveResult{Left: joined})
+}
+
+// joined reports whether the node has joined the topic.
+func (a *gossipAPI) joined(topic string) bool { _, ok := a.topicInfo(topic); return ok }
+
+// topicInfo returns the joined topic's entry of the topic list.
+func (a *gossipAPI) topicInfo(topic string) (gossip.TopicInfo, bool) {
+	for _, t := range a.s.node.Gossip.Topics() {
+		if t.Name == topic {
+			return t, true
+		}
+	}
+	return gossip.TopicInfo{}, false
+}
+
+// leaveIfIdle leaves a topic that a failed publish joined and that nothing
+// uses: no subscription and no message ever published to it. A typo in
+// 'warren pub newz' so stays joined no longer than the failed publish.
+func (a *gossipAPI) leaveIfIdle(topic string) {
+	if info, ok := a.topicInfo(topic); ok && info.Subscriptions == 0 && info.Published == 0 {
+		if err := a.s.node.Gossip.Leave(topic); err != nil {
+			a.s.log.Debug("could not leave an idle topic after a failed publish", "topic", topic, "err", err)
+		}
+	}
+}
+
+func pluralize(n int, word string) string {
+	if n == 1 {
+		return word
+	}
+	return word + "s"
 }
 
 // topicInfo is the wire form of a gossip.TopicInfo.
@@ -97,6 +153,7 @@ func (a *gossipAPI) publishOne(ctx context.Context, topic string, data []byte, w
 	case err == nil:
 		return nil
 	case errors.Is(err, gossip.ErrNoPeers):
+		a.leaveIfIdle(topic)
 		if ctx.Err() != nil {
 			return withCode(client.CodeUnavailable, fmt.Errorf("publish to topic %q: cancelled after %s while waiting for a first subscribed peer: %w",
 				topic, time.Since(start).Round(time.Millisecond), ctx.Err()))

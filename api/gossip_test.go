@@ -243,8 +243,33 @@ func TestTopicPublishAPI(t *testing.T) {
 	for _, ti := range ts {
 		names = append(names, ti.Name)
 	}
-	if strings.Join(names, ",") != "nobody,pub" {
-		t.Errorf("topics %q, want nobody,pub (refused requests join nothing)", names)
+	// "nobody": a publish that found no peer leaves the topic it joined.
+	if strings.Join(names, ",") != "pub" {
+		t.Errorf("topics %q, want pub (refused requests join nothing; a failed publish into an unused topic leaves it)", names)
+	}
+
+	// Leaving: refused while a subscription is open, then done, then a no-op.
+	asub, err := p.a.Gossip.Subscribe("pub", gossip.SubscribeOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = p.cl.LeaveTopic(ctx, "pub")
+	var ce *client.Error
+	if !errors.As(err, &ce) || ce.Code != client.CodeConflict || !strings.Contains(ce.Message, "1 subscription still open") {
+		t.Fatalf("leave with an open subscription: %v", err)
+	}
+	asub.Close()
+	if res, err := p.cl.LeaveTopic(ctx, "pub"); err != nil || !res.Left {
+		t.Fatalf("leave: %+v %v", res, err)
+	}
+	if ti := joinedTopic(p.a.Gossip, "pub"); ti.Name != "" {
+		t.Fatalf("still joined after leave: %+v", ti)
+	}
+	if res, err := p.cl.LeaveTopic(ctx, "pub"); err != nil || res.Left {
+		t.Fatalf("leave again: %+v %v", res, err)
+	}
+	if _, err := p.cl.LeaveTopic(ctx, "bad topic"); !errors.As(err, &ce) || ce.Code != client.CodeInvalidArgument {
+		t.Fatalf("leave a bad name: %v", err)
 	}
 }
 

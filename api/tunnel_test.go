@@ -53,7 +53,7 @@ func TestTunnelAPIStatusCodes(t *testing.T) {
 		{"port 0 target", "/v1/tunnels/listen", map[string]any{"protocol": "/x/zero", "target": "/ip4/127.0.0.1/tcp/0"}, http.StatusBadRequest, "/ip4/127.0.0.1/tcp/0"},
 		{"bad peer", "/v1/tunnels/forward", map[string]any{"protocol": "/x/echo", "listen_address": "/ip4/127.0.0.1/tcp/0", "peer": "nobody"}, http.StatusBadRequest, `"nobody"`},
 		{"port in use", "/v1/tunnels/forward", map[string]any{"protocol": "/x/echo", "listen_address": busyAddr, "peer": n.ID().String() + "x", "temp": true}, http.StatusBadRequest, ""},
-		{"empty close filter", "/v1/tunnels/close", map[string]any{}, http.StatusBadRequest, "filter is empty"},
+		{"empty close filter", "/v1/tunnels/close", map[string]any{}, http.StatusBadRequest, "nothing to match"},
 	}
 	for _, c := range cases {
 		code, msg := post(c.path, c.body)

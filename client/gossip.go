@@ -51,6 +51,24 @@ type BulkPublishMessage struct {
 	Data []byte `json:"data"`
 }
 
+// TopicLeaveRequest is the body of POST /v1/topics/leave.
+type TopicLeaveRequest struct {
+	Topic string `json:"topic"`
+}
+
+// TopicLeaveResult is the answer of POST /v1/topics/leave.
+type TopicLeaveResult struct {
+	Left bool `json:"left"` // false: the topic was not joined
+}
+
+// LeaveTopic calls POST /v1/topics/leave: the node stops relaying a topic
+// that has no open subscription and forgets it. A topic with open
+// subscriptions is refused (CodeConflict).
+func (c *Client) LeaveTopic(ctx context.Context, topic string) (TopicLeaveResult, error) {
+	var v TopicLeaveResult
+	return v, c.do(ctx, http.MethodPost, "/v1/topics/leave", TopicLeaveRequest{Topic: topic}, &v)
+}
+
 // TopicMessage is a broadcast message as the API streams it.
 type TopicMessage struct {
 	Topic string `json:"topic"`

@@ -705,8 +705,8 @@ func TestTunnelBadInput(t *testing.T) {
 		t.Fatalf("custom protocol: %+v", info)
 	}
 
-	fails(t, d.Repo, []string{"filter is empty", "All"}, "tunnel", "close")
-	fails(t, d.Repo, []string{"All cannot be combined"}, "tunnel", "close", "--all", "--protocol", "/x/dup")
+	fails(t, d.Repo, []string{"nothing to match", "--all"}, "tunnel", "close")
+	fails(t, d.Repo, []string{"all (--all) cannot be combined"}, "tunnel", "close", "--all", "--protocol", "/x/dup")
 	fails(t, d.Repo, []string{"stream id", "--all"}, "tunnel", "streams", "close")
 	fails(t, d.Repo, []string{`"abc"`, "positive integer"}, "tunnel", "streams", "close", "abc")
 	fails(t, d.Repo, []string{"999", "no active stream"}, "tunnel", "streams", "close", "999")

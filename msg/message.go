@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/libp2p/go-libp2p/core/peer"
 )
@@ -251,7 +252,8 @@ func checkName(s string, maxLen int, slash bool) error {
 			if slash {
 				set = "[A-Za-z0-9._/-]"
 			}
-			return fmt.Errorf("character %q at offset %d; want only %s", s[i], i, set)
+			r, _ := utf8.DecodeRuneInString(s[i:]) // the character, not its first byte
+			return fmt.Errorf("character %q at offset %d; want only %s", r, i, set)
 		}
 	}
 	return nil

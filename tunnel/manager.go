@@ -661,9 +661,9 @@ func (f Filter) validate() error {
 	some := f.ID != 0 || f.Protocol != "" || f.ListenAddress != "" || f.TargetAddress != ""
 	switch {
 	case f.All && some:
-		return invalidf("tunnel: filter: All cannot be combined with ID, Protocol, ListenAddress or TargetAddress")
+		return invalidf("tunnel close: all (--all) cannot be combined with id, protocol (--protocol), listen_address (--listen-address) or target_address (--target-address)")
 	case !f.All && !some:
-		return invalidf("tunnel: filter is empty: set All to close every tunnel, or give at least one of ID, Protocol, ListenAddress, TargetAddress")
+		return invalidf("tunnel close: nothing to match: give a tunnel id (from 'warren tunnel ls'), all (--all), or at least one of protocol (--protocol), listen_address (--listen-address), target_address (--target-address)")
 	}
 	return nil
 }
