@@ -130,11 +130,8 @@ func (n *Node) startServices(ctx context.Context, opts Options) error {
 	}
 	n.Tunnels = tm
 	n.closers = append(n.closers, tm.Close)
-	// A tunnel that fails to come back stays listed with its error.
-	for _, t := range tm.Restore(ctx) {
-		if t.Error != "" {
-			n.log.Warn("tunnel not restored", "protocol", t.Protocol, "listen", t.ListenAddress, "target", t.TargetAddress, "err", t.Error)
-		}
-	}
+	// A tunnel that fails to come back stays listed with its error and is
+	// retried with backoff; the manager logs its error once.
+	tm.Restore(ctx)
 	return nil
 }

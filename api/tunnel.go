@@ -36,7 +36,7 @@ func tunnelInfo(t tunnel.Info) client.TunnelInfo {
 		ListenAddress: t.ListenAddress, TargetAddress: t.TargetAddress, Allow: t.Allow, ReportPeerID: t.ReportPeerID,
 		AllowCustomProtocol: t.AllowCustomProtocol, Temp: t.Temp, MaxConns: t.MaxConns, ActiveStreams: t.ActiveStreams,
 		BytesIn: t.BytesIn, BytesOut: t.BytesOut, Opened: t.Opened, Refused: t.Refused, LimitRefused: t.LimitRefused,
-		Failed: t.Failed, DroppedDatagrams: t.DroppedDatagrams, UDPSessions: t.UDPSessions, UDPQueuedBytes: t.UDPQueuedBytes,
+		Failed: t.Failed, LastError: t.LastError, DroppedDatagrams: t.DroppedDatagrams, UDPSessions: t.UDPSessions, UDPQueuedBytes: t.UDPQueuedBytes,
 		Error: t.Error}
 }
 

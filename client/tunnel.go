@@ -52,6 +52,9 @@ type TunnelInfo struct {
 	// DroppedDatagrams counts UDP datagrams dropped because a client's
 	// stream could not keep up or could not be opened.
 	DroppedDatagrams uint64 `json:"dropped_datagrams,omitempty"`
+	// LastError is the error of the last connection that could not be
+	// established (counted in Failed); "" when none failed.
+	LastError string `json:"last_error,omitempty"`
 	// UDPSessions is how many client associations a UDP forward holds.
 	UDPSessions int `json:"udp_sessions,omitempty"`
 	// UDPQueuedBytes is how many bytes of client datagrams a UDP forward

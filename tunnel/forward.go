@@ -121,7 +121,7 @@ func (m *Manager) forwardConn(t *tunnel, c net.Conn, release func()) {
 		release()
 		closeRST(c)
 		if t.ctx.Err() == nil {
-			t.fail()
+			t.fail(err)
 			m.rlog.Warn("tunnel: forward connection failed", "tunnel", t.id, "protocol", string(t.proto),
 				"peer", t.peer.String(), "client", c.RemoteAddr().String(), "err", err)
 		}

@@ -75,7 +75,7 @@ func (m *Manager) handleInbound(t *tunnel, s network.Stream) {
 		// replaced by a symlink into the repo since the tunnel was made.
 		if err := m.checkUnixPath("target", t.target); err != nil {
 			_ = s.Reset()
-			t.fail()
+			t.fail(err)
 			m.rlog.Warn("tunnel: target refused", "tunnel", t.id, "protocol", string(t.proto), "err", err)
 			return
 		}
@@ -86,7 +86,7 @@ func (m *Manager) handleInbound(t *tunnel, s network.Stream) {
 	cancel()
 	if err != nil {
 		_ = s.Reset()
-		t.fail()
+		t.fail(err)
 		m.rlog.Warn("tunnel: dial target failed", "tunnel", t.id, "protocol", string(t.proto),
 			"target", t.targetAddr, "peer", remote.String(), "err", err)
 		return
@@ -104,7 +104,7 @@ func (m *Manager) handleInbound(t *tunnel, s network.Stream) {
 		if _, err := io.WriteString(c, remote.String()+"\n"); err != nil {
 			_ = s.Reset()
 			closeRST(c)
-			t.fail()
+			t.fail(err)
 			m.rlog.Warn("tunnel: report peer ID to target failed", "tunnel", t.id, "target", t.targetAddr, "err", err)
 			return
 		}

@@ -280,12 +280,24 @@ func TestPersistence(t *testing.T) {
 		t.Errorf("target accepted %d, want 1", accepted.Load())
 	}
 
-	// Free the port and Restore again: the failed tunnel is retried.
+	// Free the port: the failed tunnel is retried with backoff, by itself.
 	blocker.Close()
-	again := cm2.Restore(ctx)
-	if len(again) != 1 || again[0].Error != "" || again[0].ListenAddress != fwd2.ListenAddress {
-		t.Fatalf("retry restore = %+v", again)
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		l := cm2.List()
+		if len(l) == 2 && l[1].Error == "" && l[1].ListenAddress == fwd2.ListenAddress {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the failed tunnel was not retried once its port was free: %+v", l)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
+	c = dial(t, fwd2.ListenAddress)
+	if err := sendAndCheckEcho(c, 4096); err != nil {
+		t.Fatalf("retried forward: %v", err)
+	}
+	c.Close()
 
 	// Closing removes from the state file.
 	if n, _, err := cm2.CloseTunnels(tunnel.Filter{ListenAddress: fwd1.ListenAddress}); err != nil || n != 1 {
@@ -353,4 +365,36 @@ func savedCount(t *testing.T, path string) int {
 		t.Fatalf("state file %s: %v\n%s", path, err, b)
 	}
 	return len(doc.Tunnels)
+}
+
+// A forward whose peer has no listener for the protocol counts each client
+// it had to reset and keeps the reason, for 'warren tunnel ls'.
+func TestForwardFailureCountedWithLastError(t *testing.T) {
+	e := newEnv(t)
+	defer e.close()
+	ctx := context.Background()
+	server, client := e.host(), e.host()
+	_ = e.manager(server, tunnel.Options{})
+	cm := e.manager(client, tunnel.Options{})
+	fwd, err := cm.Forward(ctx, tunnel.ForwardSpec{Protocol: "/x/none", ListenAddr: "/ip4/127.0.0.1/tcp/0", Peer: peerAddr(server)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		c := dial(t, fwd.ListenAddress)
+		_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		_, _ = c.Read(make([]byte, 1)) // reset once the stream fails
+		c.Close()
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		in := cm.List()[0]
+		if in.Failed == 2 && strings.Contains(in.LastError, "protocol") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("forward to a peer without the listener: failed %d, last error %q", in.Failed, in.LastError)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }

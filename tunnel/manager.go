@@ -9,6 +9,7 @@ import (
 	"net"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -45,13 +46,14 @@ type Manager struct {
 	// CloseTunnels, Restore, Close) and state file writes.
 	opMu sync.Mutex
 
-	mu      sync.Mutex // guards the fields below and tunnel.err/stop
-	closed  bool
-	nextID  uint64
-	tunnels map[uint64]*tunnel
-	pending []savedTunnel // loaded from StatePath, not yet restored
-	nextSID uint64
-	streams map[uint64]*activeStream
+	mu       sync.Mutex // guards the fields below and tunnel.err/stop
+	closed   bool
+	retrying bool // retryLoop runs
+	nextID   uint64
+	tunnels  map[uint64]*tunnel
+	pending  []savedTunnel // loaded from StatePath, not yet restored
+	nextSID  uint64
+	streams  map[uint64]*activeStream
 	// waitedOn holds, per peer, the relayed connection a forward already
 	// waited on in vain for a hole punch (awaitDirect), so later client
 	// connections over it do not wait again. At most maxWaitedOn entries.
@@ -95,6 +97,7 @@ type tunnel struct {
 	active                                     atomic.Int64
 	bytesIn, bytesOut, opened, refused, failed atomic.Uint64
 	dropped, limitRefused                      atomic.Uint64
+	lastErr                                    atomic.Pointer[string] // see fail
 	udpSessions                                atomic.Int64
 	udpQueued                                  *atomic.Int64 // a UDP forward's queued bytes, once started
 	met                                        tunnelMetrics
@@ -404,6 +407,7 @@ func (m *Manager) infoLocked(t *tunnel) Info {
 		Opened:           t.opened.Load(),
 		Refused:          t.refused.Load(),
 		Failed:           t.failed.Load(),
+		LastError:        t.lastError(),
 		LimitRefused:     t.limitRefused.Load(),
 		DroppedDatagrams: t.dropped.Load(),
 		UDPSessions:      int(t.udpSessions.Load()),
@@ -456,7 +460,7 @@ func (m *Manager) CloseStream(id uint64) error {
 	a, ok := m.streams[id]
 	m.mu.Unlock()
 	if !ok {
-		return fmt.Errorf("tunnel: close stream %d: no active stream with that id (see Streams)", id)
+		return fmt.Errorf("tunnel: close stream %d: no active stream with that id (see warren tunnel streams)", id)
 	}
 	a.abort(errStreamClosed)
 	return nil
@@ -651,10 +655,29 @@ func (m *Manager) maxConns(n int) (int, error) {
 	return n, nil
 }
 
-// fail counts a connection that could not be established.
-func (t *tunnel) fail() {
+// maxLastError bounds the bytes of a tunnel's last error kept for List.
+const maxLastError = 256
+
+// fail counts a connection that could not be established and keeps its
+// error (at most maxLastError bytes) as the tunnel's last one.
+func (t *tunnel) fail(err error) {
 	t.failed.Add(1)
 	t.met.failed.Inc()
+	if err != nil {
+		s := strings.Join(strings.Fields(err.Error()), " ")
+		if len(s) > maxLastError {
+			s = strings.ToValidUTF8(s[:maxLastError], "") + "…"
+		}
+		t.lastErr.Store(&s)
+	}
+}
+
+// lastError is the error of the tunnel's last failed connection, or "".
+func (t *tunnel) lastError() string {
+	if p := t.lastErr.Load(); p != nil {
+		return *p
+	}
+	return ""
 }
 
 func (f Filter) validate() error {

@@ -11,6 +11,7 @@ import (
 	"io/fs"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/protocol"
@@ -234,14 +235,8 @@ func (m *Manager) Restore(ctx context.Context) []Info {
 	}
 	pending := m.pending
 	m.pending = nil
-	var retry []*tunnel
-	for _, t := range m.tunnels {
-		if t.err != "" && t.stop == nil && !t.invalid() {
-			retry = append(retry, t)
-		}
-	}
+	retry := m.retryableLocked()
 	m.mu.Unlock()
-	slices.SortFunc(retry, func(a, b *tunnel) int { return cmp.Compare(a.id, b.id) })
 
 	ids := make([]uint64, 0, len(pending)+len(retry))
 	for _, st := range pending {
@@ -251,14 +246,7 @@ func (m *Manager) Restore(ctx context.Context) []Info {
 		if err := ctx.Err(); err != nil {
 			break
 		}
-		t.cancel()
-		m.prepare(t)
-		if err := m.start(t); err != nil {
-			t.cancel()
-			m.setErr(t, err)
-		} else {
-			m.log.Info("tunnel: restored", "id", t.id, "kind", t.kind, "protocol", string(t.proto))
-		}
+		m.retryOne(t, true)
 		ids = append(ids, t.id)
 	}
 	if err := m.saveLocked(); err != nil {
@@ -270,7 +258,122 @@ func (m *Manager) Restore(ctx context.Context) []Info {
 			out = append(out, in)
 		}
 	}
+	m.startRetries()
 	return out
+}
+
+// retryableLocked returns, by id, the tunnels that failed to start and could
+// start later (a busy port, a missing socket directory). Called with mu held.
+func (m *Manager) retryableLocked() []*tunnel {
+	var retry []*tunnel
+	for _, t := range m.tunnels {
+		if t.err != "" && t.stop == nil && !t.invalid() && !t.closed.Load() {
+			retry = append(retry, t)
+		}
+	}
+	slices.SortFunc(retry, func(a, b *tunnel) int { return cmp.Compare(a.id, b.id) })
+	return retry
+}
+
+// retryOne tries again to start a tunnel that failed to. Called with opMu
+// held. A failure is logged at warn level when loud, else at debug level:
+// the retry loop logs each tunnel's error once, not at every attempt.
+func (m *Manager) retryOne(t *tunnel, loud bool) bool {
+	t.cancel()
+	m.prepare(t)
+	if err := m.start(t); err != nil {
+		t.cancel()
+		m.mu.Lock()
+		same := t.err == err.Error()
+		t.err = err.Error()
+		m.mu.Unlock()
+		if loud || !same {
+			m.log.Warn("tunnel: restore failed; kept with its error and retried", "id", t.id, "kind", t.kind,
+				"protocol", string(t.proto), "err", err)
+		} else {
+			m.log.Debug("tunnel: restore retry failed", "id", t.id, "protocol", string(t.proto), "err", err)
+		}
+		return false
+	}
+	m.log.Info("tunnel: restored", "id", t.id, "kind", t.kind, "protocol", string(t.proto),
+		"listen", t.listenAddr, "target", t.targetAddr)
+	return true
+}
+
+// Retry backoff of tunnels that failed to restore: the first retry after
+// retryMin, then twice as long each time up to retryMax, until they start,
+// are closed, or the Manager closes.
+var (
+	retryMin = time.Second
+	retryMax = time.Minute
+)
+
+// startRetries starts the retry loop if a tunnel waits for a retry and the
+// loop is not running.
+func (m *Manager) startRetries() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed || m.retrying || len(m.retryableLocked()) == 0 {
+		return
+	}
+	m.retrying = true
+	m.wg.Add(1)
+	go m.retryLoop()
+}
+
+// retryLoop retries the tunnels that failed to start, with backoff, until
+// none is left or the Manager closes.
+func (m *Manager) retryLoop() {
+	defer m.wg.Done()
+	wait := retryMin
+	timer := time.NewTimer(wait)
+	defer timer.Stop()
+	for {
+		select {
+		case <-m.ctx.Done():
+			return
+		case <-timer.C:
+		}
+		if m.retryFailed() == 0 {
+			return
+		}
+		wait = min(2*wait, retryMax)
+		timer.Reset(wait)
+	}
+}
+
+// retryFailed makes one attempt at every tunnel waiting for a retry and
+// returns how many still wait; at 0 it marks the loop stopped.
+func (m *Manager) retryFailed() int {
+	m.opMu.Lock()
+	defer m.opMu.Unlock()
+	m.mu.Lock()
+	if m.closed {
+		m.mu.Unlock()
+		return 0
+	}
+	retry := m.retryableLocked()
+	m.mu.Unlock()
+	left, started := 0, 0
+	for _, t := range retry {
+		if m.retryOne(t, false) {
+			started++
+		} else {
+			left++
+		}
+	}
+	if started > 0 {
+		if err := m.saveLocked(); err != nil {
+			m.log.Error("tunnel: save state after restore failed", "err", err)
+		}
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if left == 0 || m.closed {
+		m.retrying = false
+		return 0
+	}
+	return left
 }
 
 // restoreOne recreates one saved tunnel. It is always recorded: on failure
@@ -348,12 +451,4 @@ func (t *tunnel) invalid() bool {
 		return t.target.maddr == nil
 	}
 	return t.bind.maddr == nil
-}
-
-func (m *Manager) setErr(t *tunnel, err error) {
-	m.mu.Lock()
-	t.err = err.Error()
-	m.mu.Unlock()
-	m.log.Warn("tunnel: restore failed; kept with its error", "id", t.id, "kind", t.kind,
-		"protocol", string(t.proto), "err", err)
 }

@@ -158,6 +158,10 @@ type Info struct {
 	// UDPQueuedBytes is how many bytes of client datagrams a UDP forward
 	// holds queued for its associations' streams.
 	UDPQueuedBytes int64 `json:"udp_queued_bytes,omitempty"`
+	// LastError is the error of the last connection that could not be
+	// established (counted in Failed), e.g. the peer has no listener for the
+	// protocol; "" when none failed.
+	LastError string `json:"last_error,omitempty"`
 	// Error is set when the tunnel is not running, e.g. a restore failed
 	// (port taken). The tunnel stays listed and saved until closed.
 	Error string `json:"error,omitempty"`
