@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -45,6 +46,10 @@ func runDaemon(ctx context.Context, e *env, profile, level, format string) error
 	dir, err := e.repoDir()
 	if err != nil {
 		return err
+	}
+	if abs, err := filepath.Abs(dir); err == nil && len(abs) > api.MaxRepoPathForSocket {
+		return fmt.Errorf("repo path %s is %d bytes, too long for its API's unix socket (at most %d bytes: a unix socket path "+
+			"is limited to %d); use a shorter --repo (e.g. under /tmp), or a symbolic link to this directory", abs, len(abs), api.MaxRepoPathForSocket, api.MaxUnixSocketPath)
 	}
 	var repo *config.Repo
 	if config.Exists(dir) {

@@ -48,19 +48,20 @@ into an empty topic. A message over gossip.max_message_size fails too.`,
 			}
 			defer func() { _ = cl.Close() }()
 			if lines {
-				res, err := cl.PublishMessages(cmd.Context(), client.BulkPublishParams{Topic: topic, TimeoutMS: timeout.Milliseconds()}, e.stdin)
+				in := newSkipEmptyLines(e.stdinFor(cmd.Context()))
+				res, err := cl.PublishMessages(cmd.Context(), client.BulkPublishParams{Topic: topic, TimeoutMS: timeout.Milliseconds()}, in)
 				if err != nil {
-					return err
+					return interrupted(cmd.Context(), err)
 				}
-				e.printf("published %d messages to topic %q\n", res.Published, topic)
+				e.printf("published %d %s to topic %q%s\n", res.Published, plural(int(res.Published), "message"), topic, skippedNote(in.skipped))
 				return nil
 			}
-			data, err := e.payloadArg(args, 1)
+			data, err := e.payloadArg(cmd.Context(), args, 1)
 			if err != nil {
 				return err
 			}
 			if _, err := cl.Publish(cmd.Context(), client.PublishRequest{Topic: topic, Data: data, TimeoutMS: timeout.Milliseconds()}); err != nil {
-				return err
+				return interrupted(cmd.Context(), err)
 			}
 			e.printf("published 1 message to topic %q\n", topic)
 			return nil
@@ -73,15 +74,19 @@ into an empty topic. A message over gossip.max_message_size fails too.`,
 
 func subCmd(e *env) *cobra.Command {
 	var asJSON bool
+	var style textStyle
 	var count, buffer int
 	c := &cobra.Command{
 		Use:   "sub <topic>",
 		Short: "Print a topic's messages as they arrive",
-		Long: `Subscribe to a broadcast topic and print each message as it arrives: its data
-as one line of text, or with --json one JSON object a line with topic, from
-(the author), received_from (the peer that forwarded it), id, time, data
-(base64) and, when the data is valid UTF-8, text (the data as a string:
-jq -r .text). The subscription lives in the daemon while this command runs; it
+		Long: `Subscribe to a broadcast topic and print each message as it arrives, as one
+line: its author (short; --wide for the whole ID) and its payload as text,
+control characters escaped (\n, \x1b: a peer cannot steer your terminal) and a
+payload that is not text shown as <N bytes>. With --raw the payload's bytes
+are printed as they are. With --json one JSON object a line with topic, from
+(the author), received_from (the peer that forwarded it), id, time, payload
+(base64, the field recv --json has; the API calls it data) and, when the
+payload is valid UTF-8, text (the payload as a string: jq -r .text). The subscription lives in the daemon while this command runs; it
 ends after -n messages or on Ctrl-C. Messages published before the
 subscription was made are not delivered.
 
@@ -104,9 +109,9 @@ second), and the command ends with a summary line on stderr:
 				return err
 			}
 			defer st.Close()
-			return printSubscription(ctx, e, st, asJSON, func(ev client.TopicEvent) record {
+			return printSubscription(ctx, e, st, asJSON, style, func(ev client.TopicEvent) record {
 				if m := ev.TopicMessage; m != nil {
-					return record{msg: topicJSON{m, textOf(m.Data)}, payload: m.Data}
+					return record{msg: newTopicJSON(m), from: m.From, payload: m.Data}
 				}
 				return record{dropped: ev.Dropped}
 			}, func(dropped uint64) string {
@@ -118,6 +123,7 @@ second), and the command ends with a summary line on stderr:
 	c.Flags().BoolVar(&asJSON, "json", false, "print one JSON object per message")
 	c.Flags().IntVarP(&count, "count", "n", 0, "exit after this many messages (0: until interrupted)")
 	c.Flags().IntVar(&buffer, "buffer", client.DefaultSubscribeBuffer, "messages the subscription holds before it drops")
+	textFlags(c, &style)
 	return c
 }
 
@@ -137,17 +143,61 @@ loss GossipSub can have, by reason in --json) and rejected by validation.`,
 		},
 	}
 	c.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	c.AddCommand(topicsLeaveCmd(e))
 	return c
 }
 
-// topicJSON is a message as sub --json prints it: the API's record, plus
-// "text" when the data is valid UTF-8.
+func topicsLeaveCmd(e *env) *cobra.Command {
+	return &cobra.Command{
+		Use:   "leave <topic>",
+		Short: "Leave a joined topic that no 'warren sub' reads: stop relaying it and forget its counters",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return call(e, func(cl *client.Client) error {
+				res, err := cl.LeaveTopic(cmd.Context(), args[0])
+				if err != nil {
+					return err
+				}
+				if !res.Left {
+					return fmt.Errorf("topic %q is not joined (see warren topics)", args[0])
+				}
+				e.printf("left topic %q\n", args[0])
+				return nil
+			})
+		},
+	}
+}
+
+// topicJSON is a message as sub --json prints it: the API's record with its
+// data under "payload", as recv --json has it, plus "text" when the payload
+// is valid UTF-8.
 type topicJSON struct {
-	*client.TopicMessage
-	Text *string `json:"text,omitempty"`
+	Topic        string    `json:"topic"`
+	From         string    `json:"from"`
+	ReceivedFrom string    `json:"received_from"`
+	ID           string    `json:"id"`
+	Time         time.Time `json:"time"`
+	Payload      []byte    `json:"payload"`
+	Text         *string   `json:"text,omitempty"`
+}
+
+func newTopicJSON(m *client.TopicMessage) topicJSON {
+	return topicJSON{Topic: m.Topic, From: m.From, ReceivedFrom: m.ReceivedFrom, ID: m.ID, Time: m.Time,
+		Payload: nonNilBytes(m.Data), Text: textOf(m.Data)}
+}
+
+func nonNilBytes(b []byte) []byte {
+	if b == nil {
+		return []byte{}
+	}
+	return b
 }
 
 func printTopics(w io.Writer, ts []client.TopicInfo) error {
+	if len(ts) == 0 {
+		_, err := fmt.Fprintln(w, "no topics")
+		return err
+	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "TOPIC\tPEERS\tMESH\tSUBSCRIPTIONS\tPUBLISHED\tRECEIVED\tDROPPED\tREJECTED")
 	for _, t := range ts {

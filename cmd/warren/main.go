@@ -3,6 +3,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -27,11 +28,29 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	root.SetIn(stdin)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	if err := root.ExecuteContext(ctx); err != nil {
-		fmt.Fprintf(stderr, "warren: %s\n", oneLine(err.Error()))
+	err := root.ExecuteContext(ctx)
+	var u *usageError
+	switch {
+	case err == nil:
+		return 0
+	case errors.Is(err, errInterrupted) || errors.Is(err, context.Canceled) && ctx.Err() != nil:
+		fmt.Fprintln(stderr, "warren: interrupted")
+		return 130
+	case errors.As(err, &u):
+		// The error, then on its own line the usage or the suggestion.
+		fmt.Fprintf(stderr, "warren: %s\n%s\n", oneLine(err.Error()), usageText(u.usage))
 		return 1
 	}
-	return 0
+	fmt.Fprintf(stderr, "warren: %s\n", oneLine(err.Error()))
+	return 1
+}
+
+// usageText is the line printed under a usage error.
+func usageText(s string) string {
+	if strings.HasPrefix(s, "did you mean") {
+		return s
+	}
+	return "usage: " + s
 }
 
 // oneLine folds a multi-line error (libp2p's dial errors list one address

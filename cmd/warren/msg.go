@@ -40,12 +40,16 @@ func msgCmds(e *env) []*cobra.Command {
 	return []*cobra.Command{sendCmd(e), recvCmd(e), requestCmd(e), respondCmd(e), m}
 }
 
-// payloadArg returns the data argument, or all of stdin when there is none.
-func (e *env) payloadArg(args []string, i int) ([]byte, error) {
+// payloadArg returns the data argument, or all of stdin when there is none;
+// Ctrl-C ends the read.
+func (e *env) payloadArg(ctx context.Context, args []string, i int) ([]byte, error) {
 	if len(args) > i {
 		return []byte(args[i]), nil
 	}
-	b, err := io.ReadAll(io.LimitReader(e.stdin, maxStdinMessage+1))
+	b, err := io.ReadAll(io.LimitReader(e.stdinFor(ctx), maxStdinMessage+1))
+	if errors.Is(err, errInterrupted) {
+		return nil, err
+	}
 	if err != nil {
 		return nil, fmt.Errorf("read the message from stdin: %w", err)
 	}
@@ -93,19 +97,20 @@ is queued for the peer, or fails naming the message that could not be sent.`,
 			}
 			defer func() { _ = cl.Close() }()
 			if lines {
-				res, err := cl.SendMessages(cmd.Context(), client.BulkParams{Peer: args[0], Type: typ, Priority: prio}, e.stdin)
+				in := newSkipEmptyLines(e.stdinFor(cmd.Context()))
+				res, err := cl.SendMessages(cmd.Context(), client.BulkParams{Peer: args[0], Type: typ, Priority: prio}, in)
 				if err != nil {
-					return err
+					return interrupted(cmd.Context(), err)
 				}
-				e.printf("sent %d messages to %s\n", res.Sent, args[0])
+				e.printf("sent %d %s to %s%s\n", res.Sent, plural(int(res.Sent), "message"), args[0], skippedNote(in.skipped))
 				return nil
 			}
-			data, err := e.payloadArg(args, 2)
+			data, err := e.payloadArg(cmd.Context(), args, 2)
 			if err != nil {
 				return err
 			}
 			if _, err := cl.SendMessage(cmd.Context(), client.SendRequest{Peer: args[0], Type: typ, Payload: data, Priority: prio, ID: id}); err != nil {
-				return err
+				return interrupted(cmd.Context(), err)
 			}
 			e.printf("sent 1 message to %s\n", args[0])
 			return nil
@@ -117,15 +122,37 @@ is queued for the peer, or fails naming the message that could not be sent.`,
 	return c
 }
 
+// interrupted turns the error of a call that Ctrl-C cut short into
+// errInterrupted.
+func interrupted(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return errInterrupted
+	}
+	return err
+}
+
+// skippedNote says how many empty lines --lines skipped.
+func skippedNote(n int) string {
+	if n == 0 {
+		return ""
+	}
+	return fmt.Sprintf(" (skipped %d empty %s)", n, plural(n, "line"))
+}
+
 func recvCmd(e *env) *cobra.Command {
 	var asJSON, dedup bool
+	var style textStyle
 	var count, buffer int
 	var policy string
 	c := &cobra.Command{
 		Use:   "recv <type>",
 		Short: "Print direct messages of a type as they arrive",
-		Long: `Subscribe to the direct messages of a type and print each as it arrives: its
-payload as one line of text, or with --json one JSON object a line with type,
+		Long: `Subscribe to the direct messages of a type and print each as it arrives, as
+one line: its sender (short; --wide for the whole ID) and its payload as text,
+control characters escaped (\n, \x1b: a peer cannot steer your terminal) and a
+payload that is not text shown as <N bytes>. With --raw the payload's bytes
+are printed as they are, each followed by a newline when it has none (for a
+pipe). With --json one JSON object a line with type,
 from, id, time, sent, payload (base64) and, when the payload is valid UTF-8,
 text (the payload as a string: jq -r .text). The subscription lives in the daemon
 while this command runs; it ends after -n messages or on Ctrl-C.
@@ -152,9 +179,9 @@ stats' counts them in the type's dropped).`,
 				return err
 			}
 			defer st.Close()
-			return printSubscription(ctx, e, st, asJSON, func(ev client.MessageEvent) record {
+			return printSubscription(ctx, e, st, asJSON, style, func(ev client.MessageEvent) record {
 				if m := ev.ReceivedMessage; m != nil {
-					return record{msg: receivedJSON{m, textOf(m.Payload)}, payload: m.Payload}
+					return record{msg: receivedJSON{m, textOf(m.Payload)}, from: m.From, payload: m.Payload}
 				}
 				return record{dropped: ev.Dropped}
 			}, func(dropped uint64) string {
@@ -168,6 +195,7 @@ stats' counts them in the type's dropped).`,
 	c.Flags().StringVar(&policy, "policy", "block", "when the buffer is full: block, drop-oldest or drop-newest")
 	c.Flags().IntVar(&buffer, "buffer", client.DefaultSubscribeBuffer, "messages the subscription holds")
 	c.Flags().BoolVar(&dedup, "dedup", false, "discard messages whose (sender, id) was already delivered")
+	textFlags(c, &style)
 	return c
 }
 
@@ -186,7 +214,7 @@ responder or a responder's error fails the command.`,
 			if timeout < time.Millisecond { // timeout_ms counts whole milliseconds; the daemon checks the rest
 				return fmt.Errorf("--timeout %s: expected a duration from 1ms to %s", timeout, client.MaxTimeout)
 			}
-			data, err := e.payloadArg(args, 2)
+			data, err := e.payloadArg(cmd.Context(), args, 2)
 			if err != nil {
 				return err
 			}
@@ -309,6 +337,12 @@ Only one responder per type: a second one is refused.`,
 	c.Flags().IntVarP(&count, "count", "n", 0, "exit after this many requests (0: until interrupted)")
 	c.Flags().IntVar(&parallel, "parallel", 8, "requests answered at once")
 	return c
+}
+
+// textFlags adds the flags of recv's and sub's text mode.
+func textFlags(c *cobra.Command, style *textStyle) {
+	c.Flags().BoolVar(&style.raw, "raw", false, "print each payload's bytes as they are (no sender, no escaping)")
+	c.Flags().BoolVar(&style.wide, "wide", false, "print the sender's whole peer ID")
 }
 
 // tailBuffer keeps the last max bytes written to it.

@@ -1,10 +1,12 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"runtime"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -62,7 +64,7 @@ func idCmd(e *env) *cobra.Command {
 }
 
 func peersCmd(e *env) *cobra.Command {
-	var asJSON bool
+	var asJSON, wide bool
 	c := &cobra.Command{
 		Use:   "peers",
 		Short: "List connected peers",
@@ -70,16 +72,74 @@ func peersCmd(e *env) *cobra.Command {
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return show(e, asJSON, func(cl *client.Client) ([]client.PeerInfo, error) { return cl.Peers(cmd.Context()) },
 				func(peers []client.PeerInfo) error {
+					if len(peers) == 0 {
+						e.printf("no peers\n")
+						return nil
+					}
 					tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
 					fmt.Fprintln(tw, "PEER\tADDRESS\tDIRECTION\tLATENCY")
 					for _, p := range peers {
-						fmt.Fprintf(tw, "%s\t%s\t%s\t%.2fms\n", p.ID, p.Addr, p.Direction, p.LatencyMS)
+						fmt.Fprintf(tw, "%s\t%s\t%s\t%.2fms\n", shortID(p.ID, wide), shortAddr(p.Addr, wide), p.Direction, p.LatencyMS)
 					}
 					return tw.Flush()
 				})
 		},
 	}
 	c.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	wideFlag(c, &wide)
+	return c
+}
+
+// shortAddr shortens the peer IDs inside a multiaddr (/p2p/<id>, relay
+// addresses) for a table.
+func shortAddr(a string, wide bool) string {
+	if wide {
+		return a
+	}
+	parts := strings.Split(a, "/")
+	for i := 1; i < len(parts); i++ {
+		if parts[i-1] == "p2p" {
+			parts[i] = shortID(parts[i], false)
+		}
+	}
+	return strings.Join(parts, "/")
+}
+
+func waitCmd(e *env) *cobra.Command {
+	var timeout time.Duration
+	c := &cobra.Command{
+		Use:   "wait",
+		Short: "Wait until the repo's daemon answers its API (after starting it in the background)",
+		Long: `Block until the daemon on the repo answers its control API, then exit 0; exit 1
+after --timeout. Scripts start 'warren daemon &' and then 'warren wait' before
+their first command.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx, cancel := context.WithTimeout(cmd.Context(), timeout)
+			defer cancel()
+			var last error
+			for {
+				cl, err := e.client()
+				if err == nil {
+					_, err = cl.Health(ctx)
+					_ = cl.Close()
+					if err == nil {
+						return nil
+					}
+				}
+				last = err
+				select {
+				case <-ctx.Done():
+					if cmd.Context().Err() != nil {
+						return errInterrupted
+					}
+					return fmt.Errorf("the daemon did not answer within %s: %w", timeout, last)
+				case <-time.After(50 * time.Millisecond):
+				}
+			}
+		},
+	}
+	c.Flags().DurationVar(&timeout, "timeout", 30*time.Second, "how long to wait")
 	return c
 }
 
@@ -130,7 +190,7 @@ func pingCmd(e *env) *cobra.Command {
 					for i, ms := range res.RTTMS {
 						e.printf("pong from %s: seq=%d time=%.3f ms\n", res.Peer, i+1, ms)
 					}
-					e.printf("average %.3f ms over %d pings\n", res.AvgMS, len(res.RTTMS))
+					e.printf("average %.3f ms over %d %s\n", res.AvgMS, len(res.RTTMS), plural(len(res.RTTMS), "ping"))
 					return nil
 				})
 		},

@@ -37,19 +37,24 @@ func textOf(p []byte) *string {
 // printed by --json, and its payload) or a drop report (dropped).
 type record struct {
 	msg     any // nil for a drop report
+	from    string
 	payload []byte
 	dropped *uint64
 }
 
-// printSubscription prints st's messages until it ends: each payload as one
-// line of text, or with asJSON each message as one JSON line. It flushes
+// textStyle is how text mode prints a message: raw (the payload's bytes as
+// they are, for a pipe), else "<sender>: <escaped text or <N bytes>>".
+type textStyle struct{ raw, wide bool }
+
+// printSubscription prints st's messages until it ends: each as one line
+// of text (see textStyle), or with asJSON each message as one JSON line. It flushes
 // its output whenever no further record has arrived yet, reports drops on
 // stderr at most once a second (dropNote words the report), and ends with
 // "received X, dropped Y" on stderr. ctx ending (Ctrl-C) and the stream
 // ending after its -n messages are not errors.
-func printSubscription[E any](ctx context.Context, e *env, st subscription[E], asJSON bool,
+func printSubscription[E any](ctx context.Context, e *env, st subscription[E], asJSON bool, style textStyle,
 	split func(E) record, dropNote func(dropped uint64) string) error {
-	err := printRecords(e, st, asJSON, split, dropNote)
+	err := printRecords(e, st, asJSON, style, split, dropNote)
 	if ctx.Err() != nil || errors.Is(err, io.EOF) {
 		err = nil // interrupted, or -n reached
 	}
@@ -58,7 +63,7 @@ func printSubscription[E any](ctx context.Context, e *env, st subscription[E], a
 }
 
 // printRecords is printSubscription's loop; it returns st's error.
-func printRecords[E any](e *env, st subscription[E], asJSON bool, split func(E) record, dropNote func(uint64) string) error {
+func printRecords[E any](e *env, st subscription[E], asJSON bool, style textStyle, split func(E) record, dropNote func(uint64) string) error {
 	out := bufio.NewWriterSize(e.stdout, 64<<10)
 	defer out.Flush()
 	var noticed uint64
@@ -78,8 +83,12 @@ func printRecords[E any](e *env, st subscription[E], asJSON bool, split func(E) 
 			if _, err := out.Write(append(b, '\n')); err != nil {
 				return fmt.Errorf("write to stdout: %w", err)
 			}
-		case r.msg != nil:
+		case r.msg != nil && style.raw:
 			if err := textLine(out, r.payload); err != nil {
+				return fmt.Errorf("write to stdout: %w", err)
+			}
+		case r.msg != nil:
+			if _, err := fmt.Fprintf(out, "%s: %s\n", shortID(r.from, style.wide), showPayload(r.payload)); err != nil {
 				return fmt.Errorf("write to stdout: %w", err)
 			}
 		case r.dropped != nil && *r.dropped != noticed && time.Since(noticedAt) >= time.Second:

@@ -97,32 +97,50 @@ func listOptions(c *cobra.Command, o *client.TunnelListOptions) {
 }
 
 func tunnelLsCmd(e *env) *cobra.Command {
-	return tunnelListCmd(e, "ls", "List listen and forward tunnels with their traffic, and the error of any that could not be restored",
-		(*client.Client).Tunnels, func(tw *tabwriter.Writer, ts []client.TunnelInfo) {
-			fmt.Fprintln(tw, "ID\tKIND\tPROTOCOL\tLISTEN\tTARGET\tALLOW\tSTREAMS\tIN\tOUT\tSTATUS")
+	return tunnelListCmd(e, "ls", "List listen and forward tunnels: traffic, connections opened, refused and failed, and the last error",
+		"no tunnels", (*client.Client).Tunnels, func(tw *tabwriter.Writer, ts []client.TunnelInfo, wide bool) {
+			fmt.Fprintln(tw, "ID\tKIND\tPROTOCOL\tLISTEN\tTARGET\tALLOW\tACTIVE\tOPENED/REFUSED/FAILED\tIN/OUT\tSTATUS")
 			for _, t := range ts {
 				allow := "any"
 				if len(t.Allow) > 0 {
-					allow = strings.Join(t.Allow, ",")
+					short := make([]string, len(t.Allow))
+					for i, a := range t.Allow {
+						short[i] = shortID(a, wide)
+					}
+					allow = strings.Join(short, ",")
 				}
-				status := "ok"
-				if t.Error != "" {
-					status = "error: " + t.Error
-				} else if t.Temp {
-					status = "ok (temp)"
-				}
-				fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", t.ID, t.Kind, t.Protocol,
-					t.ListenAddress, t.TargetAddress, allow, t.ActiveStreams, byteSize(t.BytesIn), byteSize(t.BytesOut), status)
+				fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%d\t%d/%d/%d\t%s/%s\t%s\n", t.ID, t.Kind, t.Protocol,
+					shortAddr(t.ListenAddress, wide), shortAddr(t.TargetAddress, wide), allow, t.ActiveStreams,
+					t.Opened, t.Refused+t.LimitRefused, t.Failed, byteSize(t.BytesIn), byteSize(t.BytesOut), tunnelStatus(t, wide))
 			}
 		})
 }
 
+// tunnelStatus is the STATUS column: ok, the error that keeps the tunnel
+// down, or the last failed connection's error.
+func tunnelStatus(t client.TunnelInfo, wide bool) string {
+	status := "ok"
+	switch {
+	case t.Error != "":
+		status = "down: " + t.Error
+	case t.LastError != "":
+		status = "last failure: " + t.LastError
+	}
+	if t.Temp {
+		status += " (temp)"
+	}
+	if !wide && len(status) > 60 {
+		status = strings.ToValidUTF8(status[:59], "") + "…"
+	}
+	return status
+}
+
 // tunnelListCmd makes ls or streams: it lists what fetch returns, filtered
-// by --kind and --protocol, as JSON with --json and otherwise as the table
-// that table writes.
-func tunnelListCmd[T any](e *env, use, short string, fetch func(*client.Client, context.Context, client.TunnelListOptions) ([]T, error),
-	table func(*tabwriter.Writer, []T)) *cobra.Command {
-	var asJSON bool
+// by --kind and --protocol, as JSON with --json, as none when there is
+// nothing, and otherwise as the table that table writes.
+func tunnelListCmd[T any](e *env, use, short, none string, fetch func(*client.Client, context.Context, client.TunnelListOptions) ([]T, error),
+	table func(*tabwriter.Writer, []T, bool)) *cobra.Command {
+	var asJSON, wide bool
 	var o client.TunnelListOptions
 	c := &cobra.Command{
 		Use:   use,
@@ -131,13 +149,18 @@ func tunnelListCmd[T any](e *env, use, short string, fetch func(*client.Client, 
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return show(e, asJSON, func(cl *client.Client) ([]T, error) { return fetch(cl, cmd.Context(), o) },
 				func(items []T) error {
+					if len(items) == 0 {
+						e.printf("%s\n", none)
+						return nil
+					}
 					tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
-					table(tw, items)
+					table(tw, items, wide)
 					return tw.Flush()
 				})
 		},
 	}
 	c.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	wideFlag(c, &wide)
 	listOptions(c, &o)
 	return c
 }
@@ -145,16 +168,30 @@ func tunnelListCmd[T any](e *env, use, short string, fetch func(*client.Client, 
 func tunnelCloseCmd(e *env) *cobra.Command {
 	var f client.TunnelCloseRequest
 	c := &cobra.Command{
-		Use:   "close --all | [--protocol P] [--listen-address A] [--target-address T]",
-		Short: "Close the tunnels matching all the given filters, end their streams and forget them",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
+		Use:   "close <id> | --all | [--protocol P] [--listen-address A] [--target-address T]",
+		Short: "Close a tunnel by the id 'warren tunnel ls' shows, or the tunnels matching all the given filters",
+		Long: `Close tunnels, end their streams and forget them (a saved tunnel is removed
+from the repo). Give the id that 'warren tunnel ls' shows, --all, or filters
+that must all match. Closing nothing is an error (exit status 1).`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 1 {
+				id, err := strconv.ParseUint(args[0], 10, 64)
+				if err != nil || id == 0 {
+					return fmt.Errorf("tunnel close: tunnel id %q: expected a positive integer from 'warren tunnel ls'", args[0])
+				}
+				f.ID = id
+			}
 			return call(e, func(cl *client.Client) error {
 				res, err := cl.TunnelClose(cmd.Context(), f)
-				if err == nil {
-					e.printf("closed %d %s and %d %s\n", res.Tunnels, plural(res.Tunnels, "tunnel"), res.Streams, plural(res.Streams, "stream"))
+				if err != nil {
+					return err
 				}
-				return err
+				if res.Tunnels == 0 {
+					return errors.New("tunnel close: no tunnel matched (see warren tunnel ls)")
+				}
+				e.printf("closed %d %s and %d %s\n", res.Tunnels, plural(res.Tunnels, "tunnel"), res.Streams, plural(res.Streams, "stream"))
+				return nil
 			})
 		},
 	}
@@ -166,13 +203,13 @@ func tunnelCloseCmd(e *env) *cobra.Command {
 }
 
 func tunnelStreamsCmd(e *env) *cobra.Command {
-	c := tunnelListCmd(e, "streams", "List active tunnelled connections",
-		(*client.Client).TunnelStreams, func(tw *tabwriter.Writer, ss []client.TunnelStreamInfo) {
+	c := tunnelListCmd(e, "streams", "List active tunnelled connections", "no streams",
+		(*client.Client).TunnelStreams, func(tw *tabwriter.Writer, ss []client.TunnelStreamInfo, wide bool) {
 			fmt.Fprintln(tw, "ID\tTUNNEL\tKIND\tPROTOCOL\tPEER\tLOCAL\tREMOTE\tIN\tOUT\tAGE")
 			now := time.Now()
 			for _, s := range ss {
-				fmt.Fprintf(tw, "%d\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.ID, s.TunnelID, s.Kind, s.Protocol, s.Peer,
-					s.LocalAddr, s.RemoteAddr, byteSize(s.BytesIn), byteSize(s.BytesOut), now.Sub(s.Opened).Round(time.Second))
+				fmt.Fprintf(tw, "%d\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.ID, s.TunnelID, s.Kind, s.Protocol, shortID(s.Peer, wide),
+					shortAddr(s.LocalAddr, wide), shortAddr(s.RemoteAddr, wide), byteSize(s.BytesIn), byteSize(s.BytesOut), now.Sub(s.Opened).Round(time.Second))
 			}
 		})
 	c.AddCommand(tunnelStreamsCloseCmd(e))
