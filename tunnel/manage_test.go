@@ -142,7 +142,7 @@ func TestCloseTunnelsFilter(t *testing.T) {
 	if n := len(m.List()); n != 5 {
 		t.Fatalf("List has %d tunnels, want 5", n)
 	}
-	if _, _, err := m.CloseTunnels(tunnel.Filter{}); err == nil || !strings.Contains(err.Error(), "empty") {
+	if _, _, err := m.CloseTunnels(tunnel.Filter{}); err == nil || !strings.Contains(err.Error(), "nothing to match") {
 		t.Errorf("empty filter: %v", err)
 	}
 	if _, _, err := m.CloseTunnels(tunnel.Filter{All: true, Protocol: "/x/a"}); err == nil {
