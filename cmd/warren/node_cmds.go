@@ -76,12 +76,12 @@ func peersCmd(e *env) *cobra.Command {
 						e.printf("no peers\n")
 						return nil
 					}
-					tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
-					fmt.Fprintln(tw, "PEER\tADDRESS\tDIRECTION\tLATENCY")
-					for _, p := range peers {
-						fmt.Fprintf(tw, "%s\t%s\t%s\t%.2fms\n", shortID(p.ID, wide), shortAddr(p.Addr, wide), p.Direction, p.LatencyMS)
-					}
-					return tw.Flush()
+					return printTable(e.stdout, wide, func(tw *tabwriter.Writer) {
+						fmt.Fprintln(tw, "PEER\tADDRESS\tDIRECTION\tLATENCY")
+						for _, p := range peers {
+							fmt.Fprintf(tw, "%s\t%s\t%s\t%.2fms\n", shortID(p.ID, wide), shortAddr(p.Addr, wide), p.Direction, p.LatencyMS)
+						}
+					})
 				})
 		},
 	}

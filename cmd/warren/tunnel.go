@@ -99,7 +99,7 @@ func listOptions(c *cobra.Command, o *client.TunnelListOptions) {
 func tunnelLsCmd(e *env) *cobra.Command {
 	return tunnelListCmd(e, "ls", "List listen and forward tunnels: traffic, connections opened, refused and failed, and the last error",
 		"no tunnels", (*client.Client).Tunnels, func(tw *tabwriter.Writer, ts []client.TunnelInfo, wide bool) {
-			fmt.Fprintln(tw, "ID\tKIND\tPROTOCOL\tLISTEN\tTARGET\tALLOW\tACTIVE\tOPENED/REFUSED/FAILED\tIN/OUT\tSTATUS")
+			fmt.Fprintln(tw, "ID\tKIND\tPROTOCOL\tLISTEN\tTARGET\tALLOW\tACTIVE\tOK/REFUSED/FAILED\tIN/OUT\tSTATUS")
 			for _, t := range ts {
 				allow := "any"
 				if len(t.Allow) > 0 {
@@ -129,9 +129,6 @@ func tunnelStatus(t client.TunnelInfo, wide bool) string {
 	if t.Temp {
 		status += " (temp)"
 	}
-	if !wide && len(status) > 60 {
-		status = strings.ToValidUTF8(status[:59], "") + "…"
-	}
 	return status
 }
 
@@ -153,9 +150,7 @@ func tunnelListCmd[T any](e *env, use, short, none string, fetch func(*client.Cl
 						e.printf("%s\n", none)
 						return nil
 					}
-					tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
-					table(tw, items, wide)
-					return tw.Flush()
+					return printTable(e.stdout, wide, func(tw *tabwriter.Writer) { table(tw, items, wide) })
 				})
 		},
 	}

@@ -12,6 +12,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"text/tabwriter"
 	"unicode"
 	"unicode/utf8"
 
@@ -25,6 +26,37 @@ func shortID(id string, wide bool) string {
 		return id
 	}
 	return id[:4] + "…" + id[len(id)-4:]
+}
+
+// tableWidth is the width tables keep to without --wide.
+const tableWidth = 120
+
+// printTable writes the table that fill makes; without wide, each line is
+// cut to tableWidth columns (the last column, a status or an error, ends in
+// "…"): --wide prints everything.
+func printTable(w io.Writer, wide bool, fill func(*tabwriter.Writer)) error {
+	var buf bytes.Buffer
+	tw := tabwriter.NewWriter(&buf, 0, 4, 2, ' ', 0)
+	fill(tw)
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	out := buf.String()
+	if !wide {
+		lines := strings.SplitAfter(out, "\n")
+		for i, l := range lines {
+			l = strings.TrimRight(l, " \n")
+			if r := []rune(l); len(r) > tableWidth {
+				l = string(r[:tableWidth-1]) + "…"
+			}
+			if lines[i] != "" {
+				lines[i] = l + "\n"
+			}
+		}
+		out = strings.Join(lines, "")
+	}
+	_, err := io.WriteString(w, out)
+	return err
 }
 
 // escapeText returns a payload as one line a terminal cannot be steered by:
