@@ -95,6 +95,15 @@ func (s *Server) SetToken(tok string) { s.token = tok }
 // Handler returns the API without authentication, for the unix socket and tests.
 func (s *Server) Handler() http.Handler { return s.mux }
 
+// MaxUnixSocketPath is the longest unix socket path the system binds
+// (sun_path holds 108 bytes with the terminating NUL).
+const MaxUnixSocketPath = 107
+
+// MaxRepoPathForSocket is the longest repo directory whose api.sock
+// ServeUnix can bind: it binds in a private directory of the repo first
+// ("<repo>/.sock<10 digits>/s") and moves the socket into place.
+const MaxRepoPathForSocket = MaxUnixSocketPath - len("/.sock1234567890/s")
+
 // ServeUnix listens on a unix socket at path, readable and writable by the
 // owner only.
 //
@@ -112,6 +121,10 @@ func (s *Server) ServeUnix(path string) error {
 		return fmt.Errorf("API: private directory for the unix socket %s: %w", path, err)
 	}
 	tmp := filepath.Join(tmpDir, "s")
+	if len(tmp) > MaxUnixSocketPath {
+		return fmt.Errorf("API: unix socket %s: its path (%d bytes while it is made) is over the %d bytes a unix socket path may have; "+
+			"use a repo with a shorter path (at most %d bytes; e.g. under /tmp or ~), or a symbolic link to it", path, len(tmp), MaxUnixSocketPath, MaxRepoPathForSocket)
+	}
 	l, err := net.Listen("unix", tmp)
 	if err != nil {
 		return fmt.Errorf("API: listen on unix socket %s: %w", path, err)

@@ -70,8 +70,8 @@ type topicMsg struct {
 	ReceivedFrom string    `json:"received_from"`
 	ID           string    `json:"id"`
 	Time         time.Time `json:"time"`
-	Data         []byte    `json:"data"`
-	Text         *string   `json:"text"` // the data as a string when it is UTF-8
+	Data         []byte    `json:"payload"` // sub --json names it as recv --json does
+	Text         *string   `json:"text"`    // the data as a string when it is UTF-8
 }
 
 func parseTopicMsg(t *testing.T, line string) topicMsg {
@@ -80,7 +80,7 @@ func parseTopicMsg(t *testing.T, line string) topicMsg {
 	if err := json.Unmarshal([]byte(line), &fields); err != nil {
 		t.Fatalf("sub --json line %q: %v", line, err)
 	}
-	for _, f := range []string{"topic", "from", "received_from", "id", "time", "data"} {
+	for _, f := range []string{"topic", "from", "received_from", "id", "time", "payload"} {
 		if _, found := fields[f]; !found {
 			t.Errorf("sub --json line lacks field %q: %s", f, line)
 		}
@@ -104,7 +104,7 @@ func sameSet(a, b []string) bool {
 func TestGossipPubSub(t *testing.T) {
 	a, b := twoDaemons(t, newRepo(t), newRepo(t))
 
-	text := startCLI(t, a.Repo, nil, "sub", "news", "-n", "4")
+	text := startCLI(t, a.Repo, nil, "sub", "news", "-n", "4", "--raw")
 	js := startCLI(t, a.Repo, nil, "sub", "news", "-n", "4", "--json")
 	waitTopicSubscriptions(t, a.Repo, "news", 2)
 
@@ -188,11 +188,11 @@ func TestGossipThroughThirdNode(t *testing.T) {
 	// A's DHT may have dialled C while filling its routing table (B told it
 	// about C). Drop that connection, so that A has to find C as a member of
 	// the topic: through the provider record C advertised on B.
-	if strings.Contains(ok(t, a.Repo, "peers"), c.ID) {
+	if strings.Contains(ok(t, a.Repo, "peers", "--wide"), c.ID) {
 		t.Logf("A's DHT had connected it to C; disconnecting them")
 		ok(t, a.Repo, "disconnect", c.ID)
 		eventually(t, 10*time.Second, func() error {
-			if strings.Contains(ok(t, a.Repo, "peers"), c.ID) {
+			if strings.Contains(ok(t, a.Repo, "peers", "--wide"), c.ID) {
 				return fmt.Errorf("A still connected to C after disconnect")
 			}
 			return nil
@@ -225,7 +225,7 @@ func TestGossipThroughThirdNode(t *testing.T) {
 	if code := sub.Wait(20 * time.Second); code != 0 {
 		t.Fatalf("sub exit %d: %s", code, sub.Stderr())
 	}
-	if !strings.Contains(ok(t, a.Repo, "peers"), c.ID) {
+	if !strings.Contains(ok(t, a.Repo, "peers", "--wide"), c.ID) {
 		t.Errorf("A is not connected to C after delivering to it")
 	}
 	if ti, _ := topic(t, b.Repo, "relay"); ti.Name != "" {

@@ -208,7 +208,7 @@ func twoDaemons(t *testing.T, repoA, repoB string) (a, b *daemon) {
 func TestMsgSendRecv(t *testing.T) {
 	a, b := twoDaemons(t, newRepo(t), newRepo(t))
 
-	text := startCLI(t, a.Repo, nil, "recv", "chat", "-n", "4")
+	text := startCLI(t, a.Repo, nil, "recv", "chat", "-n", "4", "--raw")
 	js := startCLI(t, a.Repo, nil, "recv", "chat", "-n", "4", "--json")
 	waitSubscribers(t, a.Repo, "chat", 2)
 
@@ -223,7 +223,7 @@ func TestMsgSendRecv(t *testing.T) {
 	if r := cliIn(t, b.Repo, []byte("line1\nline2"), "send", a.ID, "chat", "--priority", "high"); r.Code != 0 {
 		t.Fatalf("send multi-line stdin: %d %s", r.Code, r.Err)
 	}
-	if r := cliIn(t, b.Repo, []byte("bulk1\n"), "send", "--lines", a.ID, "chat", "--priority", "low"); r.Code != 0 || r.Out != "sent 1 messages to "+a.ID+"\n" {
+	if r := cliIn(t, b.Repo, []byte("bulk1\n"), "send", "--lines", a.ID, "chat", "--priority", "low"); r.Code != 0 || r.Out != "sent 1 message to "+a.ID+"\n" {
 		t.Fatalf("send --lines: %d %q %s", r.Code, r.Out, r.Err)
 	}
 	wantPayloads := []string{"hello world", "from stdin\n", "line1\nline2", "bulk1"}
@@ -282,7 +282,7 @@ func TestMsgSendRecv(t *testing.T) {
 	}
 
 	// De-duplication by message id: a retried send (same --id) is delivered once.
-	dd := startCLI(t, a.Repo, nil, "recv", "dd", "--dedup", "-n", "2")
+	dd := startCLI(t, a.Repo, nil, "recv", "dd", "--dedup", "-n", "2", "--raw")
 	waitSubscribers(t, a.Repo, "dd", 1)
 	const id = "00112233445566778899aabbccddeeff"
 	ok(t, b.Repo, "send", a.ID, "dd", "first", "--id", id)
@@ -312,8 +312,8 @@ func TestMsgSendRecv(t *testing.T) {
 func TestMsgBlockLosslessAndDropNewestCounts(t *testing.T) {
 	const total = 100_000
 	a, b := twoDaemons(t, newRepo(t), newRepo(t))
-	blk := startCLI(t, a.Repo, nil, "recv", "bulk", "--policy", "block")
-	drp := startCLI(t, a.Repo, nil, "recv", "bulk", "--policy", "drop-newest", "--buffer", "100")
+	blk := startCLI(t, a.Repo, nil, "recv", "bulk", "--policy", "block", "--raw")
+	drp := startCLI(t, a.Repo, nil, "recv", "bulk", "--policy", "drop-newest", "--buffer", "100", "--raw")
 	waitSubscribers(t, a.Repo, "bulk", 2)
 
 	// ~100-byte lines, so that pipes and socket buffers hold few of them.
@@ -445,7 +445,7 @@ func TestMsgPriorities(t *testing.T) {
 	editConfig(t, repoB, "send_queue = 4096", "send_queue = 256")
 	a, b := twoDaemons(t, newRepo(t), repoB)
 
-	rcv := startCLI(t, a.Repo, nil, "recv", "prio", "--buffer", "1", "-n", strconv.Itoa(lows+1))
+	rcv := startCLI(t, a.Repo, nil, "recv", "prio", "--buffer", "1", "-n", strconv.Itoa(lows+1), "--raw")
 	waitSubscribers(t, a.Repo, "prio", 1)
 	pad := strings.Repeat("l", 1000)
 	var in bytes.Buffer
@@ -603,7 +603,7 @@ func TestMsgLimitsAndBadInput(t *testing.T) {
 	ok(t, b.Repo, "connect", c.Addr())
 	c.Kill()
 	eventually(t, 10*time.Second, func() error {
-		if strings.Contains(ok(t, b.Repo, "peers"), c.ID) {
+		if strings.Contains(ok(t, b.Repo, "peers", "--wide"), c.ID) {
 			return fmt.Errorf("still connected to the killed daemon")
 		}
 		return nil

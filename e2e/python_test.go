@@ -96,7 +96,7 @@ func TestPythonClient(t *testing.T) {
 	}
 
 	// send reaches a Go recv on b.
-	goRecv := startCLI(t, b.Repo, nil, "recv", "py2", "-n", "1")
+	goRecv := startCLI(t, b.Repo, nil, "recv", "py2", "-n", "1", "--raw")
 	waitSubscribers(t, b.Repo, "py2", 1)
 	if out, errOut, code := pyRun(t, a.Repo, "send", b.ID, "py2", "hello from python"); code != 0 || !strings.Contains(out, "sent 1 message") {
 		t.Fatalf("python send: exit %d\nstdout: %s\nstderr: %s", code, out, errOut)

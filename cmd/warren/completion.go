@@ -60,7 +60,9 @@ func messageTypes(ctx context.Context, cl *client.Client) []string {
 	st, _ := cl.MessageStats(ctx)
 	out := make([]string, 0, len(st.Types))
 	for t := range st.Types {
-		out = append(out, t)
+		if !strings.HasPrefix(t, "(") { // "(other)": the types over the counted ones
+			out = append(out, t)
+		}
 	}
 	return out
 }

@@ -97,39 +97,67 @@ func listOptions(c *cobra.Command, o *client.TunnelListOptions) {
 }
 
 func tunnelLsCmd(e *env) *cobra.Command {
-	return tunnelListCmd(e, "ls", "List listen and forward tunnels: traffic, connections opened, refused and failed, and the last error",
+	c := tunnelListCmd(e, "ls", "List listen and forward tunnels: traffic, connections opened, refused and failed, and the last error",
 		"no tunnels", (*client.Client).Tunnels, func(tw *tabwriter.Writer, ts []client.TunnelInfo, wide bool) {
-			fmt.Fprintln(tw, "ID\tKIND\tPROTOCOL\tLISTEN\tTARGET\tALLOW\tACTIVE\tOK/REFUSED/FAILED\tIN/OUT\tSTATUS")
+			fmt.Fprintln(tw, "ID\tKIND\tPROTOCOL\tLOCAL\tPEER\tACTIVE\tOK/REF/FAIL\tIN/OUT\tSTATUS")
 			for _, t := range ts {
-				allow := "any"
-				if len(t.Allow) > 0 {
-					short := make([]string, len(t.Allow))
-					for i, a := range t.Allow {
-						short[i] = shortID(a, wide)
+				// A listener's local end is its target and its peers the
+				// allowed ones; a forward's are its listen address and peer.
+				local, peers := t.ListenAddress, shortAddr(t.TargetAddress, wide)
+				if t.Kind == client.TunnelKindListen {
+					local, peers = t.TargetAddress, "any"
+					if len(t.Allow) > 0 {
+						short := make([]string, len(t.Allow))
+						for i, a := range t.Allow {
+							short[i] = shortID(a, wide)
+						}
+						peers = strings.Join(short, ",")
 					}
-					allow = strings.Join(short, ",")
 				}
-				fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%d\t%d/%d/%d\t%s/%s\t%s\n", t.ID, t.Kind, t.Protocol,
-					shortAddr(t.ListenAddress, wide), shortAddr(t.TargetAddress, wide), allow, t.ActiveStreams,
-					t.Opened, t.Refused+t.LimitRefused, t.Failed, byteSize(t.BytesIn), byteSize(t.BytesOut), tunnelStatus(t, wide))
+				fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%d\t%d/%d/%d\t%s/%s\t%s\n", t.ID, t.Kind, t.Protocol,
+					local, peers, t.ActiveStreams, t.Opened, t.Refused+t.LimitRefused, t.Failed,
+					byteSize(t.BytesIn), byteSize(t.BytesOut), tunnelStatus(t))
 			}
 		})
+	c.Long = `List the tunnels: for a listener, LOCAL is the service it exposes and PEER the
+peers allowed to connect; for a forward, LOCAL is the address it accepts
+connections on and PEER the peer it carries them to. OK/REF/FAIL counts the
+connections established, refused (not allowed, or over a cap) and failed (the
+peer has no such listener, the target refused, ...). STATUS is ok, down (the
+tunnel is not running: its error follows the table, and a tunnel that failed
+to restore is retried with backoff) or failing (its last connection failed:
+the error follows the table). --json has every counter.`
+	return c
 }
 
-// tunnelStatus is the STATUS column: ok, the error that keeps the tunnel
-// down, or the last failed connection's error.
-func tunnelStatus(t client.TunnelInfo, wide bool) string {
+// tunnelStatus is the STATUS column: ok, down (not running) or failing
+// (its last connection failed).
+func tunnelStatus(t client.TunnelInfo) string {
 	status := "ok"
 	switch {
 	case t.Error != "":
-		status = "down: " + t.Error
+		status = "down"
 	case t.LastError != "":
-		status = "last failure: " + t.LastError
+		status = "failing"
 	}
 	if t.Temp {
 		status += " (temp)"
 	}
 	return status
+}
+
+// tunnelErrors are the lines under the ls table: each tunnel's error.
+func tunnelErrors(ts []client.TunnelInfo) []string {
+	var out []string
+	for _, t := range ts {
+		switch {
+		case t.Error != "":
+			out = append(out, fmt.Sprintf("tunnel %d down: %s", t.ID, t.Error))
+		case t.LastError != "":
+			out = append(out, fmt.Sprintf("tunnel %d last failure: %s", t.ID, t.LastError))
+		}
+	}
+	return out
 }
 
 // tunnelListCmd makes ls or streams: it lists what fetch returns, filtered
@@ -150,7 +178,20 @@ func tunnelListCmd[T any](e *env, use, short, none string, fetch func(*client.Cl
 						e.printf("%s\n", none)
 						return nil
 					}
-					return printTable(e.stdout, wide, func(tw *tabwriter.Writer) { table(tw, items, wide) })
+					if err := printTable(e.stdout, wide, func(tw *tabwriter.Writer) { table(tw, items, wide) }); err != nil {
+						return err
+					}
+					if ts, ok := any(items).([]client.TunnelInfo); ok {
+						if errs := tunnelErrors(ts); len(errs) > 0 {
+							return printTable(e.stdout, wide, func(tw *tabwriter.Writer) {
+								fmt.Fprintln(tw)
+								for _, l := range errs {
+									fmt.Fprintln(tw, l)
+								}
+							})
+						}
+					}
+					return nil
 				})
 		},
 	}
