@@ -692,7 +692,10 @@ func TestTunnelBadInput(t *testing.T) {
 	fails(t, d.Repo, []string{"/ip4/127.0.0.1/tcp/1", "/p2p/"}, "tunnel", "forward", "/x/a", "/ip4/127.0.0.1/tcp/0", "/ip4/127.0.0.1/tcp/1")
 	fails(t, d.Repo, []string{"listen address", "DNS"}, "tunnel", "forward", "/x/a", "/dns/localhost/tcp/0", other.String())
 	fails(t, d.Repo, []string{"this host"}, "tunnel", "forward", "/x/a", "/ip4/127.0.0.1/tcp/0", d.ID)
-	fails(t, d.Repo, []string{"accepts 2 arg"}, "tunnel", "listen", "/x/a")
+	// A missing argument: the error, then the usage line.
+	if r := cli(t, d.Repo, "tunnel", "listen", "/x/a"); r.Code != 1 || r.Err != "warren: accepts 2 arg(s), received 1\nusage: warren tunnel listen <protocol> <target-multiaddr>\n" {
+		t.Errorf("tunnel listen with one argument: exit %d, stderr %q", r.Code, r.Err)
+	}
 
 	// One listener per protocol, one forward per address.
 	tunnelListen(t, d, "/x/dup", tcp)

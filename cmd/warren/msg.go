@@ -328,7 +328,7 @@ Only one responder per type: a second one is refused.`,
 				}()
 			}
 			wg.Wait()
-			fmt.Fprintf(e.stderr, "answered %d requests (%d with an error reply)\n", answered.Load(), failed.Load())
+			fmt.Fprintf(e.stderr, "answered %d %s (%d with an error reply)\n", answered.Load(), plural(int(answered.Load()), "request"), failed.Load())
 			return runErr
 		},
 	}
