@@ -233,7 +233,7 @@ func (m *Manager) newListenTunnel(spec ListenSpec) (*tunnel, error) {
 		return nil, err
 	}
 	if spec.ReportPeerID && target.transport == TransportUDP {
-		return nil, invalidf("tunnel: target %q: ReportPeerID (--report-peer-id) needs a TCP or unix target, not UDP", spec.Target)
+		return nil, invalidf("tunnel: target %q: report_peer_id (--report-peer-id) needs a TCP or unix target, not UDP", spec.Target)
 	}
 	var allow map[peer.ID]struct{}
 	if len(spec.Allow) > 0 {

@@ -36,7 +36,7 @@ func validateProtocol(p string, allowCustom bool) (protocol.ID, error) {
 	case strings.IndexFunc(p, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }) >= 0:
 		return "", invalidf("tunnel: protocol %q: must not contain whitespace or control characters", p)
 	case !strings.HasPrefix(p, "/x/") && !allowCustom:
-		return "", invalidf("tunnel: protocol %q: names must start with /x/ (set AllowCustomProtocol, --allow-custom-protocol, to use another name)", p)
+		return "", invalidf("tunnel: protocol %q: names must start with /x/ (set allow_custom_protocol, --allow-custom-protocol, to use another name)", p)
 	case !strings.HasPrefix(p, "/"):
 		return "", invalidf("tunnel: protocol %q: must start with /", p)
 	case p == "/x/" || p == "/":
