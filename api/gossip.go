@@ -85,8 +85,10 @@ func (a *gossipAPI) topicInfo(topic string) (gossip.TopicInfo, bool) {
 }
 
 // leaveIfIdle leaves a topic that a failed publish joined and that nothing
-// uses: no subscription and no message ever published to it. A typo in
-// 'warren pub newz' so stays joined no longer than the failed publish.
+// uses: no open subscription and no message ever published to it. A typo in
+// 'warren pub newz' so stays joined no longer than the failed publish. A
+// topic whose subscriptions ended stays, with its counters, until 'warren
+// topics leave'.
 func (a *gossipAPI) leaveIfIdle(topic string) {
 	if info, ok := a.topicInfo(topic); ok && info.Subscriptions == 0 && info.Published == 0 {
 		if err := a.s.node.Gossip.Leave(topic); err != nil {
