@@ -485,6 +485,36 @@ func TestCLIMessagesAtTerminalAndJSON(t *testing.T) {
 	if _, hasData := m["data"]; hasData || m["payload"] == nil || m["text"] != evil {
 		t.Errorf("sub --json has not recv's payload and text fields: %s", line)
 	}
+	// A reply printed at a terminal cannot steer it either; in a pipe it is
+	// the reply's bytes.
+	resp := startCLI(t, a.Repo, nil, "respond", "evil", "--exec", `printf 'x\033[2Jy\tz\n'`, "-n", "2")
+	eventually(t, 20*time.Second, func() error {
+		if !stats(t, a.Repo).Types["evil"].Handler {
+			return fmt.Errorf("no responder for evil yet")
+		}
+		return nil
+	})
+	if out := ok(t, b.Repo, "request", a.ID, "evil", ""); out != "x\x1b[2Jy\tz\n" {
+		t.Errorf("request in a pipe: %q, want the reply's bytes", out)
+	}
+	master, tty, err := pty.Open()
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := exec.Command(bin, "--repo", b.Repo, "request", a.ID, "evil", "")
+	req.Stdout, req.Stderr = tty, io.Discard
+	if err := req.Run(); err != nil {
+		t.Fatalf("request at a terminal: %v", err)
+	}
+	tty.Close()
+	var screen bytes.Buffer
+	_, _ = io.Copy(&screen, master) // ends with EIO once the terminal is closed
+	master.Close()
+	if got := strings.ReplaceAll(screen.String(), "\r\n", "\n"); got != `x\x1b[2Jy`+"\tz\n" {
+		t.Errorf("request at a terminal printed %q, want the ESC escaped", got)
+	}
+	resp.Wait(20 * time.Second)
+
 	// The README's one-liner reads payloads as text.
 	if _, err := exec.LookPath("jq"); err != nil {
 		t.Log("no jq: the README's jq one-liner is not run")

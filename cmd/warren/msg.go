@@ -201,13 +201,15 @@ stats' counts them in the type's dropped).`,
 
 func requestCmd(e *env) *cobra.Command {
 	var timeout time.Duration
-	var asJSON bool
+	var asJSON, raw bool
 	c := &cobra.Command{
 		Use:   "request <peer-id> <type> [data]",
 		Short: "Send a request (data, or all of stdin) and print the reply",
 		Long: `Send a request of a type to a peer and print the reply's payload (with a
 newline added when it has none; --json prints the whole reply). The peer answers
-with its responder for the type ('warren respond'). A timeout, a missing
+with its responder for the type ('warren respond'). At a terminal the reply's
+control characters other than newline and tab are escaped (\x1b), so the peer
+cannot steer the terminal; --raw prints them as they are. A timeout, a missing
 responder or a responder's error fails the command.`,
 		Args: cobra.RangeArgs(2, 3),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -230,11 +232,16 @@ responder or a responder's error fails the command.`,
 			if asJSON {
 				return e.printJSON(rep)
 			}
+			if !raw && isTerminal(e.stdout) {
+				// The peer's reply cannot steer the terminal either.
+				return textLine(e.stdout, []byte(terminalText(rep.Payload)))
+			}
 			return textLine(e.stdout, rep.Payload)
 		},
 	}
 	c.Flags().DurationVar(&timeout, "timeout", 10*time.Second, "how long to wait for the reply")
 	c.Flags().BoolVar(&asJSON, "json", false, "print the reply as JSON")
+	c.Flags().BoolVar(&raw, "raw", false, "at a terminal too, print the reply's bytes as they are (control characters are escaped there otherwise)")
 	return c
 }
 

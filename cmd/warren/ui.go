@@ -91,6 +91,17 @@ func escapeText(p []byte) string {
 	return b.String()
 }
 
+// terminalText is a multi-line payload made safe for a terminal: its lines
+// and tabs kept, every other control character escaped as escapeText does.
+func terminalText(p []byte) string {
+	lines := bytes.Split(p, []byte{'\n'})
+	out := make([]string, len(lines))
+	for i, l := range lines {
+		out[i] = strings.ReplaceAll(escapeText(l), `\t`, "\t")
+	}
+	return strings.Join(out, "\n")
+}
+
 // isText reports whether a payload is shown as text: valid UTF-8 with no
 // NUL byte (its other control characters are escaped). Anything else
 // (binary data) is shown as "<N bytes>" unless --raw is given.
@@ -108,7 +119,7 @@ func showPayload(p []byte) string {
 }
 
 // isTerminal reports whether r is a terminal (not a pipe, file or /dev/null).
-func isTerminal(r io.Reader) bool {
+func isTerminal(r any) bool {
 	f, ok := r.(*os.File)
 	if !ok {
 		return false
@@ -181,6 +192,7 @@ type skipEmptyLines struct {
 	r       io.Reader
 	atStart bool // the next byte starts a line
 	pending []byte
+	buf     []byte
 	skipped int
 }
 
@@ -188,7 +200,10 @@ func newSkipEmptyLines(r io.Reader) *skipEmptyLines { return &skipEmptyLines{r: 
 
 func (s *skipEmptyLines) Read(p []byte) (int, error) {
 	for len(s.pending) == 0 {
-		buf := make([]byte, max(len(p), 512))
+		if len(s.buf) < len(p) {
+			s.buf = make([]byte, max(len(p), 512))
+		}
+		buf := s.buf[:max(len(p), 512)]
 		n, err := s.r.Read(buf)
 		for _, c := range buf[:n] {
 			if c == '\n' && s.atStart {
