@@ -28,7 +28,7 @@ func TestValidation(t *testing.T) {
 		spec tunnel.ListenSpec
 		want []string // substrings of the error
 	}{
-		{tunnel.ListenSpec{Protocol: "/ssh", Target: okTarget}, []string{`"/ssh"`, "/x/", "AllowCustomProtocol"}},
+		{tunnel.ListenSpec{Protocol: "/ssh", Target: okTarget}, []string{`"/ssh"`, "/x/", "allow_custom_protocol"}},
 		{tunnel.ListenSpec{Protocol: "", Target: okTarget}, []string{"protocol is empty"}},
 		{tunnel.ListenSpec{Protocol: "/x/", Target: okTarget}, []string{`"/x/"`}},
 		{tunnel.ListenSpec{Protocol: "/x/a b", Target: okTarget}, []string{`"/x/a b"`, "whitespace"}},
@@ -38,7 +38,7 @@ func TestValidation(t *testing.T) {
 		{tunnel.ListenSpec{Protocol: "/x/t", Target: "/ip4/127.0.0.1/sctp/80"}, []string{"/ip4/127.0.0.1/sctp/80", "unsupported"}},
 		{tunnel.ListenSpec{Protocol: "/x/t", Target: "/ip4/127.0.0.1"}, []string{`"/ip4/127.0.0.1"`, "expected"}},
 		{tunnel.ListenSpec{Protocol: "/x/t", Target: "/ip4/127.0.0.1/tcp/80/p2p/" + other.ID().String()}, []string{"components"}},
-		{tunnel.ListenSpec{Protocol: "/x/t", Target: "/ip4/127.0.0.1/udp/53", ReportPeerID: true}, []string{"ReportPeerID", "UDP"}},
+		{tunnel.ListenSpec{Protocol: "/x/t", Target: "/ip4/127.0.0.1/udp/53", ReportPeerID: true}, []string{"report_peer_id", "UDP"}},
 		{tunnel.ListenSpec{Protocol: "/x/t", Target: okTarget, Allow: []peer.ID{"garbage"}}, []string{"allow[0]"}},
 	}
 	for _, tc := range listens {
