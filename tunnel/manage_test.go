@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"math/rand/v2"
 	"net"
 	"os"
 	"path/filepath"
@@ -396,5 +397,47 @@ func TestForwardFailureCountedWithLastError(t *testing.T) {
 			t.Fatalf("forward to a peer without the listener: failed %d, last error %q", in.Failed, in.LastError)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// Close ends the retry loop of a tunnel that cannot be restored, however
+// often it retries (Close holds the lock a retry needs), and leaks nothing.
+func TestRestoreRetryStopsAtClose(t *testing.T) {
+	defer tunnel.SetRetryBackoff(time.Millisecond, 2*time.Millisecond)()
+	e := newEnv(t)
+	defer e.close()
+	ctx := context.Background()
+	server, client := e.host(), e.host()
+	state := filepath.Join(t.TempDir(), "tunnels.json")
+	cm1, err := tunnel.NewManager(client, tunnel.Options{StatePath: state})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fwd, err := cm1.Forward(ctx, tunnel.ForwardSpec{Protocol: "/x/p", ListenAddr: "/ip4/127.0.0.1/tcp/0", Peer: server.ID().String()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cm1.Close()
+	blocker, err := net.Listen("tcp", "127.0.0.1:"+fwd.ListenAddress[strings.LastIndex(fwd.ListenAddress, "/")+1:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer blocker.Close()
+	for range 20 {
+		cm, err := tunnel.NewManager(client, tunnel.Options{StatePath: state})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r := cm.Restore(ctx); len(r) != 1 || r[0].Error == "" {
+			t.Fatalf("restore with the port busy: %+v", r)
+		}
+		time.Sleep(time.Duration(rand.IntN(5)) * time.Millisecond) // a few retries
+		done := make(chan struct{})
+		go func() { cm.Close(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			t.Fatal("Close did not return while a restore was being retried")
+		}
 	}
 }

@@ -345,7 +345,11 @@ func (m *Manager) retryLoop() {
 // retryFailed makes one attempt at every tunnel waiting for a retry and
 // returns how many still wait; at 0 it marks the loop stopped.
 func (m *Manager) retryFailed() int {
-	m.opMu.Lock()
+	// Not Lock: Close holds opMu while it waits for this goroutine, and a
+	// busy Manager is simply retried at the next tick.
+	if !m.opMu.TryLock() {
+		return 1
+	}
 	defer m.opMu.Unlock()
 	m.mu.Lock()
 	if m.closed {
