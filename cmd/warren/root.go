@@ -57,8 +57,15 @@ func (u *usageError) Unwrap() error { return u.err }
 
 // usageLine is the command's use line without cobra's " [flags]".
 func usageLine(c *cobra.Command) string {
-	return strings.TrimSuffix(c.UseLine(), " [flags]")
+	line := strings.TrimSuffix(c.UseLine(), " [flags]")
+	if c.Annotations[groupAnnotation] != "" {
+		line += " <command>"
+	}
+	return line
 }
+
+// groupAnnotation marks a command that only holds subcommands.
+const groupAnnotation = "warren-group"
 
 // finishTree gives every command of the tree what the CLI promises of all
 // of them: an unknown subcommand is an error with a suggestion, a bad
@@ -101,6 +108,10 @@ func finishTree(root *cobra.Command, e *env) {
 // group makes a command that only holds subcommands answer an unknown one
 // with an error (exit 1) and a suggestion, instead of its help and exit 0.
 func group(c *cobra.Command) {
+	if c.Annotations == nil {
+		c.Annotations = map[string]string{}
+	}
+	c.Annotations[groupAnnotation] = "true"
 	c.Args = cobra.ArbitraryArgs
 	c.RunE = func(cmd *cobra.Command, args []string) error {
 		if len(args) == 0 {
@@ -113,7 +124,7 @@ func group(c *cobra.Command) {
 func unknownCommand(cmd *cobra.Command, name string) error {
 	cmd.SuggestionsMinimumDistance = 2
 	msg := fmt.Sprintf("unknown command %q for %q", name, cmd.CommandPath())
-	u := &usageError{err: errors.New(msg), usage: cmd.CommandPath() + " <command> (see '" + cmd.CommandPath() + " --help')"}
+	u := &usageError{err: errors.New(msg), usage: usageLine(cmd) + " (see '" + cmd.CommandPath() + " --help')"}
 	if s := cmd.SuggestionsFor(name); len(s) > 0 {
 		u.usage = "did you mean: " + cmd.CommandPath() + " " + strings.Join(s, ", or "+cmd.CommandPath()+" ") + "?"
 	}
