@@ -76,12 +76,12 @@ func (n *Node) startServices(ctx context.Context, opts Options) error {
 	cfg := opts.Config
 	mo := msgOptions(cfg)
 	mo.Logger = n.log.With("component", "msg")
-	mo.Registerer = n.Metrics
+	mo.Registerer = n.metrics
 	ms, err := msg.New(n.Host(), mo)
 	if err != nil {
 		return fmt.Errorf("start messages: %w", err)
 	}
-	n.Msg = ms
+	n.msg = ms
 	n.closers = append(n.closers, ms.Close)
 
 	var disc discovery.Discovery
@@ -95,7 +95,7 @@ func (n *Node) startServices(ctx context.Context, opts Options) error {
 		PublishTimeout: cfg.Gossip.PublishTimeout.Std(),
 		Discovery:      disc,
 		Logger:         n.log.With("component", "gossip"),
-		Registerer:     n.Metrics,
+		Registerer:     n.metrics,
 
 		// Bounds on what peers' subscriptions may cost.
 		MaxTopicsPerRPC:  cfg.Gossip.MaxTopicsPerRPC,
@@ -104,7 +104,7 @@ func (n *Node) startServices(ctx context.Context, opts Options) error {
 	if err != nil {
 		return fmt.Errorf("start gossip: %w", err)
 	}
-	n.Gossip = gs
+	n.gossip = gs
 	n.closers = append(n.closers, gs.Close)
 
 	statePath := ""
@@ -123,12 +123,12 @@ func (n *Node) startServices(ctx context.Context, opts Options) error {
 		DirectWait:     directWait,
 		UDPIdleTimeout: cfg.Tunnels.UDPIdleTimeout.Std(),
 		Logger:         n.log.With("component", "tunnel"),
-		Registerer:     n.Metrics,
+		Registerer:     n.metrics,
 	})
 	if err != nil {
 		return fmt.Errorf("start tunnels: %w", err)
 	}
-	n.Tunnels = tm
+	n.tunnels = tm
 	n.closers = append(n.closers, tm.Close)
 	// A tunnel that fails to come back stays listed with its error.
 	for _, t := range tm.Restore(ctx) {

@@ -36,14 +36,14 @@ func TestLibraryNodeEndToEnd(t *testing.T) {
 	defer cancel()
 	a, b := newNode(t, ""), newNode(t, t.TempDir())
 
-	sub, err := a.Msg.Subscribe("greeting", msg.SubscribeOptions{Buffer: 8, Policy: msg.Block})
+	sub, err := a.Msg().Subscribe("greeting", msg.SubscribeOptions{Buffer: 8, Policy: msg.Block})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := b.Connect(ctx, a.Addrs()[0]); err != nil {
+	if err := b.Connect(ctx, a.AddrInfo()); err != nil {
 		t.Fatal(err)
 	}
-	if err := b.Msg.Send(ctx, a.ID(), "greeting", []byte("hello"), msg.SendOptions{}); err != nil {
+	if err := b.Msg().Send(ctx, a.ID(), "greeting", []byte("hello"), msg.SendOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	m, err := sub.Next(ctx)
@@ -104,16 +104,16 @@ func TestMaxSizeMessageWithinServiceLimits(t *testing.T) {
 	a, b := mk(), mk()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	sub, err := a.Msg.Subscribe("big", msg.SubscribeOptions{})
+	sub, err := a.Msg().Subscribe("big", msg.SubscribeOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := b.Connect(ctx, a.Addrs()[0]); err != nil {
+	if err := b.Connect(ctx, a.AddrInfo()); err != nil {
 		t.Fatal(err)
 	}
 	payload := make([]byte, size)
 	payload[size-1] = 7
-	if err := b.Msg.Send(ctx, a.ID(), "big", payload, msg.SendOptions{}); err != nil {
+	if err := b.Msg().Send(ctx, a.ID(), "big", payload, msg.SendOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	m, err := sub.Next(ctx)
@@ -123,14 +123,14 @@ func TestMaxSizeMessageWithinServiceLimits(t *testing.T) {
 	if len(m.Payload) != size || m.Payload[size-1] != 7 {
 		t.Fatalf("got %d bytes", len(m.Payload))
 	}
-	if st := a.Msg.Stats(); st.RefusedMemory != 0 || st.RefusedStreams != 0 {
+	if st := a.Msg().Stats(); st.RefusedMemory != 0 || st.RefusedStreams != 0 {
 		t.Fatalf("refused: %+v", st)
 	}
 	// The reader releases the frame's reservation once dispatch returns,
 	// which may be just after the subscriber has the message.
-	for deadline := time.Now().Add(5 * time.Second); a.Msg.Stats().InboundFrameBytes != 0; time.Sleep(10 * time.Millisecond) {
+	for deadline := time.Now().Add(5 * time.Second); a.Msg().Stats().InboundFrameBytes != 0; time.Sleep(10 * time.Millisecond) {
 		if time.Now().After(deadline) {
-			t.Fatalf("frame memory still reserved 5 s after delivery: %+v", a.Msg.Stats())
+			t.Fatalf("frame memory still reserved 5 s after delivery: %+v", a.Msg().Stats())
 		}
 	}
 }

@@ -38,7 +38,7 @@ func (a *gossipAPI) routes() []route {
 }
 
 func (a *gossipAPI) topics(w http.ResponseWriter, r *http.Request) {
-	ts := a.s.node.Gossip.Topics()
+	ts := a.s.node.Gossip().Topics()
 	out := make([]client.TopicInfo, 0, len(ts))
 	for _, t := range ts {
 		out = append(out, topicInfo(t))
@@ -92,7 +92,7 @@ func (a *gossipAPI) publishOne(ctx context.Context, topic string, data []byte, w
 	start := time.Now()
 	wctx, cancel := context.WithTimeout(ctx, wait)
 	defer cancel()
-	err := a.s.node.Gossip.Publish(wctx, topic, data)
+	err := a.s.node.Gossip().Publish(wctx, topic, data)
 	switch {
 	case err == nil:
 		return nil
@@ -228,7 +228,7 @@ func (a *gossipAPI) subscribe(w http.ResponseWriter, r *http.Request) {
 	if info.Buffer == 0 {
 		info.Buffer = gossip.DefaultSubscriptionBuffer
 	}
-	sub, err := a.s.node.Gossip.Subscribe(info.Topic, gossip.SubscribeOptions{Buffer: info.Buffer})
+	sub, err := a.s.node.Gossip().Subscribe(info.Topic, gossip.SubscribeOptions{Buffer: info.Buffer})
 	if err != nil {
 		writeError(w, orElse(client.CodeUnreachable, err))
 		return

@@ -40,23 +40,23 @@ func TestTopicSubscribeDropsAndClientLeaving(t *testing.T) {
 	if st.Info.Topic != "news" || st.Info.Buffer != 10 {
 		t.Fatalf("subscription info %+v", st.Info)
 	}
-	if ti := joinedTopic(p.a.Gossip, "news"); ti.Subscriptions != 1 {
+	if ti := joinedTopic(p.a.Gossip(), "news"); ti.Subscriptions != 1 {
 		t.Fatalf("topic %+v: the subscription is not open once SubscribeTopic returned", ti)
 	}
 	// Not reading: the HTTP stream and the subscription's 10 slots fill up
 	// and the rest of 2,000 1 KB messages is dropped.
 	const total = 2000
 	for i := range total {
-		if err := p.b.Gossip.Publish(ctx, "news", fmt.Appendf(nil, "%04d %s", i, strings.Repeat("x", 1000))); err != nil {
+		if err := p.b.Gossip().Publish(ctx, "news", fmt.Appendf(nil, "%04d %s", i, strings.Repeat("x", 1000))); err != nil {
 			t.Fatal(err)
 		}
 	}
 	waitFor(t, "every message received by a", 30*time.Second, func() bool {
-		return joinedTopic(p.a.Gossip, "news").Received == total
+		return joinedTopic(p.a.Gossip(), "news").Received == total
 	})
 	// Drops before the subscription's buffer (pubsub's channel to it) are
 	// counted on the topic only.
-	before := joinedTopic(p.a.Gossip, "news").DroppedBy[gossip.DropSubscriberSlow]
+	before := joinedTopic(p.a.Gossip(), "news").DroppedBy[gossip.DropSubscriberSlow]
 	// GossipSub checks signatures in parallel, so order is not kept; each
 	// message must come at most once.
 	seen := map[string]bool{}
@@ -73,7 +73,7 @@ func TestTopicSubscribeDropsAndClientLeaving(t *testing.T) {
 			seen[n] = true
 		}
 	}
-	ti := joinedTopic(p.a.Gossip, "news")
+	ti := joinedTopic(p.a.Gossip(), "news")
 	if st.Dropped() == 0 || st.Dropped() != ti.DroppedBy[gossip.DropSubscriptionFull] || st.Received()+ti.Dropped != total {
 		t.Fatalf("stream: received %d, dropped %d; topic %+v; want drops, all reported, summing to %d", st.Received(), st.Dropped(), ti, total)
 	}
@@ -81,7 +81,7 @@ func TestTopicSubscribeDropsAndClientLeaving(t *testing.T) {
 	// The client goes away: the handler ends and unsubscribes.
 	cancel()
 	waitFor(t, "subscription closed after the client left", 10*time.Second, func() bool {
-		return joinedTopic(p.a.Gossip, "news").Subscriptions == 0 && !handlersRunning("gossipAPI")
+		return joinedTopic(p.a.Gossip(), "news").Subscriptions == 0 && !handlersRunning("gossipAPI")
 	})
 }
 
@@ -94,7 +94,7 @@ func TestTopicSubscribeCountAndServerClose(t *testing.T) {
 	}
 	defer st.Close()
 	for _, s := range []string{"one", "two", "three"} {
-		if err := p.b.Gossip.Publish(ctx, "few", []byte(s)); err != nil {
+		if err := p.b.Gossip().Publish(ctx, "few", []byte(s)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -115,7 +115,7 @@ func TestTopicSubscribeCountAndServerClose(t *testing.T) {
 		t.Fatalf("n=2 stream gave %q, want 2 of one, two, three", got)
 	}
 	waitFor(t, "subscription closed after n messages", 10*time.Second, func() bool {
-		return joinedTopic(p.a.Gossip, "few").Subscriptions == 0
+		return joinedTopic(p.a.Gossip(), "few").Subscriptions == 0
 	})
 
 	// A stream with nothing to say ends when the server closes.
@@ -140,7 +140,7 @@ func TestTopicSubscribeCountAndServerClose(t *testing.T) {
 		t.Fatal("stream still open 5s after the server closed")
 	}
 	waitFor(t, "handler gone after server close", 10*time.Second, func() bool {
-		return !handlersRunning("gossipAPI") && joinedTopic(p.a.Gossip, "idle").Subscriptions == 0
+		return !handlersRunning("gossipAPI") && joinedTopic(p.a.Gossip(), "idle").Subscriptions == 0
 	})
 }
 
@@ -150,7 +150,7 @@ func TestTopicPublishAPI(t *testing.T) {
 	p := newMsgPair(t, func(c *config.Config) { c.Gossip.MaxMessageSize = 100 })
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	sub, err := p.b.Gossip.Subscribe("pub", gossip.SubscribeOptions{})
+	sub, err := p.b.Gossip().Subscribe("pub", gossip.SubscribeOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -178,7 +178,7 @@ func TestTopicPublishAPI(t *testing.T) {
 	if want := `"","l1","l2\r","l4","nd1","nd2","single"`; strings.Join(got, ",") != want {
 		t.Fatalf("b got %s, want %s", strings.Join(got, ","), want)
 	}
-	if ti := joinedTopic(p.a.Gossip, "pub"); ti.Published != 7 {
+	if ti := joinedTopic(p.a.Gossip(), "pub"); ti.Published != 7 {
 		t.Errorf("publisher topic %+v: want 7 published", ti)
 	}
 

@@ -507,7 +507,7 @@ func TestAPIDeadlinesSpareStreams(t *testing.T) {
 	a, b := newMsgTestNode(t), newMsgTestNode(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if _, err := a.Connect(ctx, b.Addrs()[0]); err != nil {
+	if err := a.Connect(ctx, b.AddrInfo()); err != nil {
 		t.Fatal(err)
 	}
 	g := newGuarded(t, a, lim)
@@ -524,7 +524,7 @@ func TestAPIDeadlinesSpareStreams(t *testing.T) {
 			t.Fatal(err)
 		}
 		time.Sleep(4 * short)
-		if err := b.Msg.Send(ctx, a.ID(), "late-"+name, []byte("hi"), msg.SendOptions{}); err != nil {
+		if err := b.Msg().Send(ctx, a.ID(), "late-"+name, []byte("hi"), msg.SendOptions{}); err != nil {
 			t.Fatal(err)
 		}
 		for {
@@ -539,7 +539,7 @@ func TestAPIDeadlinesSpareStreams(t *testing.T) {
 		st.Close()
 
 		// A request whose reply takes longer than every timeout.
-		if err := b.Msg.Handle("slow-"+name, func(ctx context.Context, _ *msg.Message) ([]byte, error) {
+		if err := b.Msg().Handle("slow-"+name, func(ctx context.Context, _ *msg.Message) ([]byte, error) {
 			time.Sleep(4 * short)
 			return []byte("done"), nil
 		}); err != nil {

@@ -30,17 +30,20 @@ func TestReachAPrivateNodeThroughARelay(t *testing.T) {
 		c.Discovery.DHT = "off"
 		c.Swarm.RelayClient = true
 		c.Swarm.Reachability = "private"
-		c.Swarm.StaticRelays = []string{r.Addrs()[0]}
+		c.Swarm.StaticRelays = []string{r.Addrs()[0].String()}
 	})
 	b := newTestNode(t, func(c *config.Config) { c.Discovery.DHT = "off"; c.Swarm.RelayClient = true })
 
 	// B knows A only as "behind R": /ip4/<R>/tcp/<port>/p2p/<R>/p2p-circuit/p2p/<A>.
 	// The dial succeeds once A's autorelay has made its reservation on R.
-	circuit := r.Addrs()[0] + "/p2p-circuit/p2p/" + a.ID().String()
+	circuit, err := ParseTarget(r.Addrs()[0].String() + "/p2p-circuit/p2p/" + a.ID().String())
+	if err != nil {
+		t.Fatal(err)
+	}
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		cctx, ccancel := context.WithTimeout(ctx, 2*time.Second)
-		_, err := b.Connect(cctx, circuit)
+		err := b.Connect(cctx, circuit)
 		ccancel()
 		if err == nil {
 			break

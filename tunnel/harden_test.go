@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	ma "github.com/multiformats/go-multiaddr"
 	"io"
 	"log/slog"
 	"net"
@@ -86,7 +87,7 @@ func TestUnixPathsInsideRepoRefused(t *testing.T) {
 		_, err := m.Listen(ctx, tunnel.ListenSpec{Protocol: "/x/api", Target: target})
 		wantInvalid(t, "listen to "+target, err, target, "repo directory")
 	}
-	_, err = m.Forward(ctx, tunnel.ForwardSpec{Protocol: "/x/f", ListenAddr: "/unix" + filepath.Join(repo, "f.sock"), Peer: peerH.ID().String()})
+	_, err = m.Forward(ctx, tunnel.ForwardSpec{Protocol: "/x/f", ListenAddr: "/unix" + filepath.Join(repo, "f.sock"), Peer: peerH.ID()})
 	wantInvalid(t, "forward in the repo", err, filepath.Join(repo, "f.sock"), "repo directory")
 	if _, err := os.Stat(filepath.Join(repo, "f.sock")); err == nil {
 		t.Error("a refused forward created its socket in the repo")
@@ -130,7 +131,7 @@ func TestUnixPathMustBeAbsoluteAndClean(t *testing.T) {
 	for _, addr := range []string{"/unix/./a.sock", "/unix/tmp/../a.sock", "/unix/tmp/./x/a.sock"} {
 		_, err := m.Listen(ctx, tunnel.ListenSpec{Protocol: "/x/u", Target: addr})
 		wantInvalid(t, "listen to "+addr, err, addr, "absolute")
-		_, err = m.Forward(ctx, tunnel.ForwardSpec{Protocol: "/x/u", ListenAddr: addr, Peer: peerH.ID().String()})
+		_, err = m.Forward(ctx, tunnel.ForwardSpec{Protocol: "/x/u", ListenAddr: addr, Peer: peerH.ID()})
 		wantInvalid(t, "forward on "+addr, err, addr, "absolute")
 	}
 }
@@ -144,7 +145,7 @@ func TestForwardUnixSocketMode(t *testing.T) {
 	p := e.pair(target, tunnel.ListenSpec{}, tunnel.Options{})
 	dir := shortTempDir(t)
 	path := filepath.Join(dir, "f.sock")
-	in, err := p.cm.Forward(context.Background(), tunnel.ForwardSpec{Protocol: p.proto, ListenAddr: "/unix" + path, Peer: peerAddr(p.server)})
+	in, err := p.cm.Forward(context.Background(), tunnel.ForwardSpec{Protocol: p.proto, ListenAddr: "/unix" + path, Peer: p.server.ID(), Addrs: p.server.Addrs()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -177,7 +178,7 @@ func TestForwardUnixSocketMode(t *testing.T) {
 	if err := os.WriteFile(file, []byte("keep"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := p.cm.Forward(context.Background(), tunnel.ForwardSpec{Protocol: p.proto, ListenAddr: "/unix" + file, Peer: peerAddr(p.server)}); err == nil {
+	if _, err := p.cm.Forward(context.Background(), tunnel.ForwardSpec{Protocol: p.proto, ListenAddr: "/unix" + file, Peer: p.server.ID(), Addrs: p.server.Addrs()}); err == nil {
 		t.Fatal("forward replaced a regular file")
 	}
 	if b, _ := os.ReadFile(file); string(b) != "keep" {
@@ -265,7 +266,7 @@ func TestListenConnCap(t *testing.T) {
 	if _, err := sm.Listen(ctx, tunnel.ListenSpec{Protocol: "/x/cap", Target: target, MaxConns: capN, Allow: []peer.ID{client.ID()}}); err != nil {
 		t.Fatal(err)
 	}
-	f, err := cm.Forward(ctx, tunnel.ForwardSpec{Protocol: "/x/cap", ListenAddr: "/ip4/127.0.0.1/tcp/0", Peer: peerAddr(server)})
+	f, err := cm.Forward(ctx, tunnel.ForwardSpec{Protocol: "/x/cap", ListenAddr: "/ip4/127.0.0.1/tcp/0", Peer: server.ID(), Addrs: server.Addrs()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -331,7 +332,7 @@ func TestListenPerPeerShare(t *testing.T) {
 		if h.ID() == b.ID() {
 			m = e.manager(b, tunnel.Options{})
 		}
-		in, err := m.Forward(ctx, tunnel.ForwardSpec{Protocol: "/x/share", ListenAddr: "/ip4/127.0.0.1/tcp/0", Peer: peerAddr(server)})
+		in, err := m.Forward(ctx, tunnel.ForwardSpec{Protocol: "/x/share", ListenAddr: "/ip4/127.0.0.1/tcp/0", Peer: server.ID(), Addrs: server.Addrs()})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -375,7 +376,7 @@ func TestForwardClientCap(t *testing.T) {
 	defer e.close()
 	target, _ := e.tcpServer(echo)
 	p := e.pair(target, tunnel.ListenSpec{}, tunnel.Options{})
-	f, err := p.cm.Forward(context.Background(), tunnel.ForwardSpec{Protocol: p.proto, ListenAddr: "/ip4/127.0.0.1/tcp/0", Peer: peerAddr(p.server), MaxConns: 2})
+	f, err := p.cm.Forward(context.Background(), tunnel.ForwardSpec{Protocol: p.proto, ListenAddr: "/ip4/127.0.0.1/tcp/0", Peer: p.server.ID(), Addrs: p.server.Addrs(), MaxConns: 2})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -421,7 +422,7 @@ func TestStreamsJoinTunnelService(t *testing.T) {
 	if _, err := sm.Listen(ctx, tunnel.ListenSpec{Protocol: "/x/svc", Target: target}); err != nil {
 		t.Fatal(err)
 	}
-	f, err := cm.Forward(ctx, tunnel.ForwardSpec{Protocol: "/x/svc", ListenAddr: "/ip4/127.0.0.1/tcp/0", Peer: peerAddr(server)})
+	f, err := cm.Forward(ctx, tunnel.ForwardSpec{Protocol: "/x/svc", ListenAddr: "/ip4/127.0.0.1/tcp/0", Peer: server.ID(), Addrs: server.Addrs()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -537,7 +538,7 @@ func TestUDPForwardSourceFlood(t *testing.T) {
 	cm := e.manager(client, tunnel.Options{DialTimeout: time.Minute, Registerer: reg})
 	f, err := cm.Forward(context.Background(), tunnel.ForwardSpec{
 		Protocol: "/x/flood", ListenAddr: "/ip4/127.0.0.1/udp/0",
-		Peer: "/ip4/127.0.0.1/tcp/" + hostPort[1] + "/p2p/" + ghost.String(),
+		Peer: ghost, Addrs: []ma.Multiaddr{ma.StringCast("/ip4/127.0.0.1/tcp/" + hostPort[1])},
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -203,7 +203,7 @@ func (e *env) pair(target string, lspec tunnel.ListenSpec, opts tunnel.Options) 
 	if p.forward, err = p.cm.Forward(ctx, tunnel.ForwardSpec{
 		Protocol:   p.proto,
 		ListenAddr: "/ip4/127.0.0.1/tcp/0",
-		Peer:       peerAddr(p.server),
+		Peer:       p.server.ID(), Addrs: p.server.Addrs(),
 	}); err != nil {
 		e.t.Fatalf("Forward: %v", err)
 	}

@@ -57,13 +57,11 @@ func TestValidation(t *testing.T) {
 		spec tunnel.ForwardSpec
 		want []string
 	}{
-		{tunnel.ForwardSpec{Protocol: "/bad", ListenAddr: "/ip4/127.0.0.1/tcp/0", Peer: other.ID().String()}, []string{`"/bad"`, "--allow-custom-protocol"}},
-		{tunnel.ForwardSpec{Protocol: "/x/t", ListenAddr: "/dns4/localhost/tcp/0", Peer: other.ID().String()}, []string{"/dns4/localhost/tcp/0", "DNS"}},
-		{tunnel.ForwardSpec{Protocol: "/x/t", ListenAddr: "127.0.0.1:80", Peer: other.ID().String()}, []string{`"127.0.0.1:80"`}},
-		{tunnel.ForwardSpec{Protocol: "/x/t", ListenAddr: "/ip4/127.0.0.1/tcp/0", Peer: "notapeer"}, []string{`"notapeer"`, "peer ID"}},
-		{tunnel.ForwardSpec{Protocol: "/x/t", ListenAddr: "/ip4/127.0.0.1/tcp/0", Peer: "/ip4/127.0.0.1/tcp/4001"}, []string{`"/ip4/127.0.0.1/tcp/4001"`, "/p2p/"}},
+		{tunnel.ForwardSpec{Protocol: "/bad", ListenAddr: "/ip4/127.0.0.1/tcp/0", Peer: other.ID()}, []string{`"/bad"`, "--allow-custom-protocol"}},
+		{tunnel.ForwardSpec{Protocol: "/x/t", ListenAddr: "/dns4/localhost/tcp/0", Peer: other.ID()}, []string{"/dns4/localhost/tcp/0", "DNS"}},
+		{tunnel.ForwardSpec{Protocol: "/x/t", ListenAddr: "127.0.0.1:80", Peer: other.ID()}, []string{`"127.0.0.1:80"`}},
 		{tunnel.ForwardSpec{Protocol: "/x/t", ListenAddr: "/ip4/127.0.0.1/tcp/0", Peer: ""}, []string{"peer is empty"}},
-		{tunnel.ForwardSpec{Protocol: "/x/t", ListenAddr: "/ip4/127.0.0.1/tcp/0", Peer: h.ID().String()}, []string{"this host"}},
+		{tunnel.ForwardSpec{Protocol: "/x/t", ListenAddr: "/ip4/127.0.0.1/tcp/0", Peer: h.ID()}, []string{"this host"}},
 	}
 	for _, tc := range forwards {
 		_, err := m.Forward(ctx, tc.spec)
@@ -103,16 +101,16 @@ func TestDuplicates(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "already") || !strings.Contains(err.Error(), "/x/dup") {
 		t.Fatalf("second listener on the same protocol: %v", err)
 	}
-	f, err := m.Forward(ctx, tunnel.ForwardSpec{Protocol: "/x/dup", ListenAddr: "/ip4/127.0.0.1/tcp/0", Peer: other.ID().String()})
+	f, err := m.Forward(ctx, tunnel.ForwardSpec{Protocol: "/x/dup", ListenAddr: "/ip4/127.0.0.1/tcp/0", Peer: other.ID()})
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = m.Forward(ctx, tunnel.ForwardSpec{Protocol: "/x/other", ListenAddr: f.ListenAddress, Peer: other.ID().String()})
+	_, err = m.Forward(ctx, tunnel.ForwardSpec{Protocol: "/x/other", ListenAddr: f.ListenAddress, Peer: other.ID()})
 	if err == nil || !strings.Contains(err.Error(), f.ListenAddress) {
 		t.Fatalf("second forward on the same address: %v", err)
 	}
 	// Two port-0 forwards are distinct addresses.
-	if _, err := m.Forward(ctx, tunnel.ForwardSpec{Protocol: "/x/dup", ListenAddr: "/ip4/127.0.0.1/tcp/0", Peer: other.ID().String()}); err != nil {
+	if _, err := m.Forward(ctx, tunnel.ForwardSpec{Protocol: "/x/dup", ListenAddr: "/ip4/127.0.0.1/tcp/0", Peer: other.ID()}); err != nil {
 		t.Fatalf("second port-0 forward: %v", err)
 	}
 }
@@ -124,7 +122,7 @@ func TestCloseTunnelsFilter(t *testing.T) {
 	target, _ := e.tcpServer(echo)
 	p := e.pair(target, tunnel.ListenSpec{}, tunnel.Options{})
 	m := p.cm
-	other := p.server.ID().String()
+	other := p.server.ID()
 	mk := func(proto string) tunnel.Info {
 		in, err := m.Forward(ctx, tunnel.ForwardSpec{Protocol: proto, ListenAddr: "/ip4/127.0.0.1/tcp/0", Peer: other})
 		if err != nil {
@@ -166,7 +164,7 @@ func TestCloseTunnelsFilter(t *testing.T) {
 		t.Fatalf("close by protocol = %d, %v; want 2", n, err)
 	}
 	// TargetAddress matches forwards by /p2p/<id>.
-	if n, _, err := m.CloseTunnels(tunnel.Filter{TargetAddress: "/p2p/" + other, Protocol: "/x/b"}); err != nil || n != 1 {
+	if n, _, err := m.CloseTunnels(tunnel.Filter{TargetAddress: "/p2p/" + other.String(), Protocol: "/x/b"}); err != nil || n != 1 {
 		t.Fatalf("close by target = %d, %v; want 1", n, err)
 	}
 	// The closed listener's protocol is free again.
@@ -216,15 +214,15 @@ func TestPersistence(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	fwd1, err := cm1.Forward(ctx, tunnel.ForwardSpec{Protocol: "/x/p", ListenAddr: "/ip4/127.0.0.1/tcp/0", Peer: peerAddr(server)})
+	fwd1, err := cm1.Forward(ctx, tunnel.ForwardSpec{Protocol: "/x/p", ListenAddr: "/ip4/127.0.0.1/tcp/0", Peer: server.ID(), Addrs: server.Addrs()})
 	if err != nil {
 		t.Fatal(err)
 	}
-	fwd2, err := cm1.Forward(ctx, tunnel.ForwardSpec{Protocol: "/x/p", ListenAddr: "/ip4/127.0.0.1/tcp/0", Peer: server.ID().String()})
+	fwd2, err := cm1.Forward(ctx, tunnel.ForwardSpec{Protocol: "/x/p", ListenAddr: "/ip4/127.0.0.1/tcp/0", Peer: server.ID()})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := cm1.Forward(ctx, tunnel.ForwardSpec{Protocol: "/x/p", ListenAddr: "/ip4/127.0.0.1/tcp/0", Peer: server.ID().String(), Temp: true}); err != nil {
+	if _, err := cm1.Forward(ctx, tunnel.ForwardSpec{Protocol: "/x/p", ListenAddr: "/ip4/127.0.0.1/tcp/0", Peer: server.ID(), Temp: true}); err != nil {
 		t.Fatal(err)
 	}
 	if err := cm1.Close(); err != nil {

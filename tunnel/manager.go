@@ -273,12 +273,12 @@ func (m *Manager) newForwardTunnel(spec ForwardSpec) (*tunnel, error) {
 	if err != nil {
 		return nil, err
 	}
-	pid, addrs, err := parsePeer(spec.Peer)
-	if err != nil {
-		return nil, err
+	pid, addrs := spec.Peer, spec.Addrs
+	if pid == "" {
+		return nil, invalidf("tunnel: peer is empty: expected a peer ID")
 	}
 	if pid == m.h.ID() {
-		return nil, invalidf("tunnel: peer %q is this host: expected a remote peer", spec.Peer)
+		return nil, invalidf("tunnel: peer %s is this host: expected a remote peer", pid)
 	}
 	return &tunnel{
 		kind:       KindForward,
@@ -710,7 +710,7 @@ func (f Filter) match(t *tunnel) bool {
 		want := normalizeAddr(f.TargetAddress)
 		ok := want == t.targetAddr
 		if t.kind == KindForward {
-			ok = ok || f.TargetAddress == t.peer.String() || want == normalizeAddr(t.fspec.Peer)
+			ok = ok || f.TargetAddress == t.peer.String()
 		} else {
 			ok = ok || want == normalizeAddr(t.lspec.Target)
 		}

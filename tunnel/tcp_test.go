@@ -8,6 +8,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	ma "github.com/multiformats/go-multiaddr"
 	"io"
 	"net"
 	"os"
@@ -215,7 +216,7 @@ func TestAllowList(t *testing.T) {
 	am := e.manager(allowed, tunnel.Options{})
 	dm := e.manager(denied, tunnel.Options{})
 	fwd := func(m *tunnel.Manager) tunnel.Info {
-		in, err := m.Forward(ctx, tunnel.ForwardSpec{Protocol: "/x/allow", ListenAddr: "/ip4/127.0.0.1/tcp/0", Peer: peerAddr(server)})
+		in, err := m.Forward(ctx, tunnel.ForwardSpec{Protocol: "/x/allow", ListenAddr: "/ip4/127.0.0.1/tcp/0", Peer: server.ID(), Addrs: server.Addrs()})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -334,7 +335,7 @@ func TestRawStreamInterop(t *testing.T) {
 		_, _ = s.Write(append([]byte("re:"), b...))
 		_ = s.Close()
 	})
-	fwd, err := sm.Forward(context.Background(), tunnel.ForwardSpec{Protocol: "/x/plain", ListenAddr: "/ip4/127.0.0.1/tcp/0", Peer: client.ID().String()})
+	fwd, err := sm.Forward(context.Background(), tunnel.ForwardSpec{Protocol: "/x/plain", ListenAddr: "/ip4/127.0.0.1/tcp/0", Peer: client.ID()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -494,7 +495,7 @@ func TestCloseManagerResetsConnections(t *testing.T) {
 	if _, err := c.Read(make([]byte, 1)); err == nil {
 		t.Fatal("client conn open after Manager.Close")
 	}
-	if _, err := p.cm.Forward(context.Background(), tunnel.ForwardSpec{Protocol: "/x/a", ListenAddr: "/ip4/127.0.0.1/tcp/0", Peer: p.server.ID().String()}); !errors.Is(err, tunnel.ErrClosed) {
+	if _, err := p.cm.Forward(context.Background(), tunnel.ForwardSpec{Protocol: "/x/a", ListenAddr: "/ip4/127.0.0.1/tcp/0", Peer: p.server.ID()}); !errors.Is(err, tunnel.ErrClosed) {
 		t.Errorf("Forward after Close = %v, want ErrClosed", err)
 	}
 	// The listener is gone.
@@ -549,14 +550,14 @@ func TestForwardFailures(t *testing.T) {
 	ctx := context.Background()
 	client, server := e.host(), e.host()
 	stranger := e.host()
-	strangerID := stranger.ID().String()
+	strangerID := stranger.ID()
 	_ = stranger.Close() // a valid peer ID nobody can reach
 	cm := e.manager(client, tunnel.Options{DialTimeout: time.Second})
 	unreachable, err := cm.Forward(ctx, tunnel.ForwardSpec{Protocol: "/x/none", ListenAddr: "/ip4/127.0.0.1/tcp/0", Peer: strangerID})
 	if err != nil {
 		t.Fatal(err)
 	}
-	unserved, err := cm.Forward(ctx, tunnel.ForwardSpec{Protocol: "/x/none", ListenAddr: "/ip4/127.0.0.1/tcp/0", Peer: peerAddr(server)})
+	unserved, err := cm.Forward(ctx, tunnel.ForwardSpec{Protocol: "/x/none", ListenAddr: "/ip4/127.0.0.1/tcp/0", Peer: server.ID(), Addrs: server.Addrs()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -595,11 +596,11 @@ func TestCloseForwardWhileDialing(t *testing.T) {
 	// A peer address that accepts TCP and then never says a word.
 	hole, accepted := e.tcpServer(func(c *net.TCPConn) { _, _ = io.Copy(io.Discard, c) })
 	silent := e.host()
-	silentID := silent.ID().String()
+	silentID := silent.ID()
 	_ = silent.Close()
 
 	before := goleak.IgnoreCurrent()
-	in, err := cm.Forward(context.Background(), tunnel.ForwardSpec{Protocol: "/x/hang", ListenAddr: "/ip4/127.0.0.1/tcp/0", Peer: hole + "/p2p/" + silentID})
+	in, err := cm.Forward(context.Background(), tunnel.ForwardSpec{Protocol: "/x/hang", ListenAddr: "/ip4/127.0.0.1/tcp/0", Peer: silentID, Addrs: []ma.Multiaddr{ma.StringCast(hole)}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -650,7 +651,7 @@ func TestForwardUnixReplacesStaleSocket(t *testing.T) {
 
 	srvAddr, _ := e.tcpServer(echo)
 	p := e.pair(srvAddr, tunnel.ListenSpec{}, tunnel.Options{})
-	in, err := p.cm.Forward(context.Background(), tunnel.ForwardSpec{Protocol: p.proto, ListenAddr: "/unix" + stale, Peer: peerAddr(p.server)})
+	in, err := p.cm.Forward(context.Background(), tunnel.ForwardSpec{Protocol: p.proto, ListenAddr: "/unix" + stale, Peer: p.server.ID(), Addrs: p.server.Addrs()})
 	if err != nil {
 		t.Fatalf("forward on a stale socket file: %v", err)
 	}
@@ -668,7 +669,7 @@ func TestForwardUnixReplacesStaleSocket(t *testing.T) {
 		t.Fatalf("echo through the forward: %q %v", got, err)
 	}
 
-	if _, err := p.cm.Forward(context.Background(), tunnel.ForwardSpec{Protocol: p.proto, ListenAddr: "/unix" + live, Peer: peerAddr(p.server)}); err == nil {
+	if _, err := p.cm.Forward(context.Background(), tunnel.ForwardSpec{Protocol: p.proto, ListenAddr: "/unix" + live, Peer: p.server.ID(), Addrs: p.server.Addrs()}); err == nil {
 		t.Fatal("forward took over a socket another process serves")
 	}
 	if c, err := net.Dial("unix", live); err != nil {
@@ -686,7 +687,7 @@ func TestMetricsPerTunnel(t *testing.T) {
 	target, _ := e.tcpServer(echo)
 	reg := prometheus.NewRegistry()
 	p := e.pair(target, tunnel.ListenSpec{}, tunnel.Options{Registerer: reg})
-	second, err := p.cm.Forward(context.Background(), tunnel.ForwardSpec{Protocol: p.proto, ListenAddr: "/ip4/127.0.0.1/tcp/0", Peer: peerAddr(p.server)})
+	second, err := p.cm.Forward(context.Background(), tunnel.ForwardSpec{Protocol: p.proto, ListenAddr: "/ip4/127.0.0.1/tcp/0", Peer: p.server.ID(), Addrs: p.server.Addrs()})
 	if err != nil {
 		t.Fatal(err)
 	}

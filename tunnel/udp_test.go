@@ -87,7 +87,7 @@ func TestUDPRoundTrip(t *testing.T) {
 	if l.Transport != tunnel.TransportUDP {
 		t.Errorf("listen transport %q, want udp", l.Transport)
 	}
-	f, err := cm.Forward(ctx, tunnel.ForwardSpec{Protocol: "/x/dns", ListenAddr: "/ip4/127.0.0.1/udp/0", Peer: peerAddr(server)})
+	f, err := cm.Forward(ctx, tunnel.ForwardSpec{Protocol: "/x/dns", ListenAddr: "/ip4/127.0.0.1/udp/0", Peer: server.ID(), Addrs: server.Addrs()})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -114,7 +114,8 @@ func parseEndpoint(what, s string, listen bool) (endpoint, error) {
 	return endpoint{maddr: m, network: network, address: addr, transport: transport}, nil
 }
 
-// parsePeer accepts a peer ID or a multiaddr ending in /p2p/<peer-id>.
+// parsePeer reads a saved forward's peer: a peer ID or a multiaddr ending
+// in /p2p/<peer-id>.
 func parsePeer(s string) (peer.ID, []ma.Multiaddr, error) {
 	const expected = "expected a peer ID or a multiaddr ending in /p2p/<peer-id>"
 	if s == "" {
