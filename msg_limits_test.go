@@ -20,7 +20,7 @@ func TestConcurrentLargeRequests(t *testing.T) {
 		t.Cleanup(func() { _ = a.Close(); _ = b.Close() })
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		if err := a.Msg().Handle("slow", func(ctx context.Context, m *msg.Message) ([]byte, error) {
+		if _, err := a.Msg().Handle("slow", func(ctx context.Context, m *msg.Message) ([]byte, error) {
 			time.Sleep(time.Second)
 			return []byte("ok"), nil
 		}); err != nil {

@@ -2,7 +2,6 @@ package warren
 
 import (
 	"context"
-	"fmt"
 	"path/filepath"
 	"time"
 
@@ -48,7 +47,7 @@ func msgOptions(cfg config.Config) msg.Options {
 func serviceLimits(cfg config.Config) ([]node.ServiceLimit, error) {
 	l, err := msg.ResourceLimits(msgOptions(cfg))
 	if err != nil {
-		return nil, fmt.Errorf("start messages: %w", err)
+		return nil, err // it says "msg: ..." or "gossip: ..." already: no second prefix
 	}
 	rm := cfg.Swarm.ResourceManager
 	mem := int64(rm.MaxMemoryMB) << 20
@@ -79,7 +78,7 @@ func (n *Node) startServices(ctx context.Context, opts Options) error {
 	mo.Registerer = n.metrics
 	ms, err := msg.New(n.Host(), mo)
 	if err != nil {
-		return fmt.Errorf("start messages: %w", err)
+		return err // it says "msg: ..." or "gossip: ..." already: no second prefix
 	}
 	n.msg = ms
 	n.closers = append(n.closers, ms.Close)
@@ -102,7 +101,7 @@ func (n *Node) startServices(ctx context.Context, opts Options) error {
 		MaxTopicsPerPeer: cfg.Gossip.MaxTopicsPerPeer,
 	})
 	if err != nil {
-		return fmt.Errorf("start gossip: %w", err)
+		return err // it says "msg: ..." or "gossip: ..." already: no second prefix
 	}
 	n.gossip = gs
 	n.closers = append(n.closers, gs.Close)
@@ -126,7 +125,7 @@ func (n *Node) startServices(ctx context.Context, opts Options) error {
 		Registerer:     n.metrics,
 	})
 	if err != nil {
-		return fmt.Errorf("start tunnels: %w", err)
+		return err // it says "tunnel: ..." already
 	}
 	n.tunnels = tm
 	n.closers = append(n.closers, tm.Close)

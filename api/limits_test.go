@@ -539,7 +539,7 @@ func TestAPIDeadlinesSpareStreams(t *testing.T) {
 		st.Close()
 
 		// A request whose reply takes longer than every timeout.
-		if err := b.Msg().Handle("slow-"+name, func(ctx context.Context, _ *msg.Message) ([]byte, error) {
+		if _, err := b.Msg().Handle("slow-"+name, func(ctx context.Context, _ *msg.Message) ([]byte, error) {
 			time.Sleep(4 * short)
 			return []byte("done"), nil
 		}); err != nil {

@@ -15,7 +15,6 @@ import (
 	"io"
 	"net/http"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -102,8 +101,7 @@ func (a *msgAPI) bodyLimit() bodyLimit {
 
 func checkType(typ string) error {
 	if err := msg.ValidateType(typ); err != nil {
-		return invalidf("bad message type %q: expected 1 to %d characters of A-Za-z0-9._/- (%s)",
-			typ, msg.MaxTypeLen, strings.TrimPrefix(strings.TrimPrefix(err.Error(), "msg: "), fmt.Sprintf("invalid message type %q: ", typ)))
+		return invalid(err)
 	}
 	return nil
 }
@@ -415,7 +413,10 @@ func (a *msgAPI) request(w http.ResponseWriter, r *http.Request) {
 		switch {
 		case errors.As(err, &re):
 			writeError(w, withCode(client.CodeRemoteError, fmt.Errorf("request %q to %s: the remote peer answered with an error: %s", req.Type, p, re.Message)))
-		case errors.Is(err, context.DeadlineExceeded):
+		case errors.Is(err, msg.ErrTooLarge):
+			// The peer answered, with more than this node accepts.
+			writeError(w, withCode(client.CodeRemoteError, err))
+		case errors.Is(err, msg.ErrTimeout), errors.Is(err, context.DeadlineExceeded):
 			writeError(w, withCode(client.CodeTimeout, fmt.Errorf("request %q to %s: timed out: no reply within %s", req.Type, p, timeout)))
 		default:
 			writeError(w, orElse(client.CodeUnreachable, err))
@@ -471,11 +472,15 @@ func (a *msgAPI) handle(w http.ResponseWriter, r *http.Request) {
 			return nil, fmt.Errorf("the responder for %q went away before replying", typ)
 		}
 	}
-	if err := a.s.node.Msg().Handle(typ, h); err != nil {
-		writeError(w, withCode(client.CodeConflict, fmt.Errorf("answer requests of type %q: another responder already answers them (one per type): %w", typ, err)))
+	reg, err := a.s.node.Msg().Handle(typ, h)
+	if errors.Is(err, msg.ErrExists) {
+		writeError(w, fmt.Errorf("answer requests of type %q: another responder already answers them (one per type): %w", typ, err))
+		return
+	} else if err != nil {
+		writeError(w, err)
 		return
 	}
-	defer a.s.node.Msg().RemoveHandler(typ) // runs before cancel: no new request reaches h after
+	defer reg.Close() // runs before cancel: no new request reaches h after
 
 	nd, stop, err := startStream(ctx, w, client.RequestEvent{Handling: &client.HandlingInfo{Type: typ}})
 	defer stop()

@@ -134,7 +134,7 @@ func TestRequestsFairPerPeer(t *testing.T) {
 	running := map[peer.ID]int{}
 	maxRunning := map[peer.ID]int{}
 	var attacker atomic.Value // peer.ID
-	if err := d.Handle("echo", func(ctx context.Context, m *Message) ([]byte, error) {
+	if _, err := d.Handle("echo", func(ctx context.Context, m *Message) ([]byte, error) {
 		mu.Lock()
 		running[m.From]++
 		maxRunning[m.From] = max(maxRunning[m.From], running[m.From])
@@ -239,7 +239,7 @@ func TestReplyWaitBounded(t *testing.T) {
 	hd := mockPeer(t, mn)
 	d := newService(t, hd, Options{Network: "mock", SendQueue: 1, MaxHandlersPerPeer: 1, ReplyTimeout: 100 * time.Millisecond})
 	var calls atomic.Int64
-	if err := d.Handle("echo", func(ctx context.Context, m *Message) ([]byte, error) {
+	if _, err := d.Handle("echo", func(ctx context.Context, m *Message) ([]byte, error) {
 		calls.Add(1)
 		return make([]byte, 1024), nil
 	}); err != nil {
@@ -444,7 +444,7 @@ func TestIdentityChurnLeavesNoState(t *testing.T) {
 	mn := newMocknet(t)
 	hd := mockPeer(t, mn)
 	d := newService(t, hd, Options{Network: "mock", SendQueue: 4})
-	if err := d.Handle("echo", func(ctx context.Context, m *Message) ([]byte, error) { return m.Payload, nil }); err != nil {
+	if _, err := d.Handle("echo", func(ctx context.Context, m *Message) ([]byte, error) { return m.Payload, nil }); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := d.Subscribe("note", SubscribeOptions{Policy: DropNewest}); err != nil {
@@ -605,7 +605,7 @@ func TestFrameMemoryHeldUntilHandedOff(t *testing.T) {
 		t.Fatal(err)
 	}
 	release := make(chan struct{})
-	if err := d.Handle("hold", func(ctx context.Context, m *Message) ([]byte, error) {
+	if _, err := d.Handle("hold", func(ctx context.Context, m *Message) ([]byte, error) {
 		select {
 		case <-release:
 		case <-ctx.Done():
@@ -749,7 +749,7 @@ func TestHandlerPayloadBudgetSurvivesReset(t *testing.T) {
 	sink(t, ha, d)
 	var running atomic.Int32
 	release := make(chan struct{})
-	if err := d.Handle("hold", func(ctx context.Context, m *Message) ([]byte, error) {
+	if _, err := d.Handle("hold", func(ctx context.Context, m *Message) ([]byte, error) {
 		running.Add(1)
 		select {
 		case <-release:

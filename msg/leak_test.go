@@ -30,7 +30,7 @@ func TestNoGoroutineLeakAfterClose(t *testing.T) {
 		t.Fatal(err)
 	}
 	handlerRunning := make(chan struct{})
-	if err := b.Handle("hang", func(ctx context.Context, m *Message) ([]byte, error) {
+	if _, err := b.Handle("hang", func(ctx context.Context, m *Message) ([]byte, error) {
 		close(handlerRunning)
 		<-ctx.Done()
 		return nil, ctx.Err()

@@ -324,20 +324,20 @@ func TestDedupForgetsDropped(t *testing.T) {
 
 func TestRequestResponse(t *testing.T) {
 	a, b := pair(t, Options{})
-	if err := b.Handle("echo", func(ctx context.Context, m *Message) ([]byte, error) {
+	if _, err := b.Handle("echo", func(ctx context.Context, m *Message) ([]byte, error) {
 		return bytes.ToUpper(m.Payload), nil
 	}); err != nil {
 		t.Fatal(err)
 	}
-	if err := b.Handle("echo", func(context.Context, *Message) ([]byte, error) { return nil, nil }); err == nil {
+	if _, err := b.Handle("echo", func(context.Context, *Message) ([]byte, error) { return nil, nil }); err == nil {
 		t.Fatal("second handler for a type was accepted")
 	}
-	if err := b.Handle("fail", func(ctx context.Context, m *Message) ([]byte, error) {
+	if _, err := b.Handle("fail", func(ctx context.Context, m *Message) ([]byte, error) {
 		return nil, errors.New("boom")
 	}); err != nil {
 		t.Fatal(err)
 	}
-	if err := b.Handle("panic", func(ctx context.Context, m *Message) ([]byte, error) { panic("oops") }); err != nil {
+	if _, err := b.Handle("panic", func(ctx context.Context, m *Message) ([]byte, error) { panic("oops") }); err != nil {
 		t.Fatal(err)
 	}
 	ctx := ctxT(t, 10*time.Second)
@@ -381,7 +381,7 @@ func TestRequestTimeout(t *testing.T) {
 	a, b := pair(t, Options{RequestTimeout: 200 * time.Millisecond})
 	release := make(chan struct{})
 	deadline := make(chan time.Time, 1)
-	if err := b.Handle("slow", func(ctx context.Context, m *Message) ([]byte, error) {
+	if _, err := b.Handle("slow", func(ctx context.Context, m *Message) ([]byte, error) {
 		dl, _ := ctx.Deadline() // the requester's remaining time travels with the request
 		deadline <- dl
 		<-release
@@ -444,8 +444,8 @@ func TestFrameReaderRejectsBeforeAlloc(t *testing.T) {
 	runtime.ReadMemStats(&before)
 	for range runs {
 		fr := newFrameReader(bytes.NewReader(in), 1<<20, 16)
-		if _, err := fr.next(); !errors.Is(err, ErrFrameTooLarge) || !strings.Contains(err.Error(), "1048577") {
-			t.Fatalf("got %v, want ErrFrameTooLarge naming the size", err)
+		if _, err := fr.next(); !errors.Is(err, errFrameTooLarge) || !strings.Contains(err.Error(), "1048577") {
+			t.Fatalf("got %v, want errFrameTooLarge naming the size", err)
 		}
 		if cap(fr.buf) != 0 {
 			t.Fatal("buffer allocated for an oversized frame")
@@ -721,7 +721,7 @@ func TestValidation(t *testing.T) {
 	if err := s.Send(context.Background(), "x", "ok", nil, SendOptions{Priority: 9}); err == nil {
 		t.Error("bad priority accepted")
 	}
-	if err := s.Handle("ok", nil); err == nil {
+	if _, err := s.Handle("ok", nil); err == nil {
 		t.Error("nil handler accepted")
 	}
 	for in, want := range map[string]Priority{"high": High, "Normal": Normal, "": Normal, "LOW": Low} {
@@ -816,7 +816,7 @@ func TestSubscriptionCloseAndServiceClose(t *testing.T) {
 // gets the error at once (cut to the limit), not its own timeout.
 func TestErrorReplyFitsTinyLimit(t *testing.T) {
 	a, b := pair(t, Options{MaxMessageSize: 10})
-	if err := b.Handle("fail", func(context.Context, *Message) ([]byte, error) {
+	if _, err := b.Handle("fail", func(context.Context, *Message) ([]byte, error) {
 		return nil, errors.New("a handler error much longer than ten bytes")
 	}); err != nil {
 		t.Fatal(err)

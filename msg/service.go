@@ -103,7 +103,7 @@ type Options struct {
 func orDefault[T int | int64 | time.Duration](name string, v *T, def T) error {
 	switch {
 	case *v < 0:
-		return fmt.Errorf("msg: Options.%s is %v; want >= 0 (0 means %v)", name, *v, def)
+		return kindf(ErrInvalid, "msg: Options.%s is %v; want >= 0 (0 means %v)", name, *v, def)
 	case *v == 0:
 		*v = def
 	}
@@ -115,11 +115,11 @@ func (o *Options) normalize() error {
 		o.Network = DefaultNetwork
 	}
 	if err := checkName(o.Network, maxNetworkLen, false); err != nil {
-		return fmt.Errorf("msg: invalid Options.Network %q: %w", o.Network, err)
+		return kindf(ErrInvalid, "msg: invalid Options.Network %q: %w", o.Network, err)
 	}
 	switch {
 	case o.MaxMessageSize < 0 || o.MaxMessageSize > MaxMaxMessageSize:
-		return fmt.Errorf("msg: Options.MaxMessageSize is %d; want 0 (default %d) to %d", o.MaxMessageSize, DefaultMaxMessageSize, MaxMaxMessageSize)
+		return kindf(ErrInvalid, "msg: Options.MaxMessageSize is %d; want 0 (default %d) to %d", o.MaxMessageSize, DefaultMaxMessageSize, MaxMaxMessageSize)
 	case o.MaxMessageSize == 0:
 		o.MaxMessageSize = DefaultMaxMessageSize
 	}
@@ -145,7 +145,7 @@ func (o *Options) normalize() error {
 		return err
 	}
 	if o.MaxHandlersPerPeer > o.MaxConcurrentHandlers {
-		return fmt.Errorf("msg: Options.MaxHandlersPerPeer is %d; want at most MaxConcurrentHandlers (%d)", o.MaxHandlersPerPeer, o.MaxConcurrentHandlers)
+		return kindf(ErrInvalid, "msg: Options.MaxHandlersPerPeer is %d; want at most MaxConcurrentHandlers (%d)", o.MaxHandlersPerPeer, o.MaxConcurrentHandlers)
 	}
 	return nil
 }
@@ -308,7 +308,7 @@ func (s *Service) putInPeerLocked(p peer.ID, ip *inPeer) {
 // ProtocolID(opts.Network) and, if opts.Registerer is set, its metrics.
 func New(h host.Host, opts Options) (*Service, error) {
 	if h == nil {
-		return nil, fmt.Errorf("msg: New: host is nil")
+		return nil, kindf(ErrInvalid, "msg: New: host is nil")
 	}
 	if err := opts.normalize(); err != nil {
 		return nil, err
@@ -496,25 +496,40 @@ func (s *Service) removeSubscription(sub *Subscription) {
 	sub.ts.subs.Store(&list)
 }
 
-// Handle registers the request handler of typ. Only one handler per type:
-// registering a second one is refused (use RemoveHandler first).
-func (s *Service) Handle(typ string, h Handler) error {
+// Registration is a request handler registered by Handle.
+type Registration struct {
+	ts *typeState
+	h  *Handler
+}
+
+// Close unregisters the handler (if it is still the type's). Requests
+// already running finish. Close is idempotent and returns nil.
+func (r *Registration) Close() error {
+	r.ts.handler.CompareAndSwap(r.h, nil)
+	return nil
+}
+
+// Handle registers the request handler of typ until the Registration is
+// closed. Only one handler per type: registering a second one fails with
+// ErrExists.
+func (s *Service) Handle(typ string, h Handler) (*Registration, error) {
 	if err := ValidateType(typ); err != nil {
-		return fmt.Errorf("msg: handle: %w", err)
+		return nil, fmt.Errorf("msg: handle: %w", err)
 	}
 	if h == nil {
-		return fmt.Errorf("msg: handle %q: handler is nil", typ)
+		return nil, kindf(ErrInvalid, "msg: handle %q: handler is nil", typ)
 	}
 	ts := s.addType(typ)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
-		return fmt.Errorf("msg: handle %q: %w", typ, ErrClosed)
+		return nil, fmt.Errorf("msg: handle %q: %w", typ, ErrClosed)
 	}
-	if !ts.handler.CompareAndSwap(nil, &h) {
-		return fmt.Errorf("msg: handle %q: a handler is already registered for this type", typ)
+	hp := &h
+	if !ts.handler.CompareAndSwap(nil, hp) {
+		return nil, kindf(ErrExists, "msg: handle %q: a handler is already registered for this type", typ)
 	}
-	return nil
+	return &Registration{ts: ts, h: hp}, nil
 }
 
 // RemoveHandler unregisters the request handler of typ, if any. Requests
