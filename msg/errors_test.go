@@ -14,7 +14,7 @@ import (
 func TestReplyTooLargeFailsAtOnce(t *testing.T) {
 	ha, hb := newHost(t), newHost(t)
 	connect(t, ha, hb)
-	a := newService(t, ha, Options{MaxMessageSize: 1000})     // requester
+	a := newService(t, ha, Options{MaxMessageSize: 1000})      // requester
 	b := newService(t, hb, Options{MaxMessageSize: 100 << 10}) // responder
 	reg, err := b.Handle("big", func(context.Context, *Message) ([]byte, error) {
 		return make([]byte, 5000), nil

@@ -9,7 +9,6 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 )
 
-
 // Default subscription settings.
 const (
 	DefaultSubscribeBuffer = 1024
