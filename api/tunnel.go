@@ -114,7 +114,7 @@ func (s *Server) tunnelListen(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, tunnelInfo(info))
+	writeJSON(w, http.StatusOK, tunnelInfo(info.Info))
 }
 
 // parseAllow reads the allow list, naming the entry that is not a peer ID.
@@ -148,7 +148,7 @@ func (s *Server) tunnelForward(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, tunnelInfo(info))
+	writeJSON(w, http.StatusOK, tunnelInfo(info.Info))
 }
 
 func (s *Server) tunnelClose(w http.ResponseWriter, r *http.Request) {

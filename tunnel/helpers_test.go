@@ -179,7 +179,7 @@ func dial(t *testing.T, listenAddr string) *net.TCPConn {
 type pair struct {
 	server, client  host.Host
 	sm, cm          *tunnel.Manager
-	listen, forward tunnel.Info
+	listen, forward *tunnel.Tunnel
 	proto           string
 }
 

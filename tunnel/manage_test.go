@@ -123,7 +123,7 @@ func TestCloseTunnelsFilter(t *testing.T) {
 	p := e.pair(target, tunnel.ListenSpec{}, tunnel.Options{})
 	m := p.cm
 	other := p.server.ID()
-	mk := func(proto string) tunnel.Info {
+	mk := func(proto string) *tunnel.Tunnel {
 		in, err := m.Forward(ctx, tunnel.ForwardSpec{Protocol: proto, ListenAddr: "/ip4/127.0.0.1/tcp/0", Peer: other})
 		if err != nil {
 			t.Fatal(err)

@@ -187,30 +187,56 @@ func NewManager(h host.Host, opts Options) (*Manager, error) {
 	}, nil
 }
 
+// Tunnel is a tunnel started by Listen or Forward: its Info as it
+// started (Manager.Info has the live counters) and Close. The tunnel runs
+// until Close, CloseTunnels or the Manager's Close, whichever comes first.
+type Tunnel struct {
+	Info
+	m *Manager
+}
+
+// Close closes the tunnel, resets its connections and removes it from the
+// state file. It is idempotent, and nil once the Manager is closed.
+func (t *Tunnel) Close() error {
+	_, _, err := t.m.CloseTunnels(Filter{ID: t.ID})
+	if errors.Is(err, ErrClosed) {
+		return nil
+	}
+	return err
+}
+
+// handle is the Tunnel of a tunnel just added.
+func (m *Manager) handle(in Info, err error) (*Tunnel, error) {
+	if err != nil {
+		return nil, err
+	}
+	return &Tunnel{Info: in, m: m}, nil
+}
+
 // Listen starts a listen tunnel: streams from remote peers on spec.Protocol
 // are connected to spec.Target.
-func (m *Manager) Listen(ctx context.Context, spec ListenSpec) (Info, error) {
+func (m *Manager) Listen(ctx context.Context, spec ListenSpec) (*Tunnel, error) {
 	if err := ctx.Err(); err != nil {
-		return Info{}, fmt.Errorf("tunnel: listen %q: %w", spec.Protocol, err)
+		return nil, fmt.Errorf("tunnel: listen %q: %w", spec.Protocol, err)
 	}
 	t, err := m.newListenTunnel(spec)
 	if err != nil {
-		return Info{}, err
+		return nil, err
 	}
-	return m.add(t)
+	return m.handle(m.add(t))
 }
 
 // Forward starts a forward tunnel: connections accepted on spec.ListenAddr
 // are carried over new streams to spec.Peer on spec.Protocol.
-func (m *Manager) Forward(ctx context.Context, spec ForwardSpec) (Info, error) {
+func (m *Manager) Forward(ctx context.Context, spec ForwardSpec) (*Tunnel, error) {
 	if err := ctx.Err(); err != nil {
-		return Info{}, fmt.Errorf("tunnel: forward %q: %w", spec.Protocol, err)
+		return nil, fmt.Errorf("tunnel: forward %q: %w", spec.Protocol, err)
 	}
 	t, err := m.newForwardTunnel(spec)
 	if err != nil {
-		return Info{}, err
+		return nil, err
 	}
-	return m.add(t)
+	return m.handle(m.add(t))
 }
 
 func (m *Manager) newListenTunnel(spec ListenSpec) (*tunnel, error) {

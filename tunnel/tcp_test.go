@@ -215,7 +215,7 @@ func TestAllowList(t *testing.T) {
 	}
 	am := e.manager(allowed, tunnel.Options{})
 	dm := e.manager(denied, tunnel.Options{})
-	fwd := func(m *tunnel.Manager) tunnel.Info {
+	fwd := func(m *tunnel.Manager) *tunnel.Tunnel {
 		in, err := m.Forward(ctx, tunnel.ForwardSpec{Protocol: "/x/allow", ListenAddr: "/ip4/127.0.0.1/tcp/0", Peer: server.ID(), Addrs: server.Addrs()})
 		if err != nil {
 			t.Fatal(err)
@@ -561,7 +561,7 @@ func TestForwardFailures(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, in := range []tunnel.Info{unreachable, unserved} {
+	for _, in := range []*tunnel.Tunnel{unreachable, unserved} {
 		port := in.ListenAddress[strings.LastIndex(in.ListenAddress, "/")+1:]
 		nc, err := net.Dial("tcp", "127.0.0.1:"+port)
 		if err != nil {
