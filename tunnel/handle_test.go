@@ -54,4 +54,3 @@ func TestTunnelHandleClose(t *testing.T) {
 		t.Fatalf("Close after the manager's: %v", err)
 	}
 }
-
