@@ -15,6 +15,8 @@ import (
 	"github.com/warren-p2p/warren/client"
 	"github.com/warren-p2p/warren/config"
 	"github.com/warren-p2p/warren/gossip"
+
+	"github.com/warren-p2p/warren/internal/testutil"
 )
 
 func joinedTopic(n interface{ Topics() []gossip.TopicInfo }, name string) gossip.TopicInfo {
@@ -51,7 +53,7 @@ func TestTopicSubscribeDropsAndClientLeaving(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	waitFor(t, "every message received by a", 30*time.Second, func() bool {
+	testutil.Eventually(t, 30*time.Second, "every message received by a", func() bool {
 		return joinedTopic(p.a.Gossip(), "news").Received == total
 	})
 	// Drops before the subscription's buffer (pubsub's channel to it) are
@@ -80,7 +82,7 @@ func TestTopicSubscribeDropsAndClientLeaving(t *testing.T) {
 
 	// The client goes away: the handler ends and unsubscribes.
 	cancel()
-	waitFor(t, "subscription closed after the client left", 10*time.Second, func() bool {
+	testutil.Eventually(t, 10*time.Second, "subscription closed after the client left", func() bool {
 		return joinedTopic(p.a.Gossip(), "news").Subscriptions == 0 && !handlersRunning("gossipAPI")
 	})
 }
@@ -114,7 +116,7 @@ func TestTopicSubscribeCountAndServerClose(t *testing.T) {
 	if len(got) != 2 || got[0] == got[1] || !strings.Contains("one,two,three", got[0]) || !strings.Contains("one,two,three", got[1]) {
 		t.Fatalf("n=2 stream gave %q, want 2 of one, two, three", got)
 	}
-	waitFor(t, "subscription closed after n messages", 10*time.Second, func() bool {
+	testutil.Eventually(t, 10*time.Second, "subscription closed after n messages", func() bool {
 		return joinedTopic(p.a.Gossip(), "few").Subscriptions == 0
 	})
 
@@ -139,7 +141,7 @@ func TestTopicSubscribeCountAndServerClose(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("stream still open 5s after the server closed")
 	}
-	waitFor(t, "handler gone after server close", 10*time.Second, func() bool {
+	testutil.Eventually(t, 10*time.Second, "handler gone after server close", func() bool {
 		return !handlersRunning("gossipAPI") && joinedTopic(p.a.Gossip(), "idle").Subscriptions == 0
 	})
 }

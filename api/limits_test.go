@@ -27,6 +27,8 @@ import (
 	"github.com/warren-p2p/warren/client"
 	"github.com/warren-p2p/warren/config"
 	"github.com/warren-p2p/warren/msg"
+
+	"github.com/warren-p2p/warren/internal/testutil"
 )
 
 const testToken = "0123456789abcdef0123456789abcdef"
@@ -172,7 +174,7 @@ func TestAPITCPConnCap(t *testing.T) {
 			t.Fatalf("%d TCP API connections open, over the cap of %d", n, max)
 		}
 	}
-	waitFor(t, "connections over the cap refused", 10*time.Second, func() bool {
+	testutil.Eventually(t, 10*time.Second, "connections over the cap refused", func() bool {
 		return counterValue(t, g.srv.metrics.tcpRefused) >= held-max
 	})
 	if n := g.srv.tcpConns(); n != max {
@@ -215,7 +217,7 @@ func TestAPITCPConnCap(t *testing.T) {
 		c.Close()
 	}
 	conns = nil
-	waitFor(t, "slots freed", 10*time.Second, func() bool { return g.srv.tcpConns() == 0 })
+	testutil.Eventually(t, 10*time.Second, "slots freed", func() bool { return g.srv.tcpConns() == 0 })
 	tc, err := client.New(client.Endpoint{TCP: g.tcp}, testToken)
 	if err != nil {
 		t.Fatal(err)
@@ -662,7 +664,7 @@ func TestAPICloseLeavesNoGoroutines(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "connections accepted", 5*time.Second, func() bool { return g.srv.tcpConns() == 8 })
+	testutil.Eventually(t, 5*time.Second, "connections accepted", func() bool { return g.srv.tcpConns() == 8 })
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
 	_ = g.srv.Close(ctx) // held connections make Shutdown time out; Close then closes them

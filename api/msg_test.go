@@ -23,6 +23,8 @@ import (
 	"github.com/warren-p2p/warren/client"
 	"github.com/warren-p2p/warren/config"
 	"github.com/warren-p2p/warren/msg"
+
+	"github.com/warren-p2p/warren/internal/testutil"
 )
 
 func newMsgTestNode(t *testing.T, mutate ...func(*config.Config)) *warren.Node {
@@ -81,17 +83,6 @@ func newMsgPair(t *testing.T, mutate ...func(*config.Config)) *msgPair {
 	return p
 }
 
-func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting: %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 func TestMsgSubscribeStreamEndsWithClient(t *testing.T) {
 	p := newMsgPair(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -112,7 +103,7 @@ func TestMsgSubscribeStreamEndsWithClient(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	waitFor(t, "every message dispatched", 10*time.Second, func() bool {
+	testutil.Eventually(t, 10*time.Second, "every message dispatched", func() bool {
 		return p.a.Msg().Stats().Types["chat"].MsgsIn == total
 	})
 	var lastSeen = -1
@@ -139,7 +130,7 @@ func TestMsgSubscribeStreamEndsWithClient(t *testing.T) {
 
 	// The client goes away: the handler ends and unsubscribes.
 	cancel()
-	waitFor(t, "subscription closed after the client left", 10*time.Second, func() bool {
+	testutil.Eventually(t, 10*time.Second, "subscription closed after the client left", func() bool {
 		return len(p.a.Msg().Stats().Subscriptions) == 0 && !handlersRunning("msgAPI")
 	})
 }
@@ -173,7 +164,7 @@ func TestMsgSubscribeCount(t *testing.T) {
 	if strings.Join(got, ",") != "one,two" {
 		t.Fatalf("n=2 stream gave %q", got)
 	}
-	waitFor(t, "subscription closed after n messages", 10*time.Second, func() bool {
+	testutil.Eventually(t, 10*time.Second, "subscription closed after n messages", func() bool {
 		return len(p.a.Msg().Stats().Subscriptions) == 0
 	})
 }
@@ -202,7 +193,7 @@ func TestMsgSubscribeCountReportsDropsAtClose(t *testing.T) {
 	// queued (the one after it waits for room).
 	held := func(in uint64) {
 		t.Helper()
-		waitFor(t, fmt.Sprintf("%d messages in, one queued", in), 10*time.Second, func() bool {
+		testutil.Eventually(t, 10*time.Second, fmt.Sprintf("%d messages in, one queued", in), func() bool {
 			s := p.a.Msg().Stats()
 			return s.Types["last"].MsgsIn == in && len(s.Subscriptions) == 1 && s.Subscriptions[0].Queued == 1
 		})
@@ -223,7 +214,7 @@ func TestMsgSubscribeCountReportsDropsAtClose(t *testing.T) {
 			t.Fatalf("after %d messages: %v", st.Received(), err)
 		}
 	}
-	waitFor(t, "subscription closed", 10*time.Second, func() bool { return len(p.a.Msg().Stats().Subscriptions) == 0 })
+	testutil.Eventually(t, 10*time.Second, "subscription closed", func() bool { return len(p.a.Msg().Stats().Subscriptions) == 0 })
 	daemon := p.a.Msg().Stats().Types["last"].Dropped
 	if st.Received() != 2 || st.Dropped() != 2 || daemon != 2 {
 		t.Fatalf("stream: received %d, dropped %d; daemon: dropped %d; want 2 received, 2 dropped on both sides", st.Received(), st.Dropped(), daemon)
@@ -253,7 +244,7 @@ func TestMsgServerCloseEndsBlockedStream(t *testing.T) {
 		sendDone <- nil
 	}()
 	// Backpressure reaches the sender: its queue to a fills up.
-	waitFor(t, "sender's queue full", 30*time.Second, func() bool {
+	testutil.Eventually(t, 30*time.Second, "sender's queue full", func() bool {
 		for _, ps := range p.b.Msg().Stats().Peers {
 			if ps.Peer == p.a.ID() && ps.Queued.Normal > 0 {
 				s := p.a.Msg().Stats().Subscriptions
@@ -271,7 +262,7 @@ func TestMsgServerCloseEndsBlockedStream(t *testing.T) {
 	if d := time.Since(start); d > 3*time.Second {
 		t.Errorf("Server.Close took %s with a stalled subscriber", d)
 	}
-	waitFor(t, "stream handler ended", 5*time.Second, func() bool {
+	testutil.Eventually(t, 5*time.Second, "stream handler ended", func() bool {
 		return len(p.a.Msg().Stats().Subscriptions) == 0 && !handlersRunning("msgAPI")
 	})
 	cancel()
@@ -344,7 +335,7 @@ func TestMsgHandleStream(t *testing.T) {
 	if r := <-res; !errors.As(r.err, &re) || !strings.Contains(re.Message, "went away") || time.Since(start) > 5*time.Second {
 		t.Fatalf("orphaned request: %v after %s", r.err, time.Since(start))
 	}
-	waitFor(t, "handler removed", 5*time.Second, func() bool {
+	testutil.Eventually(t, 5*time.Second, "handler removed", func() bool {
 		return !p.a.Msg().Stats().Types["echo"].Handler && !handlersRunning("msgAPI")
 	})
 	rs2, err := p.cl.HandleRequests(ctx, "echo")

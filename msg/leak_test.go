@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
+
+	"github.com/warren-p2p/warren/internal/testutil"
 )
 
 // Every goroutine the service starts (writers, readers, handlers, stream
@@ -54,7 +56,7 @@ func TestNoGoroutineLeakAfterClose(t *testing.T) {
 			}
 		}
 	}()
-	eventually(t, 10*time.Second, "send queue full", func() bool {
+	testutil.Eventually(t, 10*time.Second, "send queue full", func() bool {
 		ps := a.Stats().Peers
 		return len(ps) == 1 && ps[0].Queued.Normal == 4
 	})

@@ -27,6 +27,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/warren-p2p/warren/tunnel"
+
+	"github.com/warren-p2p/warren/internal/testutil"
 )
 
 // shortTempDir is a temporary directory with a short path (unix socket
@@ -290,7 +292,7 @@ func TestListenConnCap(t *testing.T) {
 			t.Fatalf("connection %d over the cap was served", i+1)
 		}
 	}
-	eventually(t, "refusals to be counted", func() bool { return sm.List()[0].LimitRefused == extra })
+	testutil.Eventually(t, 10*time.Second, "refusals to be counted", func() bool { return sm.List()[0].LimitRefused == extra })
 	if v := refusedBy(t, reg, "limit"); v != extra {
 		t.Errorf("warren_tunnel_refused_total{reason=limit} = %v, want %d", v, extra)
 	}
@@ -304,7 +306,7 @@ func TestListenConnCap(t *testing.T) {
 	open[0].Close()
 	open[1].Close()
 	open = open[2:]
-	eventually(t, "closed connections to end", func() bool { return sm.List()[0].ActiveStreams == capN-2 })
+	testutil.Eventually(t, 10*time.Second, "closed connections to end", func() bool { return sm.List()[0].ActiveStreams == capN-2 })
 	for range 2 {
 		c, ok := echoOnce(t, f.ListenAddress)
 		open = append(open, c)
@@ -357,7 +359,7 @@ func TestListenPerPeerShare(t *testing.T) {
 	if ok {
 		t.Fatal("peer A got a third of four slots")
 	}
-	eventually(t, "peer_limit refusal", func() bool { return refusedBy(t, reg, "peer_limit") == 1 })
+	testutil.Eventually(t, 10*time.Second, "peer_limit refusal", func() bool { return refusedBy(t, reg, "peer_limit") == 1 })
 	for i := range 2 {
 		c, ok := echoOnce(t, fb)
 		open = append(open, c)
@@ -436,7 +438,7 @@ func TestStreamsJoinTunnelService(t *testing.T) {
 	if ok {
 		t.Fatal("second stream served over the service's per-peer limit")
 	}
-	eventually(t, "service refusal", func() bool { return refusedBy(t, reg, "service") == 1 })
+	testutil.Eventually(t, 10*time.Second, "service refusal", func() bool { return refusedBy(t, reg, "service") == 1 })
 }
 
 // lockedBuf collects log output from several goroutines.
@@ -480,7 +482,7 @@ func TestRefusedStreamWarningsRateLimited(t *testing.T) {
 		_, _ = s.Read(make([]byte, 1))
 		_ = s.Reset()
 	}
-	eventually(t, "refusals to be counted", func() bool { return sm.List()[0].Refused == n })
+	testutil.Eventually(t, 10*time.Second, "refusals to be counted", func() bool { return sm.List()[0].Refused == n })
 	if got := strings.Count(logs.String(), "not in the allow list"); got != 1 {
 		t.Fatalf("%d warnings for %d refused streams, want 1 per window:\n%s", got, n, logs.String())
 	}
@@ -560,7 +562,7 @@ func TestUDPForwardSourceFlood(t *testing.T) {
 			t.Fatal(err)
 		}
 		queued, dropped := int64(min(i+1, 4)*60002), uint64(max(0, i+1-4))
-		eventually(t, "datagram to be queued or dropped", func() bool {
+		testutil.Eventually(t, 10*time.Second, "datagram to be queued or dropped", func() bool {
 			in := info()
 			return in.UDPQueuedBytes == queued && in.DroppedDatagrams == dropped
 		})
@@ -585,7 +587,7 @@ func TestUDPForwardSourceFlood(t *testing.T) {
 	}
 	// The kernel may drop some of the datagrams; enough arrive to reach
 	// both caps.
-	eventually(t, "both association caps to be reached", func() bool {
+	testutil.Eventually(t, 10*time.Second, "both association caps to be reached", func() bool {
 		return info().UDPSessions == 256 && refusedBy(t, reg, "udp_source") > 0 && refusedBy(t, reg, "udp_sessions") > 0
 	})
 	in := info()

@@ -28,6 +28,8 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/warren-p2p/warren/tunnel"
+
+	"github.com/warren-p2p/warren/internal/testutil"
 )
 
 // sendAndCheckEcho writes size random bytes through c while reading the
@@ -81,7 +83,7 @@ func TestForwardListenLargeTransfer(t *testing.T) {
 	d := time.Since(start)
 	t.Logf("%d MiB each way in %v (%.0f MiB/s per direction, race=%v)", size>>20, d, float64(size>>20)/d.Seconds(), raceEnabled)
 	// Counters: the client side sent and received size bytes.
-	eventually(t, "byte counters", func() bool {
+	testutil.Eventually(t, 10*time.Second, "byte counters", func() bool {
 		in := p.cm.List()[0]
 		return in.BytesOut == size && in.BytesIn == size && in.Opened == 1
 	})
@@ -123,7 +125,7 @@ func TestConcurrentConnections(t *testing.T) {
 	if got := accepted.Load(); got != n {
 		t.Errorf("target accepted %d connections, want %d", got, n)
 	}
-	eventually(t, "streams to end", func() bool {
+	testutil.Eventually(t, 10*time.Second, "streams to end", func() bool {
 		return len(p.cm.Streams()) == 0 && len(p.sm.Streams()) == 0
 	})
 	if in := p.sm.List()[0]; in.Opened != n || in.ActiveStreams != 0 {
@@ -237,7 +239,7 @@ func TestAllowList(t *testing.T) {
 			t.Fatalf("denied peer got data %q", b)
 		}
 	}
-	eventually(t, "refusal to be counted", func() bool { return sm.List()[0].Refused == 1 })
+	testutil.Eventually(t, 10*time.Second, "refusal to be counted", func() bool { return sm.List()[0].Refused == 1 })
 	if n := accepted.Load(); n != 0 {
 		t.Fatalf("target saw %d connections from a denied peer, want 0", n)
 	}
@@ -399,7 +401,7 @@ func TestStreamsAndCloseStream(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	eventually(t, "two streams each side", func() bool { return len(p.cm.Streams()) == 2 && len(p.sm.Streams()) == 2 })
+	testutil.Eventually(t, 10*time.Second, "two streams each side", func() bool { return len(p.cm.Streams()) == 2 && len(p.sm.Streams()) == 2 })
 	ss := p.cm.Streams()
 	for _, s := range ss {
 		if s.Protocol != p.proto || s.Peer != p.server.ID().String() || s.Kind != tunnel.KindForward ||
@@ -438,7 +440,7 @@ func TestStreamsAndCloseStream(t *testing.T) {
 	if _, err := io.ReadFull(c2, make([]byte, 1)); err != nil {
 		t.Fatalf("other stream broken: %v", err)
 	}
-	eventually(t, "one stream each side", func() bool { return len(p.cm.Streams()) == 1 && len(p.sm.Streams()) == 1 })
+	testutil.Eventually(t, 10*time.Second, "one stream each side", func() bool { return len(p.cm.Streams()) == 1 && len(p.sm.Streams()) == 1 })
 	if n := p.sm.CloseAllStreams(); n != 1 {
 		t.Errorf("CloseAllStreams = %d, want 1", n)
 	}
@@ -474,7 +476,7 @@ func TestRemoteHostCloseClosesClient(t *testing.T) {
 		t.Fatal("client read data after the remote host closed")
 	}
 	t.Logf("client conn closed %v after remote host close (%v)", time.Since(start), err)
-	eventually(t, "client streams to end", func() bool { return len(p.cm.Streams()) == 0 })
+	testutil.Eventually(t, 10*time.Second, "client streams to end", func() bool { return len(p.cm.Streams()) == 0 })
 }
 
 func TestCloseManagerResetsConnections(t *testing.T) {
@@ -505,7 +507,7 @@ func TestCloseManagerResetsConnections(t *testing.T) {
 		t.Error("forward listener still accepting after Manager.Close")
 	}
 	// The remote side's stream was reset as well.
-	eventually(t, "server streams to end", func() bool { return len(p.sm.Streams()) == 0 })
+	testutil.Eventually(t, 10*time.Second, "server streams to end", func() bool { return len(p.sm.Streams()) == 0 })
 }
 
 // A reset from the target resets the client promptly (no clean EOF).
@@ -579,7 +581,7 @@ func TestForwardFailures(t *testing.T) {
 			t.Fatalf("%s: client got %q", in.TargetAddress, b)
 		}
 	}
-	eventually(t, "failures counted", func() bool {
+	testutil.Eventually(t, 10*time.Second, "failures counted", func() bool {
 		l := cm.List()
 		return l[0].Failed == 1 && l[1].Failed == 1 && len(cm.Streams()) == 0
 	})
@@ -606,7 +608,7 @@ func TestCloseForwardWhileDialing(t *testing.T) {
 	}
 	c := dial(t, in.ListenAddress)
 	defer c.Close()
-	eventually(t, "the dial to reach the silent peer", func() bool { return accepted.Load() > 0 })
+	testutil.Eventually(t, 10*time.Second, "the dial to reach the silent peer", func() bool { return accepted.Load() > 0 })
 
 	start := time.Now()
 	if n, _, err := cm.CloseTunnels(tunnel.Filter{All: true}); err != nil || n != 1 {
@@ -717,7 +719,7 @@ func TestMetricsPerTunnel(t *testing.T) {
 		}
 		return 0, false
 	}
-	eventually(t, "the first forward's bytes", func() bool { v, _ := series(p.forward.ID); return v == 1000 })
+	testutil.Eventually(t, 10*time.Second, "the first forward's bytes", func() bool { v, _ := series(p.forward.ID); return v == 1000 })
 	if v, ok := series(second.ID); !ok || v != 0 {
 		t.Fatalf("second forward's series = %v (present %v), want its own, at 0", v, ok)
 	}
