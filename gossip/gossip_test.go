@@ -99,8 +99,8 @@ func TestNewValidatesOptions(t *testing.T) {
 		opts Options
 		want string
 	}{
-		{Options{}, "Options.Network"},
 		{Options{Network: "a/b"}, "Options.Network"},
+		{Options{Network: "-a"}, "Options.Network"},
 		{Options{Network: "n", MaxMessageSize: -1}, "Options.MaxMessageSize is -1"},
 		{Options{Network: "n", MaxMessageSize: 32 << 20}, "Options.MaxMessageSize is 33554432"},
 		{Options{Network: "n", PublishTimeout: -time.Second}, "Options.PublishTimeout is -1s"},

@@ -19,14 +19,15 @@ import (
 	"golang.org/x/sync/semaphore"
 	"golang.org/x/sync/singleflight"
 
+	"github.com/warren-p2p/warren/internal/netname"
 	"github.com/warren-p2p/warren/internal/ratelog"
 )
 
 // Defaults for Options.
 const (
-	DefaultNetwork               = "default"
+	DefaultNetwork               = netname.Default
 	DefaultMaxMessageSize        = 4 << 20
-	MaxMaxMessageSize            = 256 << 20
+	MaxMaxMessageSize            = 64 << 20 // config's messages.max_message_size bound
 	DefaultSendQueue             = 4096
 	DefaultRequestTimeout        = 10 * time.Second
 	DefaultOpenTimeout           = 15 * time.Second
@@ -37,7 +38,6 @@ const (
 	DefaultSubscribeMaxBytes     = 16 << 20
 	DefaultFrameGrace            = 10 * time.Second
 	DefaultFrameMinRate          = 64 << 10
-	maxNetworkLen                = 64
 )
 
 // ServiceName is the resource-manager service of the msg streams: every
@@ -49,11 +49,12 @@ const ServiceName = "warren.msg"
 type Options struct {
 	// Network separates warren networks: the protocol is
 	// /warren/<Network>/msg/1.0.0, so nodes of different networks never
-	// exchange messages. 1-64 characters of [A-Za-z0-9._-]; default "default".
+	// exchange messages. See package config's network for the rule; default
+	// DefaultNetwork ("warren", as config's).
 	Network string
 	// MaxMessageSize is the largest payload in bytes, checked on Send and,
 	// from the length prefix, before reading a frame (default 4 MiB, at most
-	// 256 MiB). All nodes of a network should use the same value.
+	// MaxMaxMessageSize, 64 MiB). All nodes of a network should use the same value.
 	MaxMessageSize int
 	// Logger receives the service's logs (default: discarded).
 	Logger *slog.Logger
@@ -114,8 +115,8 @@ func (o *Options) normalize() error {
 	if o.Network == "" {
 		o.Network = DefaultNetwork
 	}
-	if err := checkName(o.Network, maxNetworkLen, false); err != nil {
-		return kindf(ErrInvalid, "msg: invalid Options.Network %q: %w", o.Network, err)
+	if err := netname.Check(o.Network); err != nil {
+		return kindf(ErrInvalid, "msg: Options.Network: %w", err)
 	}
 	switch {
 	case o.MaxMessageSize < 0 || o.MaxMessageSize > MaxMaxMessageSize:

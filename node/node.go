@@ -340,31 +340,9 @@ func (n *Node) Addrs() []ma.Multiaddr {
 }
 
 // ParseTarget reads a peer given as a multiaddr ending in /p2p/<id>, or as a
-// bare peer ID (AddrInfo without Addrs). The error names the input and the
-// forms expected. It is the one parser of peers given as text: the API,
-// the CLI's config and the tunnel state file use it.
-func ParseTarget(s string) (peer.AddrInfo, error) {
-	s = strings.TrimSpace(s)
-	if s == "" {
-		return peer.AddrInfo{}, errors.New("empty peer: expected a peer ID or a multiaddr ending in /p2p/<peer-id>")
-	}
-	if strings.HasPrefix(s, "/") {
-		a, err := ma.NewMultiaddr(s)
-		if err != nil {
-			return peer.AddrInfo{}, fmt.Errorf("bad multiaddr %q: %v", s, err)
-		}
-		ai, err := peer.AddrInfoFromP2pAddr(a)
-		if err != nil {
-			return peer.AddrInfo{}, fmt.Errorf("multiaddr %q: expected it to end in /p2p/<peer-id>", s)
-		}
-		return *ai, nil
-	}
-	id, err := peer.Decode(s)
-	if err != nil {
-		return peer.AddrInfo{}, fmt.Errorf("bad peer %q: expected a peer ID (12D3KooW...) or a multiaddr ending in /p2p/<peer-id>", s)
-	}
-	return peer.AddrInfo{ID: id}, nil
-}
+// bare peer ID (AddrInfo without Addrs): config.ParsePeer, warren's one
+// parser of peers written as text.
+func ParseTarget(s string) (peer.AddrInfo, error) { return config.ParsePeer(s) }
 
 // ParsePeerID reads a bare peer ID, with an error that names the input.
 func ParsePeerID(s string) (peer.ID, error) {

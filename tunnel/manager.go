@@ -136,10 +136,10 @@ func NewManager(h host.Host, opts Options) (*Manager, error) {
 		return nil, fmt.Errorf("tunnel: negative timeout in options (DialTimeout %v, UDPIdleTimeout %v, DirectWait %v)", opts.DialTimeout, opts.UDPIdleTimeout, opts.DirectWait)
 	}
 	if opts.DialTimeout == 0 {
-		opts.DialTimeout = defaultDialTimeout
+		opts.DialTimeout = DefaultDialTimeout
 	}
 	if opts.UDPIdleTimeout == 0 {
-		opts.UDPIdleTimeout = defaultUDPIdleTimeout
+		opts.UDPIdleTimeout = DefaultUDPIdleTimeout
 	}
 	if opts.MaxConns < 0 || opts.MaxConns > MaxMaxConns {
 		return nil, fmt.Errorf("tunnel: Options.MaxConns %d: expected 0 (default %d) to %d", opts.MaxConns, DefaultMaxConns, MaxMaxConns)

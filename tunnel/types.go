@@ -26,9 +26,11 @@ const (
 	TransportUnix = "unix"
 )
 
+// Defaults of Options (config's tunnels section uses the same values: a
+// test in package config checks them, as config cannot import tunnel).
 const (
-	defaultDialTimeout    = 30 * time.Second
-	defaultUDPIdleTimeout = 60 * time.Second
+	DefaultDialTimeout    = 30 * time.Second
+	DefaultUDPIdleTimeout = 60 * time.Second
 	// DefaultMaxConns is the cap on concurrent connections of one tunnel
 	// when neither the spec nor Options.MaxConns sets one.
 	DefaultMaxConns = 1024
