@@ -76,7 +76,7 @@ func (n *Node) startServices(ctx context.Context, opts Options) error {
 	mo := msgOptions(cfg)
 	mo.Logger = n.log.With("component", "msg")
 	mo.Registerer = n.metrics
-	ms, err := msg.New(n.Host(), mo)
+	ms, err := msg.New(ctx, n.Host(), mo)
 	if err != nil {
 		return err // it says "msg: ..." or "gossip: ..." already: no second prefix
 	}
@@ -87,8 +87,7 @@ func (n *Node) startServices(ctx context.Context, opts Options) error {
 	if d := n.DHT(); d != nil {
 		disc = drouting.NewRoutingDiscovery(d)
 	}
-	// The node runs until Close, whatever becomes of the caller's ctx.
-	gs, err := gossip.New(context.WithoutCancel(ctx), n.Host(), gossip.Options{
+	gs, err := gossip.New(ctx, n.Host(), gossip.Options{
 		Network:        cfg.Network,
 		MaxMessageSize: cfg.Gossip.MaxMessageSize,
 		PublishTimeout: cfg.Gossip.PublishTimeout.Std(),
@@ -114,7 +113,7 @@ func (n *Node) startServices(ctx context.Context, opts Options) error {
 	if cfg.Swarm.HolePunching {
 		directWait = cfg.Tunnels.DirectWait.Std()
 	}
-	tm, err := tunnel.NewManager(n.Host(), tunnel.Options{
+	tm, err := tunnel.NewManager(ctx, n.Host(), tunnel.Options{
 		StatePath:      statePath,
 		RepoDir:        opts.RepoDir,
 		MaxConns:       cfg.Tunnels.MaxConnsPerTunnel,

@@ -64,9 +64,9 @@ type Service struct {
 	closeErr  error
 }
 
-// New starts gossip on h. ctx bounds the Service's lifetime as Close does;
-// cancelling it stops pubsub (Close must still be called to release
-// resources). h must stay open until Close returns.
+// New starts gossip on h. ctx bounds the start, as for every warren
+// constructor; the Service then runs until Close. h must stay open until
+// Close returns.
 func New(ctx context.Context, h host.Host, opts Options) (*Service, error) {
 	if h == nil {
 		return nil, kindf(ErrInvalid, "gossip: new: host is nil; expected a running libp2p host")
@@ -79,7 +79,10 @@ func New(ctx context.Context, h host.Host, opts Options) (*Service, error) {
 	if err != nil {
 		return nil, fmt.Errorf("gossip: new: %w", err)
 	}
-	psCtx, cancel := context.WithCancel(ctx)
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("gossip: new: %w", err)
+	}
+	psCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	s := &Service{
 		host:       h,
 		opts:       opts,

@@ -458,7 +458,7 @@ func TestIdentityChurnLeavesNoState(t *testing.T) {
 		h := mockPeer(t, mn, hd)
 		if i%2 == 0 {
 			// A well-behaved peer with a Service of its own.
-			c, err := New(h, Options{Network: "mock"})
+			c, err := New(context.Background(), h, Options{Network: "mock"})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -36,7 +36,7 @@ func connect(tb testing.TB, a, b host.Host) {
 
 func newService(tb testing.TB, h host.Host, opts Options) *Service {
 	tb.Helper()
-	s, err := New(h, opts)
+	s, err := New(context.Background(), h, opts)
 	if err != nil {
 		tb.Fatalf("New: %v", err)
 	}

@@ -19,11 +19,11 @@ func TestNoGoroutineLeakAfterClose(t *testing.T) {
 	ha, hb := newHost(t), newHost(t)
 	connect(t, ha, hb)
 	opts := goleak.IgnoreCurrent()
-	a, err := New(ha, Options{SendQueue: 4})
+	a, err := New(context.Background(), ha, Options{SendQueue: 4})
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := New(hb, Options{})
+	b, err := New(context.Background(), hb, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

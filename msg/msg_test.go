@@ -631,7 +631,7 @@ func TestMetricsBoundedLabels(t *testing.T) {
 	}
 	// Close unregisters, so a new service can register on the same registry.
 	_ = b.Close()
-	if _, err := New(hb, Options{Network: "m", Registerer: reg}); err != nil {
+	if _, err := New(context.Background(), hb, Options{Network: "m", Registerer: reg}); err != nil {
 		t.Fatalf("re-register after Close: %v", err)
 	}
 }
@@ -704,7 +704,7 @@ func TestValidation(t *testing.T) {
 		{Network: "a/b"}, {Network: strings.Repeat("n", 65)}, {MaxMessageSize: -1},
 		{MaxMessageSize: MaxMaxMessageSize + 1}, {SendQueue: -1}, {RequestTimeout: -1},
 	} {
-		if _, err := New(h, o); err == nil {
+		if _, err := New(context.Background(), h, o); err == nil {
 			t.Errorf("New(%+v) accepted", o)
 		}
 	}

@@ -307,7 +307,10 @@ func (s *Service) putInPeerLocked(p peer.ID, ip *inPeer) {
 
 // New starts a message service on h. It registers the stream handler for
 // ProtocolID(opts.Network) and, if opts.Registerer is set, its metrics.
-func New(h host.Host, opts Options) (*Service, error) {
+func New(ctx context.Context, h host.Host, opts Options) (*Service, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("msg: New: %w", err)
+	}
 	if h == nil {
 		return nil, kindf(ErrInvalid, "msg: New: host is nil")
 	}

@@ -608,7 +608,7 @@ func TestStateUnknownKeyFailsClosed(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "tunnels.json")
 	allowed := e.host().ID()
-	m1, err := tunnel.NewManager(e.host(), tunnel.Options{StatePath: path})
+	m1, err := tunnel.NewManager(context.Background(), e.host(), tunnel.Options{StatePath: path})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -669,7 +669,7 @@ func TestStateFileRefusedForms(t *testing.T) {
 		t.Fatal(err)
 	}
 	h := e.host()
-	if _, err := tunnel.NewManager(h, tunnel.Options{StatePath: link}); err == nil || !strings.Contains(err.Error(), "symbolic link") {
+	if _, err := tunnel.NewManager(context.Background(), h, tunnel.Options{StatePath: link}); err == nil || !strings.Contains(err.Error(), "symbolic link") {
 		t.Errorf("state file behind a symlink: %v, want refused", err)
 	}
 	// A FIFO planted as the state file is refused at once, not waited on.
@@ -678,7 +678,10 @@ func TestStateFileRefusedForms(t *testing.T) {
 		t.Fatal(err)
 	}
 	done := make(chan error, 1)
-	go func() { _, err := tunnel.NewManager(h, tunnel.Options{StatePath: fifo}); done <- err }()
+	go func() {
+		_, err := tunnel.NewManager(context.Background(), h, tunnel.Options{StatePath: fifo})
+		done <- err
+	}()
 	select {
 	case err := <-done:
 		if err == nil || !strings.Contains(err.Error(), "not a regular file") {
@@ -695,12 +698,12 @@ func TestStateFileRefusedForms(t *testing.T) {
 		if err := os.WriteFile(p, []byte(doc), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := tunnel.NewManager(h, tunnel.Options{StatePath: p}); err == nil || !strings.Contains(err.Error(), p) {
+		if _, err := tunnel.NewManager(context.Background(), h, tunnel.Options{StatePath: p}); err == nil || !strings.Contains(err.Error(), p) {
 			t.Errorf("%s: %v, want an error naming the file", name, err)
 		}
 	}
 	// The plain file loads.
-	m, err := tunnel.NewManager(h, tunnel.Options{StatePath: real})
+	m, err := tunnel.NewManager(context.Background(), h, tunnel.Options{StatePath: real})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -81,7 +81,7 @@ func (e *env) manager(h host.Host, opts tunnel.Options) *tunnel.Manager {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.NewTextHandler(tWriter{e.t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
-	m, err := tunnel.NewManager(h, opts)
+	m, err := tunnel.NewManager(context.Background(), h, opts)
 	if err != nil {
 		e.t.Fatalf("NewManager: %v", err)
 	}

@@ -210,7 +210,7 @@ func TestPersistence(t *testing.T) {
 	if _, err := sm.Listen(ctx, tunnel.ListenSpec{Protocol: "/x/temp", Target: target, Temp: true}); err != nil {
 		t.Fatal(err)
 	}
-	cm1, err := tunnel.NewManager(client, tunnel.Options{StatePath: clientState})
+	cm1, err := tunnel.NewManager(context.Background(), client, tunnel.Options{StatePath: clientState})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -298,7 +298,7 @@ func TestPersistence(t *testing.T) {
 	if err := os.WriteFile(bad, []byte("{not json"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := tunnel.NewManager(client, tunnel.Options{StatePath: bad}); err == nil || !strings.Contains(err.Error(), bad) {
+	if _, err := tunnel.NewManager(context.Background(), client, tunnel.Options{StatePath: bad}); err == nil || !strings.Contains(err.Error(), bad) {
 		t.Errorf("NewManager with corrupt state: %v", err)
 	}
 }

@@ -128,7 +128,10 @@ func (t *tunnel) temp() bool {
 // NewManager creates a Manager for h. If opts.StatePath names an existing
 // state file it is loaded (a corrupt file is an error, never overwritten);
 // call Restore to start the saved tunnels.
-func NewManager(h host.Host, opts Options) (*Manager, error) {
+func NewManager(ctx context.Context, h host.Host, opts Options) (*Manager, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("tunnel: new manager: %w", err)
+	}
 	if h == nil {
 		return nil, errors.New("tunnel: host is nil")
 	}
