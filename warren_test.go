@@ -3,10 +3,16 @@ package warren_test
 import (
 	"context"
 	"crypto/rand"
+	"errors"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/protocol"
+	"github.com/multiformats/go-multiaddr"
 	"go.uber.org/goleak"
 
 	"github.com/warren-p2p/warren"
@@ -129,5 +135,86 @@ func TestMaxSizeMessageWithinServiceLimits(t *testing.T) {
 		if time.Now().After(deadline) {
 			t.Fatalf("frame memory still reserved 5 s after delivery: %+v", a.Msg().Stats())
 		}
+	}
+}
+
+// Options{} starts a loopback-only test node with a fresh key; two such
+// nodes have different identities.
+func TestZeroOptions(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	ctx := context.Background()
+	a, err := warren.New(ctx, warren.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := warren.New(ctx, warren.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, _ := config.ForProfile(config.ProfileTest)
+	cfg := a.Config()
+	if cfg.Discovery.MDNS || cfg.Swarm.NATPortMap || cfg.Swarm.RelayClient || len(cfg.Discovery.Bootstrap) != 0 || cfg.Network != want.Network {
+		t.Errorf("zero Options config: %+v", cfg)
+	}
+	if a.ID() == b.ID() {
+		t.Error("two zero-Options nodes share a key")
+	}
+	for _, addr := range a.Addrs() {
+		if ip, err := addr.ValueForProtocol(multiaddr.P_IP4); err != nil || ip != "127.0.0.1" {
+			t.Errorf("address %s is not loopback", addr)
+		}
+	}
+	if err := b.Connect(ctx, a.AddrInfo()); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []*warren.Node{a, b} {
+		if err := n.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// Application protocols are served, and closed in the order given, while
+// the services still run, before the node's host; a Close error is
+// returned by the node's Close.
+func TestProtocolsClosedInOrderBeforeServices(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	var order []string
+	var n *warren.Node
+	proto := func(name string, err error) warren.Protocol {
+		return warren.Protocol{ID: protocol.ID("/test/" + name), Handler: func(s network.Stream) { _ = s.Reset() },
+			Close: func() error {
+				if _, serr := n.Msg().Subscribe("still-up", msg.SubscribeOptions{}); serr != nil {
+					order = append(order, name+": msg already closed")
+				}
+				if len(n.Host().Mux().Protocols()) > 0 && slices.Contains(n.Host().Mux().Protocols(), protocol.ID("/test/"+name)) {
+					order = append(order, name+": still served")
+				}
+				order = append(order, name)
+				return err
+			}}
+	}
+	var err error
+	n, err = warren.New(context.Background(), warren.Options{Protocols: []warren.Protocol{
+		proto("one", nil), proto("two", errors.New("boom")), {ID: "/test/three", Handler: func(s network.Stream) { _ = s.Reset() }},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := n.Host().Mux().Protocols()
+	for _, p := range []protocol.ID{"/test/one", "/test/two", "/test/three"} {
+		if !slices.Contains(served, p) {
+			t.Fatalf("%s not served: %v", p, served)
+		}
+	}
+	err = n.Close()
+	if err == nil || !strings.Contains(err.Error(), "boom") || !strings.Contains(err.Error(), "/test/two") {
+		t.Fatalf("Close = %v; expected protocol two's error", err)
+	}
+	if got := strings.Join(order, ","); got != "one,two" {
+		t.Fatalf("close order %q; expected one,two with services still running", got)
+	}
+	if _, err := warren.New(context.Background(), warren.Options{Protocols: []warren.Protocol{{ID: "/test/x"}}}); err == nil {
+		t.Fatal("a protocol without a handler was accepted")
 	}
 }
