@@ -16,6 +16,7 @@ import (
 	"github.com/warren-p2p/warren/client"
 	"github.com/warren-p2p/warren/gossip"
 	"github.com/warren-p2p/warren/msg"
+	"github.com/warren-p2p/warren/node"
 	"github.com/warren-p2p/warren/tunnel"
 )
 
@@ -85,7 +86,7 @@ func classify(err error) (status int, code string) {
 	case errors.As(err, &re):
 		code = client.CodeRemoteError
 	case errors.Is(err, tunnel.ErrInvalid), errors.Is(err, gossip.ErrTooLarge), errors.Is(err, gossip.ErrInvalidTopic),
-		errors.Is(err, msg.ErrInvalid), errors.Is(err, msg.ErrTooLarge):
+		errors.Is(err, msg.ErrInvalid), errors.Is(err, msg.ErrTooLarge), errors.Is(err, node.ErrSelf):
 		code = client.CodeInvalidArgument
 	case errors.Is(err, tunnel.ErrExists), errors.Is(err, msg.ErrExists), errors.Is(err, gossip.ErrInUse):
 		code = client.CodeConflict
