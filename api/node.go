@@ -42,7 +42,7 @@ func (s *Server) peers(w http.ResponseWriter, r *http.Request) {
 
 // peerInfo is the wire form of a node.PeerInfo.
 func peerInfo(p node.PeerInfo) client.PeerInfo {
-	return client.PeerInfo{ID: p.ID, Addr: p.Addr, Direction: p.Direction, Limited: p.Limited,
+	return client.PeerInfo{ID: p.ID.String(), Addr: p.Addr.String(), Direction: p.Direction, Limited: p.Limited,
 		Streams: p.Streams, LatencyMS: p.LatencyMS}
 }
 

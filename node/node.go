@@ -476,12 +476,12 @@ func (n *Node) Ping(ctx context.Context, p peer.ID, count int) ([]time.Duration,
 
 // PeerInfo describes one connected peer.
 type PeerInfo struct {
-	ID        string  `json:"id"`
-	Addr      string  `json:"addr"`
-	Direction string  `json:"direction"`
-	Limited   bool    `json:"limited"`
-	Streams   int     `json:"streams"`
-	LatencyMS float64 `json:"latency_ms"`
+	ID        peer.ID      `json:"id"`
+	Addr      ma.Multiaddr `json:"addr"`
+	Direction string       `json:"direction"`
+	Limited   bool         `json:"limited"`
+	Streams   int          `json:"streams"`
+	LatencyMS float64      `json:"latency_ms"`
 }
 
 // Peers lists the connected peers, one entry per peer. A peer with a direct
@@ -493,8 +493,8 @@ func (n *Node) Peers() []PeerInfo {
 	for _, c := range n.host.Network().Conns() {
 		p := c.RemotePeer()
 		info := PeerInfo{
-			ID:        p.String(),
-			Addr:      c.RemoteMultiaddr().String(),
+			ID:        p,
+			Addr:      c.RemoteMultiaddr(),
 			Direction: c.Stat().Direction.String(),
 			Limited:   c.Stat().Limited,
 			Streams:   len(c.GetStreams()),
@@ -513,7 +513,7 @@ func (n *Node) Peers() []PeerInfo {
 			out[i].Streams = info.Streams
 		}
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	sort.Slice(out, func(i, j int) bool { return out[i].ID.String() < out[j].ID.String() })
 	return out
 }
 

@@ -74,7 +74,7 @@ func TestConnectByPeerIDThroughDHT(t *testing.T) {
 	}
 	found := false
 	for _, p := range a.Peers() {
-		found = found || p.ID == c.ID().String()
+		found = found || p.ID == c.ID()
 	}
 	if !found {
 		t.Fatalf("peers of a lack c: %+v", a.Peers())

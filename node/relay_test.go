@@ -92,14 +92,14 @@ func TestReachAPrivateNodeThroughARelay(t *testing.T) {
 	// exists beside it (as after a hole punch), on the direct one.
 	peerOf := func() PeerInfo {
 		for _, p := range b.Peers() {
-			if p.ID == a.ID().String() {
+			if p.ID == a.ID() {
 				return p
 			}
 		}
 		t.Fatalf("B's peers lack A: %+v", b.Peers())
 		return PeerInfo{}
 	}
-	if p := peerOf(); !p.Limited || !strings.Contains(p.Addr, "/p2p-circuit") {
+	if p := peerOf(); !p.Limited || !strings.Contains(p.Addr.String(), "/p2p-circuit") {
 		t.Fatalf("before a direct connection, A is listed as %+v", p)
 	}
 	direct := peer.AddrInfo{ID: a.ID(), Addrs: a.Host().Addrs()}
@@ -109,7 +109,7 @@ func TestReachAPrivateNodeThroughARelay(t *testing.T) {
 	if n := len(b.Host().Network().ConnsToPeer(a.ID())); n < 2 {
 		t.Fatalf("B has %d connections to A, want the relayed and the direct one", n)
 	}
-	if p := peerOf(); p.Limited || strings.Contains(p.Addr, "/p2p-circuit") {
+	if p := peerOf(); p.Limited || strings.Contains(p.Addr.String(), "/p2p-circuit") {
 		t.Fatalf("with a direct connection, A is listed as %+v", p)
 	}
 }

@@ -260,7 +260,7 @@ func handleInput(ctx context.Context, n *warren.Node, room *gossip.Topic, nick s
 			p.printf("chat: no peers connected\n")
 		}
 		for _, pi := range peers {
-			id, _ := peer.Decode(pi.ID)
+			id := pi.ID
 			where := ""
 			if inRoom[id] {
 				where = " (in this room)"
