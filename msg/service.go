@@ -536,14 +536,6 @@ func (s *Service) Handle(typ string, h Handler) (*Registration, error) {
 	return &Registration{ts: ts, h: hp}, nil
 }
 
-// RemoveHandler unregisters the request handler of typ, if any. Requests
-// already running finish.
-func (s *Service) RemoveHandler(typ string) {
-	if ts := s.knownType(typ); ts != nil {
-		ts.handler.Store(nil)
-	}
-}
-
 // newID returns a fresh message ID.
 func (s *Service) newID() ID {
 	var id ID
