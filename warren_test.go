@@ -9,8 +9,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/libp2p/go-libp2p"
+	"github.com/libp2p/go-libp2p/core/control"
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/protocol"
 	"github.com/multiformats/go-multiaddr"
 	"go.uber.org/goleak"
@@ -216,5 +219,39 @@ func TestProtocolsClosedInOrderBeforeServices(t *testing.T) {
 	}
 	if _, err := warren.New(context.Background(), warren.Options{Protocols: []warren.Protocol{{ID: "/test/x"}}}); err == nil {
 		t.Fatal("a protocol without a handler was accepted")
+	}
+}
+
+// denyDials is a connection gater that refuses every outbound dial.
+type denyDials struct{}
+
+func (denyDials) InterceptPeerDial(peer.ID) bool                      { return false }
+func (denyDials) InterceptAddrDial(peer.ID, multiaddr.Multiaddr) bool { return false }
+func (denyDials) InterceptAccept(network.ConnMultiaddrs) bool         { return true }
+func (denyDials) InterceptSecured(network.Direction, peer.ID, network.ConnMultiaddrs) bool {
+	return true
+}
+func (denyDials) InterceptUpgraded(network.Conn) (bool, control.DisconnectReason) { return true, 0 }
+
+// Options.Libp2pOptions reach the host: a gater refusing dials stops Connect.
+func TestLibp2pOptionsApply(t *testing.T) {
+	ctx := context.Background()
+	a, err := warren.New(ctx, warren.Options{Libp2pOptions: []libp2p.Option{libp2p.ConnectionGater(denyDials{})}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	b, err := warren.New(ctx, warren.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := a.Connect(cctx, b.AddrInfo()); err == nil {
+		t.Fatal("the gater's refusal did not apply")
+	}
+	if err := b.Connect(cctx, a.AddrInfo()); err != nil {
+		t.Fatalf("inbound is allowed: %v", err)
 	}
 }
