@@ -21,7 +21,7 @@ func TestGossipServiceLimitsWired(t *testing.T) {
 	defer b.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if _, err := a.Connect(ctx, b.Addrs()[0]); err != nil {
+	if err := a.Connect(ctx, b.AddrInfo()); err != nil {
 		t.Fatal(err)
 	}
 	cfg, _ := config.ForProfile(config.ProfileTest)

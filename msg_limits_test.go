@@ -20,29 +20,29 @@ func TestConcurrentLargeRequests(t *testing.T) {
 		t.Cleanup(func() { _ = a.Close(); _ = b.Close() })
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		if err := a.Msg.Handle("slow", func(ctx context.Context, m *msg.Message) ([]byte, error) {
+		if _, err := a.Msg().Handle("slow", func(ctx context.Context, m *msg.Message) ([]byte, error) {
 			time.Sleep(time.Second)
 			return []byte("ok"), nil
 		}); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := b.Connect(ctx, a.Addrs()[0]); err != nil {
+		if err := b.Connect(ctx, a.AddrInfo()); err != nil {
 			t.Fatal(err)
 		}
 		payload := make([]byte, c.size)
 		var wg sync.WaitGroup
 		errs := make([]error, c.n)
 		for i := range errs {
-			wg.Go(func() { _, errs[i] = b.Msg.Request(ctx, a.ID(), "slow", payload) })
+			wg.Go(func() { _, errs[i] = b.Msg().Request(ctx, a.ID(), "slow", payload) })
 		}
 		wg.Wait()
 		for i, err := range errs {
 			if err != nil {
-				st := a.Msg.Stats()
+				st := a.Msg().Stats()
 				t.Fatalf("%d requests of %d B: request %d: %v (refused_memory=%d)", c.n, c.size, i, err, st.RefusedMemory)
 			}
 		}
-		if st := a.Msg.Stats(); st.RefusedMemory != 0 || st.InboundFrameBytes != 0 {
+		if st := a.Msg().Stats(); st.RefusedMemory != 0 || st.InboundFrameBytes != 0 {
 			t.Fatalf("refused_memory=%d inbound_frame_bytes=%d, want 0 and 0", st.RefusedMemory, st.InboundFrameBytes)
 		}
 	}

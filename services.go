@@ -2,7 +2,6 @@ package warren
 
 import (
 	"context"
-	"fmt"
 	"path/filepath"
 	"time"
 
@@ -48,7 +47,7 @@ func msgOptions(cfg config.Config) msg.Options {
 func serviceLimits(cfg config.Config) ([]node.ServiceLimit, error) {
 	l, err := msg.ResourceLimits(msgOptions(cfg))
 	if err != nil {
-		return nil, fmt.Errorf("start messages: %w", err)
+		return nil, err // it says "msg: ..." or "gossip: ..." already: no second prefix
 	}
 	rm := cfg.Swarm.ResourceManager
 	mem := int64(rm.MaxMemoryMB) << 20
@@ -76,35 +75,34 @@ func (n *Node) startServices(ctx context.Context, opts Options) error {
 	cfg := opts.Config
 	mo := msgOptions(cfg)
 	mo.Logger = n.log.With("component", "msg")
-	mo.Registerer = n.Metrics
-	ms, err := msg.New(n.Host(), mo)
+	mo.Registerer = n.metrics
+	ms, err := msg.New(ctx, n.Host(), mo)
 	if err != nil {
-		return fmt.Errorf("start messages: %w", err)
+		return err // it says "msg: ..." or "gossip: ..." already: no second prefix
 	}
-	n.Msg = ms
+	n.msg = ms
 	n.closers = append(n.closers, ms.Close)
 
 	var disc discovery.Discovery
 	if d := n.DHT(); d != nil {
 		disc = drouting.NewRoutingDiscovery(d)
 	}
-	// The node runs until Close, whatever becomes of the caller's ctx.
-	gs, err := gossip.New(context.WithoutCancel(ctx), n.Host(), gossip.Options{
+	gs, err := gossip.New(ctx, n.Host(), gossip.Options{
 		Network:        cfg.Network,
 		MaxMessageSize: cfg.Gossip.MaxMessageSize,
 		PublishTimeout: cfg.Gossip.PublishTimeout.Std(),
 		Discovery:      disc,
 		Logger:         n.log.With("component", "gossip"),
-		Registerer:     n.Metrics,
+		Registerer:     n.metrics,
 
 		// Bounds on what peers' subscriptions may cost.
 		MaxTopicsPerRPC:  cfg.Gossip.MaxTopicsPerRPC,
 		MaxTopicsPerPeer: cfg.Gossip.MaxTopicsPerPeer,
 	})
 	if err != nil {
-		return fmt.Errorf("start gossip: %w", err)
+		return err // it says "msg: ..." or "gossip: ..." already: no second prefix
 	}
-	n.Gossip = gs
+	n.gossip = gs
 	n.closers = append(n.closers, gs.Close)
 
 	statePath := ""
@@ -115,7 +113,7 @@ func (n *Node) startServices(ctx context.Context, opts Options) error {
 	if cfg.Swarm.HolePunching {
 		directWait = cfg.Tunnels.DirectWait.Std()
 	}
-	tm, err := tunnel.NewManager(n.Host(), tunnel.Options{
+	tm, err := tunnel.NewManager(ctx, n.Host(), tunnel.Options{
 		StatePath:      statePath,
 		RepoDir:        opts.RepoDir,
 		MaxConns:       cfg.Tunnels.MaxConnsPerTunnel,
@@ -123,12 +121,12 @@ func (n *Node) startServices(ctx context.Context, opts Options) error {
 		DirectWait:     directWait,
 		UDPIdleTimeout: cfg.Tunnels.UDPIdleTimeout.Std(),
 		Logger:         n.log.With("component", "tunnel"),
-		Registerer:     n.Metrics,
+		Registerer:     n.metrics,
 	})
 	if err != nil {
-		return fmt.Errorf("start tunnels: %w", err)
+		return err // it says "tunnel: ..." already
 	}
-	n.Tunnels = tm
+	n.tunnels = tm
 	n.closers = append(n.closers, tm.Close)
 	// A tunnel that fails to come back stays listed with its error and is
 	// retried with backoff; the manager logs its error once.

@@ -38,10 +38,10 @@ func TestTunnelServiceLimitsWired(t *testing.T) {
 	target := "/ip4/127.0.0.1/tcp/" + portOf(t, ln.Addr())
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	if _, err := b.Tunnels.Listen(ctx, tunnel.ListenSpec{Protocol: "/x/many", Target: target, MaxConns: 2 * n}); err != nil {
+	if _, err := b.Tunnels().Listen(ctx, tunnel.ListenSpec{Protocol: "/x/many", Target: target, MaxConns: 2 * n}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := a.Connect(ctx, b.Addrs()[0]); err != nil {
+	if err := a.Connect(ctx, b.AddrInfo()); err != nil {
 		t.Fatal(err)
 	}
 	var streams []network.Stream

@@ -3,10 +3,19 @@ package warren_test
 import (
 	"context"
 	"crypto/rand"
+	"errors"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/libp2p/go-libp2p"
+	"github.com/libp2p/go-libp2p/core/control"
 	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
+	"github.com/multiformats/go-multiaddr"
 	"go.uber.org/goleak"
 
 	"github.com/warren-p2p/warren"
@@ -36,14 +45,14 @@ func TestLibraryNodeEndToEnd(t *testing.T) {
 	defer cancel()
 	a, b := newNode(t, ""), newNode(t, t.TempDir())
 
-	sub, err := a.Msg.Subscribe("greeting", msg.SubscribeOptions{Buffer: 8, Policy: msg.Block})
+	sub, err := a.Msg().Subscribe("greeting", msg.SubscribeOptions{Buffer: 8, Policy: msg.Block})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := b.Connect(ctx, a.Addrs()[0]); err != nil {
+	if err := b.Connect(ctx, a.AddrInfo()); err != nil {
 		t.Fatal(err)
 	}
-	if err := b.Msg.Send(ctx, a.ID(), "greeting", []byte("hello"), msg.SendOptions{}); err != nil {
+	if err := b.Msg().Send(ctx, a.ID(), "greeting", []byte("hello"), msg.SendOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	m, err := sub.Next(ctx)
@@ -69,9 +78,6 @@ func TestLibraryNodeEndToEnd(t *testing.T) {
 
 func TestNewRejectsBadOptions(t *testing.T) {
 	cfg := config.Default()
-	if _, err := warren.New(context.Background(), warren.Options{Config: cfg}); err == nil {
-		t.Fatal("no key accepted")
-	}
 	cfg.Network = ""
 	key, _, _ := crypto.GenerateEd25519Key(rand.Reader)
 	if _, err := warren.New(context.Background(), warren.Options{Config: cfg, Key: key}); err == nil {
@@ -104,16 +110,16 @@ func TestMaxSizeMessageWithinServiceLimits(t *testing.T) {
 	a, b := mk(), mk()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	sub, err := a.Msg.Subscribe("big", msg.SubscribeOptions{})
+	sub, err := a.Msg().Subscribe("big", msg.SubscribeOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := b.Connect(ctx, a.Addrs()[0]); err != nil {
+	if err := b.Connect(ctx, a.AddrInfo()); err != nil {
 		t.Fatal(err)
 	}
 	payload := make([]byte, size)
 	payload[size-1] = 7
-	if err := b.Msg.Send(ctx, a.ID(), "big", payload, msg.SendOptions{}); err != nil {
+	if err := b.Msg().Send(ctx, a.ID(), "big", payload, msg.SendOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	m, err := sub.Next(ctx)
@@ -123,14 +129,129 @@ func TestMaxSizeMessageWithinServiceLimits(t *testing.T) {
 	if len(m.Payload) != size || m.Payload[size-1] != 7 {
 		t.Fatalf("got %d bytes", len(m.Payload))
 	}
-	if st := a.Msg.Stats(); st.RefusedMemory != 0 || st.RefusedStreams != 0 {
+	if st := a.Msg().Stats(); st.RefusedMemory != 0 || st.RefusedStreams != 0 {
 		t.Fatalf("refused: %+v", st)
 	}
 	// The reader releases the frame's reservation once dispatch returns,
 	// which may be just after the subscriber has the message.
-	for deadline := time.Now().Add(5 * time.Second); a.Msg.Stats().InboundFrameBytes != 0; time.Sleep(10 * time.Millisecond) {
+	for deadline := time.Now().Add(5 * time.Second); a.Msg().Stats().InboundFrameBytes != 0; time.Sleep(10 * time.Millisecond) {
 		if time.Now().After(deadline) {
-			t.Fatalf("frame memory still reserved 5 s after delivery: %+v", a.Msg.Stats())
+			t.Fatalf("frame memory still reserved 5 s after delivery: %+v", a.Msg().Stats())
 		}
+	}
+}
+
+// Options{} starts a loopback-only test node with a fresh key; two such
+// nodes have different identities.
+func TestZeroOptions(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	ctx := context.Background()
+	a, err := warren.New(ctx, warren.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := warren.New(ctx, warren.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, _ := config.ForProfile(config.ProfileTest)
+	cfg := a.Config()
+	if cfg.Discovery.MDNS || cfg.Swarm.NATPortMap || cfg.Swarm.RelayClient || len(cfg.Discovery.Bootstrap) != 0 || cfg.Network != want.Network {
+		t.Errorf("zero Options config: %+v", cfg)
+	}
+	if a.ID() == b.ID() {
+		t.Error("two zero-Options nodes share a key")
+	}
+	for _, addr := range a.Addrs() {
+		if ip, err := addr.ValueForProtocol(multiaddr.P_IP4); err != nil || ip != "127.0.0.1" {
+			t.Errorf("address %s is not loopback", addr)
+		}
+	}
+	if err := b.Connect(ctx, a.AddrInfo()); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []*warren.Node{a, b} {
+		if err := n.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// Application protocols are served, and closed in the order given, while
+// the services still run, before the node's host; a Close error is
+// returned by the node's Close.
+func TestProtocolsClosedInOrderBeforeServices(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	var order []string
+	var n *warren.Node
+	proto := func(name string, err error) warren.Protocol {
+		return warren.Protocol{ID: protocol.ID("/test/" + name), Handler: func(s network.Stream) { _ = s.Reset() },
+			Close: func() error {
+				if _, serr := n.Msg().Subscribe("still-up", msg.SubscribeOptions{}); serr != nil {
+					order = append(order, name+": msg already closed")
+				}
+				if len(n.Host().Mux().Protocols()) > 0 && slices.Contains(n.Host().Mux().Protocols(), protocol.ID("/test/"+name)) {
+					order = append(order, name+": still served")
+				}
+				order = append(order, name)
+				return err
+			}}
+	}
+	var err error
+	n, err = warren.New(context.Background(), warren.Options{Protocols: []warren.Protocol{
+		proto("one", nil), proto("two", errors.New("boom")), {ID: "/test/three", Handler: func(s network.Stream) { _ = s.Reset() }},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := n.Host().Mux().Protocols()
+	for _, p := range []protocol.ID{"/test/one", "/test/two", "/test/three"} {
+		if !slices.Contains(served, p) {
+			t.Fatalf("%s not served: %v", p, served)
+		}
+	}
+	err = n.Close()
+	if err == nil || !strings.Contains(err.Error(), "boom") || !strings.Contains(err.Error(), "/test/two") {
+		t.Fatalf("Close = %v; expected protocol two's error", err)
+	}
+	if got := strings.Join(order, ","); got != "one,two" {
+		t.Fatalf("close order %q; expected one,two with services still running", got)
+	}
+	if _, err := warren.New(context.Background(), warren.Options{Protocols: []warren.Protocol{{ID: "/test/x"}}}); err == nil {
+		t.Fatal("a protocol without a handler was accepted")
+	}
+}
+
+// denyDials is a connection gater that refuses every outbound dial.
+type denyDials struct{}
+
+func (denyDials) InterceptPeerDial(peer.ID) bool                      { return false }
+func (denyDials) InterceptAddrDial(peer.ID, multiaddr.Multiaddr) bool { return false }
+func (denyDials) InterceptAccept(network.ConnMultiaddrs) bool         { return true }
+func (denyDials) InterceptSecured(network.Direction, peer.ID, network.ConnMultiaddrs) bool {
+	return true
+}
+func (denyDials) InterceptUpgraded(network.Conn) (bool, control.DisconnectReason) { return true, 0 }
+
+// Options.Libp2pOptions reach the host: a gater refusing dials stops Connect.
+func TestLibp2pOptionsApply(t *testing.T) {
+	ctx := context.Background()
+	a, err := warren.New(ctx, warren.Options{Libp2pOptions: []libp2p.Option{libp2p.ConnectionGater(denyDials{})}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	b, err := warren.New(ctx, warren.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := a.Connect(cctx, b.AddrInfo()); err == nil {
+		t.Fatal("the gater's refusal did not apply")
+	}
+	if err := b.Connect(cctx, a.AddrInfo()); err != nil {
+		t.Fatalf("inbound is allowed: %v", err)
 	}
 }

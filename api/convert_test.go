@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/multiformats/go-multiaddr"
+
 	"github.com/warren-p2p/warren/client"
 	"github.com/warren-p2p/warren/gossip"
 	"github.com/warren-p2p/warren/msg"
@@ -15,6 +17,10 @@ import (
 // fill sets every field of the struct v points to (recursively) to a
 // non-zero value.
 func fill(v reflect.Value) {
+	if v.Type() == reflect.TypeOf(multiaddr.Multiaddr{}) { // a slice of opaque components
+		v.Set(reflect.ValueOf(multiaddr.StringCast("/ip4/127.0.0.1/tcp/1")))
+		return
+	}
 	switch v.Kind() {
 	case reflect.Pointer:
 		v.Set(reflect.New(v.Type().Elem()))

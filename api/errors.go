@@ -16,6 +16,7 @@ import (
 	"github.com/warren-p2p/warren/client"
 	"github.com/warren-p2p/warren/gossip"
 	"github.com/warren-p2p/warren/msg"
+	"github.com/warren-p2p/warren/node"
 	"github.com/warren-p2p/warren/tunnel"
 )
 
@@ -84,16 +85,17 @@ func classify(err error) (status int, code string) {
 		code = ce.code
 	case errors.As(err, &re):
 		code = client.CodeRemoteError
-	case errors.Is(err, tunnel.ErrInvalid), errors.Is(err, gossip.ErrTooLarge):
+	case errors.Is(err, tunnel.ErrInvalid), errors.Is(err, gossip.ErrTooLarge), errors.Is(err, gossip.ErrInvalidTopic),
+		errors.Is(err, msg.ErrInvalid), errors.Is(err, msg.ErrTooLarge), errors.Is(err, node.ErrSelf):
 		code = client.CodeInvalidArgument
-	case errors.Is(err, tunnel.ErrExists):
+	case errors.Is(err, tunnel.ErrExists), errors.Is(err, msg.ErrExists), errors.Is(err, gossip.ErrInUse):
 		code = client.CodeConflict
 	case errors.Is(err, tunnel.ErrClosed), errors.Is(err, gossip.ErrClosed), errors.Is(err, msg.ErrClosed),
 		errors.Is(err, gossip.ErrTooManyTopics):
 		code = client.CodeUnavailable
 	case errors.Is(err, gossip.ErrNoPeers):
 		code = client.CodeNoPeers
-	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
+	case errors.Is(err, msg.ErrTimeout), errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
 		code = client.CodeTimeout
 	case errors.As(err, &fe):
 		code = fe.code

@@ -16,6 +16,7 @@ import (
 	"github.com/warren-p2p/warren/client"
 	"github.com/warren-p2p/warren/gossip"
 	"github.com/warren-p2p/warren/msg"
+	"github.com/warren-p2p/warren/node"
 	"github.com/warren-p2p/warren/tunnel"
 )
 
@@ -45,6 +46,15 @@ func TestClassify(t *testing.T) {
 		{fmt.Errorf("x: %w", gossip.ErrTooLarge), client.CodeInvalidArgument},
 		{fmt.Errorf("x: %w", &msg.RemoteError{Message: "no"}), client.CodeRemoteError},
 		{withCode("no_such_code", plain), client.CodeInternal},
+		// The library's typed errors, by kind (errors.Is), not by text.
+		{msg.ValidateType(""), client.CodeInvalidArgument},
+		{fmt.Errorf("x: %w", msg.ErrTooLarge), client.CodeInvalidArgument},
+		{fmt.Errorf("x: %w", msg.ErrExists), client.CodeConflict},
+		{fmt.Errorf("x: %w", msg.ErrTimeout), client.CodeTimeout},
+		{gossip.ValidateTopic("a b"), client.CodeInvalidArgument},
+		{fmt.Errorf("x: %w", gossip.ErrInUse), client.CodeConflict},
+		{orElse(client.CodeUnreachable, fmt.Errorf("x: %w", node.ErrSelf)), client.CodeInvalidArgument},
+		{orElse(client.CodeUnreachable, &node.OtherNetworkError{Network: "a", Ours: "b"}), client.CodeUnreachable},
 	} {
 		status, code := classify(tc.err)
 		if code != tc.code || status != codeStatus[tc.code] {

@@ -39,7 +39,7 @@ func (a *gossipAPI) routes() []route {
 }
 
 func (a *gossipAPI) topics(w http.ResponseWriter, r *http.Request) {
-	ts := a.s.node.Gossip.Topics()
+	ts := a.s.node.Gossip().Topics()
 	out := make([]client.TopicInfo, 0, len(ts))
 	for _, t := range ts {
 		out = append(out, topicInfo(t))
@@ -64,7 +64,7 @@ func (a *gossipAPI) leave(w http.ResponseWriter, r *http.Request) {
 			req.Topic, info.Subscriptions, pluralize(info.Subscriptions, "subscription"))))
 		return
 	}
-	if err := a.s.node.Gossip.Leave(req.Topic); err != nil {
+	if err := a.s.node.Gossip().Leave(req.Topic); err != nil {
 		writeError(w, withCode(client.CodeConflict, err))
 		return
 	}
@@ -76,7 +76,7 @@ func (a *gossipAPI) joined(topic string) bool { _, ok := a.topicInfo(topic); ret
 
 // topicInfo returns the joined topic's entry of the topic list.
 func (a *gossipAPI) topicInfo(topic string) (gossip.TopicInfo, bool) {
-	for _, t := range a.s.node.Gossip.Topics() {
+	for _, t := range a.s.node.Gossip().Topics() {
 		if t.Name == topic {
 			return t, true
 		}
@@ -91,7 +91,7 @@ func (a *gossipAPI) topicInfo(topic string) (gossip.TopicInfo, bool) {
 // topics leave'.
 func (a *gossipAPI) leaveIfIdle(topic string) {
 	if info, ok := a.topicInfo(topic); ok && info.Subscriptions == 0 && info.Published == 0 {
-		if err := a.s.node.Gossip.Leave(topic); err != nil {
+		if err := a.s.node.Gossip().Leave(topic); err != nil {
 			a.s.log.Debug("could not leave an idle topic after a failed publish", "topic", topic, "err", err)
 		}
 	}
@@ -150,7 +150,7 @@ func (a *gossipAPI) publishOne(ctx context.Context, topic string, data []byte, w
 	start := time.Now()
 	wctx, cancel := context.WithTimeout(ctx, wait)
 	defer cancel()
-	err := a.s.node.Gossip.Publish(wctx, topic, data)
+	err := a.s.node.Gossip().Publish(wctx, topic, data)
 	switch {
 	case err == nil:
 		return nil
@@ -287,7 +287,7 @@ func (a *gossipAPI) subscribe(w http.ResponseWriter, r *http.Request) {
 	if info.Buffer == 0 {
 		info.Buffer = gossip.DefaultSubscriptionBuffer
 	}
-	sub, err := a.s.node.Gossip.Subscribe(info.Topic, gossip.SubscribeOptions{Buffer: info.Buffer})
+	sub, err := a.s.node.Gossip().Subscribe(info.Topic, gossip.SubscribeOptions{Buffer: info.Buffer})
 	if err != nil {
 		writeError(w, orElse(client.CodeUnreachable, err))
 		return

@@ -15,6 +15,8 @@ import (
 	"github.com/warren-p2p/warren/client"
 	"github.com/warren-p2p/warren/config"
 	"github.com/warren-p2p/warren/gossip"
+
+	"github.com/warren-p2p/warren/internal/testutil"
 )
 
 func joinedTopic(n interface{ Topics() []gossip.TopicInfo }, name string) gossip.TopicInfo {
@@ -40,23 +42,23 @@ func TestTopicSubscribeDropsAndClientLeaving(t *testing.T) {
 	if st.Info.Topic != "news" || st.Info.Buffer != 10 {
 		t.Fatalf("subscription info %+v", st.Info)
 	}
-	if ti := joinedTopic(p.a.Gossip, "news"); ti.Subscriptions != 1 {
+	if ti := joinedTopic(p.a.Gossip(), "news"); ti.Subscriptions != 1 {
 		t.Fatalf("topic %+v: the subscription is not open once SubscribeTopic returned", ti)
 	}
 	// Not reading: the HTTP stream and the subscription's 10 slots fill up
 	// and the rest of 2,000 1 KB messages is dropped.
 	const total = 2000
 	for i := range total {
-		if err := p.b.Gossip.Publish(ctx, "news", fmt.Appendf(nil, "%04d %s", i, strings.Repeat("x", 1000))); err != nil {
+		if err := p.b.Gossip().Publish(ctx, "news", fmt.Appendf(nil, "%04d %s", i, strings.Repeat("x", 1000))); err != nil {
 			t.Fatal(err)
 		}
 	}
-	waitFor(t, "every message received by a", 30*time.Second, func() bool {
-		return joinedTopic(p.a.Gossip, "news").Received == total
+	testutil.Eventually(t, 30*time.Second, "every message received by a", func() bool {
+		return joinedTopic(p.a.Gossip(), "news").Received == total
 	})
 	// Drops before the subscription's buffer (pubsub's channel to it) are
 	// counted on the topic only.
-	before := joinedTopic(p.a.Gossip, "news").DroppedBy[gossip.DropSubscriberSlow]
+	before := joinedTopic(p.a.Gossip(), "news").DroppedBy[gossip.DropSubscriberSlow]
 	// GossipSub checks signatures in parallel, so order is not kept; each
 	// message must come at most once.
 	seen := map[string]bool{}
@@ -73,15 +75,15 @@ func TestTopicSubscribeDropsAndClientLeaving(t *testing.T) {
 			seen[n] = true
 		}
 	}
-	ti := joinedTopic(p.a.Gossip, "news")
+	ti := joinedTopic(p.a.Gossip(), "news")
 	if st.Dropped() == 0 || st.Dropped() != ti.DroppedBy[gossip.DropSubscriptionFull] || st.Received()+ti.Dropped != total {
 		t.Fatalf("stream: received %d, dropped %d; topic %+v; want drops, all reported, summing to %d", st.Received(), st.Dropped(), ti, total)
 	}
 
 	// The client goes away: the handler ends and unsubscribes.
 	cancel()
-	waitFor(t, "subscription closed after the client left", 10*time.Second, func() bool {
-		return joinedTopic(p.a.Gossip, "news").Subscriptions == 0 && !handlersRunning("gossipAPI")
+	testutil.Eventually(t, 10*time.Second, "subscription closed after the client left", func() bool {
+		return joinedTopic(p.a.Gossip(), "news").Subscriptions == 0 && !handlersRunning("gossipAPI")
 	})
 }
 
@@ -94,7 +96,7 @@ func TestTopicSubscribeCountAndServerClose(t *testing.T) {
 	}
 	defer st.Close()
 	for _, s := range []string{"one", "two", "three"} {
-		if err := p.b.Gossip.Publish(ctx, "few", []byte(s)); err != nil {
+		if err := p.b.Gossip().Publish(ctx, "few", []byte(s)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -114,8 +116,8 @@ func TestTopicSubscribeCountAndServerClose(t *testing.T) {
 	if len(got) != 2 || got[0] == got[1] || !strings.Contains("one,two,three", got[0]) || !strings.Contains("one,two,three", got[1]) {
 		t.Fatalf("n=2 stream gave %q, want 2 of one, two, three", got)
 	}
-	waitFor(t, "subscription closed after n messages", 10*time.Second, func() bool {
-		return joinedTopic(p.a.Gossip, "few").Subscriptions == 0
+	testutil.Eventually(t, 10*time.Second, "subscription closed after n messages", func() bool {
+		return joinedTopic(p.a.Gossip(), "few").Subscriptions == 0
 	})
 
 	// A stream with nothing to say ends when the server closes.
@@ -139,8 +141,8 @@ func TestTopicSubscribeCountAndServerClose(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("stream still open 5s after the server closed")
 	}
-	waitFor(t, "handler gone after server close", 10*time.Second, func() bool {
-		return !handlersRunning("gossipAPI") && joinedTopic(p.a.Gossip, "idle").Subscriptions == 0
+	testutil.Eventually(t, 10*time.Second, "handler gone after server close", func() bool {
+		return !handlersRunning("gossipAPI") && joinedTopic(p.a.Gossip(), "idle").Subscriptions == 0
 	})
 }
 
@@ -150,7 +152,7 @@ func TestTopicPublishAPI(t *testing.T) {
 	p := newMsgPair(t, func(c *config.Config) { c.Gossip.MaxMessageSize = 100 })
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	sub, err := p.b.Gossip.Subscribe("pub", gossip.SubscribeOptions{})
+	sub, err := p.b.Gossip().Subscribe("pub", gossip.SubscribeOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -178,7 +180,7 @@ func TestTopicPublishAPI(t *testing.T) {
 	if want := `"","l1","l2\r","l4","nd1","nd2","single"`; strings.Join(got, ",") != want {
 		t.Fatalf("b got %s, want %s", strings.Join(got, ","), want)
 	}
-	if ti := joinedTopic(p.a.Gossip, "pub"); ti.Published != 7 {
+	if ti := joinedTopic(p.a.Gossip(), "pub"); ti.Published != 7 {
 		t.Errorf("publisher topic %+v: want 7 published", ti)
 	}
 
@@ -249,7 +251,7 @@ func TestTopicPublishAPI(t *testing.T) {
 	}
 
 	// Leaving: refused while a subscription is open, then done, then a no-op.
-	asub, err := p.a.Gossip.Subscribe("pub", gossip.SubscribeOptions{})
+	asub, err := p.a.Gossip().Subscribe("pub", gossip.SubscribeOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -262,7 +264,7 @@ func TestTopicPublishAPI(t *testing.T) {
 	if res, err := p.cl.LeaveTopic(ctx, "pub"); err != nil || !res.Left {
 		t.Fatalf("leave: %+v %v", res, err)
 	}
-	if ti := joinedTopic(p.a.Gossip, "pub"); ti.Name != "" {
+	if ti := joinedTopic(p.a.Gossip(), "pub"); ti.Name != "" {
 		t.Fatalf("still joined after leave: %+v", ti)
 	}
 	if res, err := p.cl.LeaveTopic(ctx, "pub"); err != nil || res.Left {

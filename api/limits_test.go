@@ -27,6 +27,8 @@ import (
 	"github.com/warren-p2p/warren/client"
 	"github.com/warren-p2p/warren/config"
 	"github.com/warren-p2p/warren/msg"
+
+	"github.com/warren-p2p/warren/internal/testutil"
 )
 
 const testToken = "0123456789abcdef0123456789abcdef"
@@ -172,7 +174,7 @@ func TestAPITCPConnCap(t *testing.T) {
 			t.Fatalf("%d TCP API connections open, over the cap of %d", n, max)
 		}
 	}
-	waitFor(t, "connections over the cap refused", 10*time.Second, func() bool {
+	testutil.Eventually(t, 10*time.Second, "connections over the cap refused", func() bool {
 		return counterValue(t, g.srv.metrics.tcpRefused) >= held-max
 	})
 	if n := g.srv.tcpConns(); n != max {
@@ -215,7 +217,7 @@ func TestAPITCPConnCap(t *testing.T) {
 		c.Close()
 	}
 	conns = nil
-	waitFor(t, "slots freed", 10*time.Second, func() bool { return g.srv.tcpConns() == 0 })
+	testutil.Eventually(t, 10*time.Second, "slots freed", func() bool { return g.srv.tcpConns() == 0 })
 	tc, err := client.New(client.Endpoint{TCP: g.tcp}, testToken)
 	if err != nil {
 		t.Fatal(err)
@@ -507,7 +509,7 @@ func TestAPIDeadlinesSpareStreams(t *testing.T) {
 	a, b := newMsgTestNode(t), newMsgTestNode(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if _, err := a.Connect(ctx, b.Addrs()[0]); err != nil {
+	if err := a.Connect(ctx, b.AddrInfo()); err != nil {
 		t.Fatal(err)
 	}
 	g := newGuarded(t, a, lim)
@@ -524,7 +526,7 @@ func TestAPIDeadlinesSpareStreams(t *testing.T) {
 			t.Fatal(err)
 		}
 		time.Sleep(4 * short)
-		if err := b.Msg.Send(ctx, a.ID(), "late-"+name, []byte("hi"), msg.SendOptions{}); err != nil {
+		if err := b.Msg().Send(ctx, a.ID(), "late-"+name, []byte("hi"), msg.SendOptions{}); err != nil {
 			t.Fatal(err)
 		}
 		for {
@@ -539,7 +541,7 @@ func TestAPIDeadlinesSpareStreams(t *testing.T) {
 		st.Close()
 
 		// A request whose reply takes longer than every timeout.
-		if err := b.Msg.Handle("slow-"+name, func(ctx context.Context, _ *msg.Message) ([]byte, error) {
+		if _, err := b.Msg().Handle("slow-"+name, func(ctx context.Context, _ *msg.Message) ([]byte, error) {
 			time.Sleep(4 * short)
 			return []byte("done"), nil
 		}); err != nil {
@@ -662,7 +664,7 @@ func TestAPICloseLeavesNoGoroutines(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "connections accepted", 5*time.Second, func() bool { return g.srv.tcpConns() == 8 })
+	testutil.Eventually(t, 5*time.Second, "connections accepted", func() bool { return g.srv.tcpConns() == 8 })
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
 	_ = g.srv.Close(ctx) // held connections make Shutdown time out; Close then closes them

@@ -15,7 +15,6 @@ import (
 	"io"
 	"net/http"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -60,7 +59,7 @@ func (a *msgAPI) routes() []route {
 }
 
 func (a *msgAPI) stats(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, messageStats(a.s.node.Msg.Stats()))
+	writeJSON(w, http.StatusOK, messageStats(a.s.node.Msg().Stats()))
 }
 
 // messageStats is the wire form of msg.Stats.
@@ -102,8 +101,7 @@ func (a *msgAPI) bodyLimit() bodyLimit {
 
 func checkType(typ string) error {
 	if err := msg.ValidateType(typ); err != nil {
-		return invalidf("bad message type %q: expected 1 to %d characters of A-Za-z0-9._/- (%s)",
-			typ, msg.MaxTypeLen, strings.TrimPrefix(strings.TrimPrefix(err.Error(), "msg: "), fmt.Sprintf("invalid message type %q: ", typ)))
+		return invalid(err)
 	}
 	return nil
 }
@@ -146,7 +144,7 @@ func (a *msgAPI) target(ctx context.Context, s string) (peer.ID, error) {
 	if p == a.s.node.ID() {
 		return "", invalidf("peer %s is this node's own peer ID: messages go to other peers", p)
 	}
-	if _, err := a.s.node.Connect(ctx, p.String()); err != nil {
+	if err := a.s.node.ConnectPeer(ctx, p); err != nil {
 		return "", orElse(client.CodeUnreachable, fmt.Errorf("reach peer: %w", err))
 	}
 	return p, nil
@@ -184,7 +182,7 @@ func (a *msgAPI) send(w http.ResponseWriter, r *http.Request) {
 		writeError(w, fmt.Errorf("send %q: %w", req.Type, err))
 		return
 	}
-	if err := a.s.node.Msg.Send(r.Context(), p, req.Type, req.Payload, msg.SendOptions{Priority: prio, ID: id}); err != nil {
+	if err := a.s.node.Msg().Send(r.Context(), p, req.Type, req.Payload, msg.SendOptions{Priority: prio, ID: id}); err != nil {
 		writeError(w, orElse(client.CodeUnreachable, err))
 		return
 	}
@@ -228,7 +226,7 @@ func (a *msgAPI) sendBulk(w http.ResponseWriter, r *http.Request) {
 		limit = int(a.bodyLimit().n)
 	}
 	lr := newLineReader(r.Body, limit, "messages.max_message_size")
-	ms := a.s.node.Msg
+	ms := a.s.node.Msg()
 	for {
 		line, err := lr.next()
 		if errors.Is(err, io.EOF) {
@@ -335,7 +333,7 @@ func (a *msgAPI) subscribe(w http.ResponseWriter, r *http.Request) {
 		info.Buffer = msg.DefaultSubscribeBuffer
 	}
 	info.Policy = policy.String()
-	sub, err := a.s.node.Msg.Subscribe(typ, msg.SubscribeOptions{Buffer: info.Buffer, Policy: policy, Dedup: info.Dedup})
+	sub, err := a.s.node.Msg().Subscribe(typ, msg.SubscribeOptions{Buffer: info.Buffer, Policy: policy, Dedup: info.Dedup})
 	if err != nil {
 		writeError(w, withCode(client.CodeUnavailable, err))
 		return
@@ -409,13 +407,16 @@ func (a *msgAPI) request(w http.ResponseWriter, r *http.Request) {
 		writeError(w, fmt.Errorf("request %q: %w", req.Type, err))
 		return
 	}
-	m, err := a.s.node.Msg.Request(ctx, p, req.Type, req.Payload)
+	m, err := a.s.node.Msg().Request(ctx, p, req.Type, req.Payload)
 	if err != nil {
 		var re *msg.RemoteError
 		switch {
 		case errors.As(err, &re):
 			writeError(w, withCode(client.CodeRemoteError, fmt.Errorf("request %q to %s: the remote peer answered with an error: %s", req.Type, p, re.Message)))
-		case errors.Is(err, context.DeadlineExceeded):
+		case errors.Is(err, msg.ErrTooLarge):
+			// The peer answered, with more than this node accepts.
+			writeError(w, withCode(client.CodeRemoteError, err))
+		case errors.Is(err, msg.ErrTimeout), errors.Is(err, context.DeadlineExceeded):
 			writeError(w, withCode(client.CodeTimeout, fmt.Errorf("request %q to %s: timed out: no reply within %s", req.Type, p, timeout)))
 		default:
 			writeError(w, orElse(client.CodeUnreachable, err))
@@ -471,11 +472,15 @@ func (a *msgAPI) handle(w http.ResponseWriter, r *http.Request) {
 			return nil, fmt.Errorf("the responder for %q went away before replying", typ)
 		}
 	}
-	if err := a.s.node.Msg.Handle(typ, h); err != nil {
-		writeError(w, withCode(client.CodeConflict, fmt.Errorf("answer requests of type %q: another responder already answers them (one per type): %w", typ, err)))
+	reg, err := a.s.node.Msg().Handle(typ, h)
+	if errors.Is(err, msg.ErrExists) {
+		writeError(w, fmt.Errorf("answer requests of type %q: another responder already answers them (one per type): %w", typ, err))
+		return
+	} else if err != nil {
+		writeError(w, err)
 		return
 	}
-	defer a.s.node.Msg.RemoveHandler(typ) // runs before cancel: no new request reaches h after
+	defer reg.Close() // runs before cancel: no new request reaches h after
 
 	nd, stop, err := startStream(ctx, w, client.RequestEvent{Handling: &client.HandlingInfo{Type: typ}})
 	defer stop()

@@ -23,6 +23,8 @@ import (
 	"github.com/warren-p2p/warren/client"
 	"github.com/warren-p2p/warren/config"
 	"github.com/warren-p2p/warren/msg"
+
+	"github.com/warren-p2p/warren/internal/testutil"
 )
 
 func newMsgTestNode(t *testing.T, mutate ...func(*config.Config)) *warren.Node {
@@ -57,7 +59,7 @@ func newMsgPair(t *testing.T, mutate ...func(*config.Config)) *msgPair {
 	p := &msgPair{a: newMsgTestNode(t, mutate...), b: newMsgTestNode(t, mutate...)}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	if _, err := p.b.Connect(ctx, p.a.Addrs()[0]); err != nil {
+	if err := p.b.Connect(ctx, p.a.AddrInfo()); err != nil {
 		t.Fatal(err)
 	}
 	p.srv = NewServer(p.a, ServerOptions{})
@@ -81,17 +83,6 @@ func newMsgPair(t *testing.T, mutate ...func(*config.Config)) *msgPair {
 	return p
 }
 
-func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting: %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 func TestMsgSubscribeStreamEndsWithClient(t *testing.T) {
 	p := newMsgPair(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -108,12 +99,12 @@ func TestMsgSubscribeStreamEndsWithClient(t *testing.T) {
 	// received or reported dropped.
 	const total = 2000
 	for i := range total {
-		if err := p.b.Msg.Send(ctx, p.a.ID(), "chat", fmt.Appendf(nil, "%d %s", i, strings.Repeat("x", 1000)), msg.SendOptions{}); err != nil {
+		if err := p.b.Msg().Send(ctx, p.a.ID(), "chat", fmt.Appendf(nil, "%d %s", i, strings.Repeat("x", 1000)), msg.SendOptions{}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	waitFor(t, "every message dispatched", 10*time.Second, func() bool {
-		return p.a.Msg.Stats().Types["chat"].MsgsIn == total
+	testutil.Eventually(t, 10*time.Second, "every message dispatched", func() bool {
+		return p.a.Msg().Stats().Types["chat"].MsgsIn == total
 	})
 	var lastSeen = -1
 	for st.Received()+st.Dropped() < total {
@@ -133,14 +124,14 @@ func TestMsgSubscribeStreamEndsWithClient(t *testing.T) {
 	if st.Dropped() == 0 || st.Received()+st.Dropped() != total {
 		t.Fatalf("received %d + dropped %d, want %d with drops", st.Received(), st.Dropped(), total)
 	}
-	if s := p.a.Msg.Stats().Subscriptions; len(s) != 1 || s[0].Dropped != st.Dropped() {
+	if s := p.a.Msg().Stats().Subscriptions; len(s) != 1 || s[0].Dropped != st.Dropped() {
 		t.Fatalf("daemon subscription stats %+v, stream says dropped %d", s, st.Dropped())
 	}
 
 	// The client goes away: the handler ends and unsubscribes.
 	cancel()
-	waitFor(t, "subscription closed after the client left", 10*time.Second, func() bool {
-		return len(p.a.Msg.Stats().Subscriptions) == 0 && !handlersRunning("msgAPI")
+	testutil.Eventually(t, 10*time.Second, "subscription closed after the client left", func() bool {
+		return len(p.a.Msg().Stats().Subscriptions) == 0 && !handlersRunning("msgAPI")
 	})
 }
 
@@ -153,7 +144,7 @@ func TestMsgSubscribeCount(t *testing.T) {
 	}
 	defer st.Close()
 	for _, s := range []string{"one", "two", "three"} {
-		if err := p.b.Msg.Send(ctx, p.a.ID(), "few", []byte(s), msg.SendOptions{}); err != nil {
+		if err := p.b.Msg().Send(ctx, p.a.ID(), "few", []byte(s), msg.SendOptions{}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -173,8 +164,8 @@ func TestMsgSubscribeCount(t *testing.T) {
 	if strings.Join(got, ",") != "one,two" {
 		t.Fatalf("n=2 stream gave %q", got)
 	}
-	waitFor(t, "subscription closed after n messages", 10*time.Second, func() bool {
-		return len(p.a.Msg.Stats().Subscriptions) == 0
+	testutil.Eventually(t, 10*time.Second, "subscription closed after n messages", func() bool {
+		return len(p.a.Msg().Stats().Subscriptions) == 0
 	})
 }
 
@@ -194,7 +185,7 @@ func TestMsgSubscribeCountReportsDropsAtClose(t *testing.T) {
 	// reads it, so the next ones pile up in the subscription.
 	payload := bytes.Repeat([]byte("x"), 1<<20)
 	for range 4 {
-		if err := p.b.Msg.Send(ctx, p.a.ID(), "last", payload, msg.SendOptions{}); err != nil {
+		if err := p.b.Msg().Send(ctx, p.a.ID(), "last", payload, msg.SendOptions{}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -202,8 +193,8 @@ func TestMsgSubscribeCountReportsDropsAtClose(t *testing.T) {
 	// queued (the one after it waits for room).
 	held := func(in uint64) {
 		t.Helper()
-		waitFor(t, fmt.Sprintf("%d messages in, one queued", in), 10*time.Second, func() bool {
-			s := p.a.Msg.Stats()
+		testutil.Eventually(t, 10*time.Second, fmt.Sprintf("%d messages in, one queued", in), func() bool {
+			s := p.a.Msg().Stats()
 			return s.Types["last"].MsgsIn == in && len(s.Subscriptions) == 1 && s.Subscriptions[0].Queued == 1
 		})
 	}
@@ -223,8 +214,8 @@ func TestMsgSubscribeCountReportsDropsAtClose(t *testing.T) {
 			t.Fatalf("after %d messages: %v", st.Received(), err)
 		}
 	}
-	waitFor(t, "subscription closed", 10*time.Second, func() bool { return len(p.a.Msg.Stats().Subscriptions) == 0 })
-	daemon := p.a.Msg.Stats().Types["last"].Dropped
+	testutil.Eventually(t, 10*time.Second, "subscription closed", func() bool { return len(p.a.Msg().Stats().Subscriptions) == 0 })
+	daemon := p.a.Msg().Stats().Types["last"].Dropped
 	if st.Received() != 2 || st.Dropped() != 2 || daemon != 2 {
 		t.Fatalf("stream: received %d, dropped %d; daemon: dropped %d; want 2 received, 2 dropped on both sides", st.Received(), st.Dropped(), daemon)
 	}
@@ -245,7 +236,7 @@ func TestMsgServerCloseEndsBlockedStream(t *testing.T) {
 	go func() {
 		payload := bytes.Repeat([]byte("x"), 1000)
 		for range 20_000 {
-			if err := p.b.Msg.Send(ctx, p.a.ID(), "big", payload, msg.SendOptions{}); err != nil {
+			if err := p.b.Msg().Send(ctx, p.a.ID(), "big", payload, msg.SendOptions{}); err != nil {
 				sendDone <- err
 				return
 			}
@@ -253,10 +244,10 @@ func TestMsgServerCloseEndsBlockedStream(t *testing.T) {
 		sendDone <- nil
 	}()
 	// Backpressure reaches the sender: its queue to a fills up.
-	waitFor(t, "sender's queue full", 30*time.Second, func() bool {
-		for _, ps := range p.b.Msg.Stats().Peers {
+	testutil.Eventually(t, 30*time.Second, "sender's queue full", func() bool {
+		for _, ps := range p.b.Msg().Stats().Peers {
 			if ps.Peer == p.a.ID() && ps.Queued.Normal > 0 {
-				s := p.a.Msg.Stats().Subscriptions
+				s := p.a.Msg().Stats().Subscriptions
 				return len(s) == 1 && s[0].Queued == 1
 			}
 		}
@@ -271,8 +262,8 @@ func TestMsgServerCloseEndsBlockedStream(t *testing.T) {
 	if d := time.Since(start); d > 3*time.Second {
 		t.Errorf("Server.Close took %s with a stalled subscriber", d)
 	}
-	waitFor(t, "stream handler ended", 5*time.Second, func() bool {
-		return len(p.a.Msg.Stats().Subscriptions) == 0 && !handlersRunning("msgAPI")
+	testutil.Eventually(t, 5*time.Second, "stream handler ended", func() bool {
+		return len(p.a.Msg().Stats().Subscriptions) == 0 && !handlersRunning("msgAPI")
 	})
 	cancel()
 	<-sendDone
@@ -300,7 +291,7 @@ func TestMsgHandleStream(t *testing.T) {
 		go func() {
 			rctx, rcancel := context.WithTimeout(ctx, timeout)
 			defer rcancel()
-			m, err := p.b.Msg.Request(rctx, p.a.ID(), "echo", []byte(payload))
+			m, err := p.b.Msg().Request(rctx, p.a.ID(), "echo", []byte(payload))
 			ch <- result{m, err}
 		}()
 		return ch
@@ -344,8 +335,8 @@ func TestMsgHandleStream(t *testing.T) {
 	if r := <-res; !errors.As(r.err, &re) || !strings.Contains(re.Message, "went away") || time.Since(start) > 5*time.Second {
 		t.Fatalf("orphaned request: %v after %s", r.err, time.Since(start))
 	}
-	waitFor(t, "handler removed", 5*time.Second, func() bool {
-		return !p.a.Msg.Stats().Types["echo"].Handler && !handlersRunning("msgAPI")
+	testutil.Eventually(t, 5*time.Second, "handler removed", func() bool {
+		return !p.a.Msg().Stats().Types["echo"].Handler && !handlersRunning("msgAPI")
 	})
 	rs2, err := p.cl.HandleRequests(ctx, "echo")
 	if err != nil {

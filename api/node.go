@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/multiformats/go-multiaddr"
 
 	"github.com/warren-p2p/warren"
 	"github.com/warren-p2p/warren/client"
@@ -25,7 +26,7 @@ func (s *Server) health(w http.ResponseWriter, r *http.Request) {
 func (s *Server) id(w http.ResponseWriter, r *http.Request) {
 	pub, _ := crypto.MarshalPublicKey(s.node.Host().Peerstore().PubKey(s.node.ID()))
 	writeJSON(w, http.StatusOK, client.IDInfo{
-		ID: s.node.ID().String(), Addrs: nonNil(s.node.Addrs()), Network: s.node.Config().Network,
+		ID: s.node.ID().String(), Addrs: addrStrings(s.node.Addrs()), Network: s.node.Config().Network,
 		PublicKey: base64.StdEncoding.EncodeToString(pub), Agent: "warren/" + warren.Version,
 	})
 }
@@ -41,7 +42,7 @@ func (s *Server) peers(w http.ResponseWriter, r *http.Request) {
 
 // peerInfo is the wire form of a node.PeerInfo.
 func peerInfo(p node.PeerInfo) client.PeerInfo {
-	return client.PeerInfo{ID: p.ID, Addr: p.Addr, Direction: p.Direction, Limited: p.Limited,
+	return client.PeerInfo{ID: p.ID.String(), Addr: p.Addr.String(), Direction: p.Direction, Limited: p.Limited,
 		Streams: p.Streams, LatencyMS: p.LatencyMS}
 }
 
@@ -50,19 +51,16 @@ func (s *Server) connect(w http.ResponseWriter, r *http.Request) {
 	if !s.readBody(w, r, controlLimit, "docs/api.md", &req) {
 		return
 	}
-	if _, err := node.ParseTarget(req.Addr); err != nil {
+	ai, err := node.ParseTarget(req.Addr)
+	if err != nil {
 		writeError(w, invalid(err))
 		return
 	}
-	ai, err := s.node.Connect(r.Context(), req.Addr)
-	if err != nil {
+	if err := s.node.Connect(r.Context(), ai); err != nil {
 		writeError(w, orElse(client.CodeUnreachable, err))
 		return
 	}
-	addrs := make([]string, 0, len(ai.Addrs))
-	for _, a := range ai.Addrs {
-		addrs = append(addrs, a.String())
-	}
+	addrs := addrStrings(s.node.Host().Peerstore().Addrs(ai.ID))
 	writeJSON(w, http.StatusOK, client.ConnectResult{ID: ai.ID.String(), Addrs: addrs})
 }
 
@@ -116,6 +114,15 @@ func (s *Server) ping(w http.ResponseWriter, r *http.Request) {
 		res.AvgMS = sum / float64(len(rtts))
 	}
 	writeJSON(w, http.StatusOK, res)
+}
+
+// addrStrings is the wire form of multiaddrs (never nil: [] in JSON).
+func addrStrings(as []multiaddr.Multiaddr) []string {
+	out := make([]string, 0, len(as))
+	for _, a := range as {
+		out = append(out, a.String())
+	}
+	return out
 }
 
 // nonNil makes a nil slice an empty one, so that it is [] in JSON.

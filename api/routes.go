@@ -48,7 +48,7 @@ func with(codes []string, more ...string) []string { return append(slices.Clip(c
 
 // routes lists every route of the API.
 func (s *Server) routes() []route {
-	metrics := promhttp.HandlerFor(s.node.Metrics, promhttp.HandlerOpts{})
+	metrics := promhttp.HandlerFor(s.node.Metrics(), promhttp.HandlerOpts{})
 	rs := []route{
 		{pattern: "GET /metrics", h: metrics.ServeHTTP, codes: []string{client.CodeInternal}},
 		{pattern: "GET /v1/health", h: s.health},

@@ -81,7 +81,7 @@ func NewServer(n *warren.Node, opts ServerOptions) *Server {
 	s := &Server{node: n, log: log, warn: ratelog.New(log, 0), token: opts.Token, started: time.Now(), mux: http.NewServeMux(),
 		lim: resolveLimits(opts.Limits, n.Config().API)}
 	var err error
-	if s.metrics, err = newAPIMetrics(n.Metrics); err != nil {
+	if s.metrics, err = newAPIMetrics(n.Metrics()); err != nil {
 		log.Error("API metrics are not exported", "err", err)
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())

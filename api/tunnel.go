@@ -53,7 +53,7 @@ func (s *Server) tunnelList(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	out := []client.TunnelInfo{}
-	for _, t := range s.node.Tunnels.List() {
+	for _, t := range s.node.Tunnels().List() {
 		if f.match(t.Kind, t.Protocol) {
 			out = append(out, tunnelInfo(t))
 		}
@@ -68,7 +68,7 @@ func (s *Server) tunnelStreams(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	out := []client.TunnelStreamInfo{}
-	for _, st := range s.node.Tunnels.Streams() {
+	for _, st := range s.node.Tunnels().Streams() {
 		if f.match(st.Kind, st.Protocol) {
 			out = append(out, tunnelStreamInfo(st))
 		}
@@ -106,7 +106,7 @@ func (s *Server) tunnelListen(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	info, err := s.node.Tunnels.Listen(r.Context(), tunnel.ListenSpec{
+	info, err := s.node.Tunnels().Listen(r.Context(), tunnel.ListenSpec{
 		Protocol: req.Protocol, Target: req.Target, Allow: allow, ReportPeerID: req.ReportPeerID,
 		AllowCustomProtocol: req.AllowCustomProtocol, Temp: req.Temp, MaxConns: req.MaxConns,
 	})
@@ -114,7 +114,7 @@ func (s *Server) tunnelListen(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, tunnelInfo(info))
+	writeJSON(w, http.StatusOK, tunnelInfo(info.Info))
 }
 
 // parseAllow reads the allow list, naming the entry that is not a peer ID.
@@ -135,15 +135,20 @@ func (s *Server) tunnelForward(w http.ResponseWriter, r *http.Request) {
 	if !s.readBody(w, r, controlLimit, "docs/api-tunnel.md", &req) {
 		return
 	}
-	info, err := s.node.Tunnels.Forward(r.Context(), tunnel.ForwardSpec{
-		Protocol: req.Protocol, ListenAddr: req.ListenAddress, Peer: req.Peer,
+	target, err := node.ParseTarget(req.Peer)
+	if err != nil {
+		writeError(w, invalid(fmt.Errorf("tunnel: peer: %w", err)))
+		return
+	}
+	info, err := s.node.Tunnels().Forward(r.Context(), tunnel.ForwardSpec{
+		Protocol: req.Protocol, ListenAddr: req.ListenAddress, Peer: target.ID, Addrs: target.Addrs,
 		AllowCustomProtocol: req.AllowCustomProtocol, Temp: req.Temp, MaxConns: req.MaxConns,
 	})
 	if err != nil {
 		writeError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, tunnelInfo(info))
+	writeJSON(w, http.StatusOK, tunnelInfo(info.Info))
 }
 
 func (s *Server) tunnelClose(w http.ResponseWriter, r *http.Request) {
@@ -151,7 +156,7 @@ func (s *Server) tunnelClose(w http.ResponseWriter, r *http.Request) {
 	if !s.readBody(w, r, controlLimit, "docs/api-tunnel.md", &req) {
 		return
 	}
-	nt, ns, err := s.node.Tunnels.CloseTunnels(tunnel.Filter{All: req.All, ID: req.ID, Protocol: req.Protocol,
+	nt, ns, err := s.node.Tunnels().CloseTunnels(tunnel.Filter{All: req.All, ID: req.ID, Protocol: req.Protocol,
 		ListenAddress: req.ListenAddress, TargetAddress: req.TargetAddress})
 	if err != nil {
 		if nt > 0 {
@@ -174,11 +179,11 @@ func (s *Server) tunnelStreamClose(w http.ResponseWriter, r *http.Request) {
 	case req.All && req.ID != 0:
 		writeError(w, invalid(errors.New("close streams: give either id or all, not both")))
 	case req.All:
-		writeJSON(w, http.StatusOK, client.TunnelStreamCloseResult{Streams: s.node.Tunnels.CloseAllStreams()})
+		writeJSON(w, http.StatusOK, client.TunnelStreamCloseResult{Streams: s.node.Tunnels().CloseAllStreams()})
 	case req.ID == 0:
 		writeError(w, invalid(errors.New("close streams: expected a stream id (see GET /v1/tunnels/streams) or all=true")))
 	default:
-		if err := s.node.Tunnels.CloseStream(req.ID); err != nil {
+		if err := s.node.Tunnels().CloseStream(req.ID); err != nil {
 			writeError(w, withCode(client.CodeNotFound, err))
 			return
 		}

@@ -10,13 +10,16 @@ import (
 	"log/slog"
 	"net/netip"
 	"reflect"
-	"regexp"
 	"strings"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
 	"github.com/pelletier/go-toml/v2"
+
+	"github.com/warren-p2p/warren/gossip"
+	"github.com/warren-p2p/warren/internal/netname"
+	"github.com/warren-p2p/warren/msg"
 )
 
 // Duration is a time.Duration written in TOML and JSON as text ("30s").
@@ -134,11 +137,11 @@ const MaxTunnelConns = 1 << 20
 // accepted. Clients of the API size their buffers from these, so that any
 // message a node can accept can be streamed to them.
 const (
-	MaxDirectMessageSize = 64 << 20
-	MaxTopicMessageSize  = 16 << 20
+	MaxDirectMessageSize = msg.MaxMaxMessageSize
+	MaxTopicMessageSize  = gossip.MaxMaxMessageSize
 	// MaxGossipTopics bounds gossip.max_topics_per_rpc and
-	// gossip.max_topics_per_peer (gossip.MaxMaxTopics).
-	MaxGossipTopics = 10000
+	// gossip.max_topics_per_peer.
+	MaxGossipTopics = gossip.MaxMaxTopics
 )
 
 // Messages configures direct messages.
@@ -180,7 +183,7 @@ func Profiles() []string { return []string{ProfileDefault, ProfileTest} }
 func Default() Config {
 	return Config{
 		Profile: ProfileDefault,
-		Network: "warren",
+		Network: netname.Default,
 		Addresses: Addresses{
 			Listen: []string{
 				"/ip4/0.0.0.0/tcp/4101",
@@ -211,13 +214,15 @@ func Default() Config {
 		API: API{MaxTCPConns: 64, ReadHeaderTimeout: Duration(10 * time.Second), ReadTimeout: Duration(time.Minute),
 			WriteTimeout: Duration(time.Minute), IdleTimeout: Duration(2 * time.Minute)},
 		Tunnels: Tunnels{DialTimeout: Duration(30 * time.Second), UDPIdleTimeout: Duration(60 * time.Second), DirectWait: Duration(15 * time.Second), MaxConnsPerTunnel: 1024},
+		// The services' own defaults: each is defined once, by its package.
 		Messages: Messages{
-			MaxMessageSize: 4 << 20, SendQueue: 4096, RequestTimeout: Duration(10 * time.Second),
-			MaxHandlers: 64, MaxHandlersPerPeer: 8, ReplyTimeout: Duration(2 * time.Second),
-			MaxStreamsPerPeer: 8, SubscriptionBytes: 16 << 20,
+			MaxMessageSize: msg.DefaultMaxMessageSize, SendQueue: msg.DefaultSendQueue, RequestTimeout: Duration(msg.DefaultRequestTimeout),
+			MaxHandlers: msg.DefaultMaxConcurrentHandlers, MaxHandlersPerPeer: msg.DefaultMaxHandlersPerPeer, ReplyTimeout: Duration(msg.DefaultReplyTimeout),
+			MaxStreamsPerPeer: msg.DefaultMaxStreamsPerPeer, SubscriptionBytes: msg.DefaultSubscribeMaxBytes,
 		},
-		Gossip: Gossip{MaxMessageSize: 1 << 20, PublishTimeout: Duration(10 * time.Second), MaxTopicsPerRPC: 100, MaxTopicsPerPeer: 256},
-		Log:    Log{Level: "info", Format: "text"},
+		Gossip: Gossip{MaxMessageSize: gossip.DefaultMaxMessageSize, PublishTimeout: Duration(gossip.DefaultPublishTimeout),
+			MaxTopicsPerRPC: gossip.DefaultMaxTopicsPerRPC, MaxTopicsPerPeer: gossip.DefaultMaxTopicsPerPeer},
+		Log: Log{Level: "info", Format: "text"},
 	}
 }
 
@@ -237,8 +242,6 @@ func ForProfile(name string) (Config, error) {
 	}
 	return Config{}, fmt.Errorf("profile %q: expected one of %s", name, strings.Join(Profiles(), ", "))
 }
-
-var networkName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
 
 // Ranges of the numeric settings (inclusive). Each is wide enough for any
 // sane use and narrow enough that no computation on it overflows (libp2p
@@ -337,8 +340,8 @@ func (c *Config) Validate() error {
 	bad := func(key string, want string, got any) {
 		errs = append(errs, fmt.Errorf("%s: expected %s, got %v", key, want, got))
 	}
-	if !networkName.MatchString(c.Network) {
-		bad("network", "1-64 characters of letters, digits, '.', '_' or '-', starting with a letter or digit", fmt.Sprintf("%q", c.Network))
+	if !netname.Valid(c.Network) {
+		bad("network", netname.Rule, fmt.Sprintf("%q", c.Network))
 	}
 	if len(c.Addresses.Listen) == 0 {
 		bad("addresses.listen", "at least one multiaddr", "[]")

@@ -3,7 +3,6 @@
 package e2e
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -12,10 +11,11 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/warren-p2p/warren/internal/daemontest"
+	"github.com/warren-p2p/warren/internal/testutil"
 )
 
 // bin is the warren binary built once for the whole package.
@@ -27,15 +27,8 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(2)
 	}
-	bin = filepath.Join(dir, "warren")
-	args := []string{"build", "-o", bin}
-	if raceEnabled {
-		args = append(args, "-race")
-	}
-	build := exec.Command("go", append(args, "github.com/warren-p2p/warren/cmd/warren")...)
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "build warren:", err)
+	if bin, err = daemontest.Build(context.Background(), dir, raceEnabled); err != nil {
+		fmt.Fprintln(os.Stderr, err)
 		os.Exit(2)
 	}
 	if raceEnabled {
@@ -122,16 +115,12 @@ func jsonOut(t *testing.T, repo string, v any, args ...string) {
 	}
 }
 
-// daemon is a running `warren daemon` process.
+// daemon is a running `warren daemon` process (daemontest.Daemon) of a
+// test, which fails if it cannot start or stop.
 type daemon struct {
-	t    *testing.T
-	Repo string
-	ID   string
-	cmd  *exec.Cmd
-	mu   sync.Mutex
-	out  bytes.Buffer
-	done chan struct{}
-	err  error
+	*daemontest.Daemon
+	t   *testing.T
+	cmd *exec.Cmd
 }
 
 // newRepo makes a --profile test repo and returns its path.
@@ -171,60 +160,14 @@ func startDaemonInNetns(t *testing.T, ns, repo string, extra ...string) *daemon 
 // (which must exec the daemon in its own process), and waits for its API.
 func launchDaemon(t *testing.T, repo string, wrap []string, extra ...string) *daemon {
 	t.Helper()
-	d := &daemon{t: t, Repo: repo, done: make(chan struct{})}
-	args := append(append(append([]string{}, wrap...), bin, "--repo", repo, "daemon", "--init-profile", "test"), extra...)
-	d.cmd = exec.Command(args[0], args[1:]...)
-	pr, pw, err := os.Pipe()
+	dd, err := daemontest.Start(context.Background(), daemontest.Options{
+		Bin: bin, Repo: repo, Wrap: wrap, Args: append([]string{"--init-profile", "test"}, extra...),
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	d.cmd.Stdout, d.cmd.Stderr = pw, pw
-	if err := d.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	pw.Close()
-	ready := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(pr)
-		for sc.Scan() {
-			line := sc.Text()
-			d.mu.Lock()
-			d.out.WriteString(line + "\n")
-			d.mu.Unlock()
-			if id, found := strings.CutPrefix(line, "peer ID: "); found {
-				select {
-				case ready <- id:
-				default:
-				}
-			}
-		}
-	}()
-	go func() { d.err = d.cmd.Wait(); close(d.done) }()
-	t.Cleanup(func() { d.Kill() })
-	select {
-	case id := <-ready:
-		d.ID = id
-	case <-d.done:
-		t.Fatalf("daemon on %s exited early: %v\n%s", repo, d.err, d.Output())
-	case <-time.After(60 * time.Second):
-		t.Fatalf("daemon on %s did not start:\n%s", repo, d.Output())
-	}
-	// "peer ID" is printed before the API line; wait for the API to answer.
-	deadline := time.Now().Add(30 * time.Second)
-	for cli(t, repo, "id").Code != 0 {
-		if time.Now().After(deadline) {
-			t.Fatalf("daemon API on %s never answered:\n%s", repo, d.Output())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	return d
-}
-
-// Output returns everything the daemon printed so far.
-func (d *daemon) Output() string {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.out.String()
+	t.Cleanup(dd.Kill)
+	return &daemon{Daemon: dd, t: t, cmd: dd.Cmd}
 }
 
 // Addr returns the daemon's first TCP multiaddr with /p2p/.
@@ -242,47 +185,18 @@ func (d *daemon) Addr() string {
 	return ""
 }
 
-// Signal sends sig and waits for the process to exit.
-func (d *daemon) Signal(sig syscall.Signal) error {
-	if d.cmd.Process == nil {
-		return nil
-	}
-	_ = d.cmd.Process.Signal(sig)
-	select {
-	case <-d.done:
-		return d.err
-	case <-time.After(20 * time.Second):
-		_ = d.cmd.Process.Kill()
-		<-d.done
-		return fmt.Errorf("daemon did not exit within 20s of %v", sig)
-	}
-}
-
 // Stop ends the daemon with SIGTERM and checks it exited cleanly.
 func (d *daemon) Stop() {
 	d.t.Helper()
-	if err := d.Signal(syscall.SIGTERM); err != nil {
-		d.t.Fatalf("daemon on %s: %v\n%s", d.Repo, err, d.Output())
+	if err := d.Daemon.Stop(); err != nil {
+		d.t.Fatalf("%v\n%s", err, d.Output())
 	}
 }
-
-// Kill ends the daemon with SIGKILL.
-func (d *daemon) Kill() { _ = d.Signal(syscall.SIGKILL) }
 
 // eventually retries f until it returns nil or the timeout passes.
 func eventually(t *testing.T, timeout time.Duration, f func() error) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatal(err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	testutil.EventuallyNil(t, timeout, f)
 }
 
 // setConfig edits a stopped daemon's config.toml: each pair is a line as
@@ -290,19 +204,7 @@ func eventually(t *testing.T, timeout time.Duration, f func() error) {
 // fails the test, so a renamed setting cannot make an edit silently vanish.
 func setConfig(t *testing.T, repo string, pairs ...string) {
 	t.Helper()
-	path := filepath.Join(repo, "config.toml")
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	text := string(b)
-	for i := 0; i+1 < len(pairs); i += 2 {
-		if !strings.Contains(text, pairs[i]) {
-			t.Fatalf("config of %s has no line %q", repo, pairs[i])
-		}
-		text = strings.Replace(text, pairs[i], pairs[i+1], 1)
-	}
-	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
+	if err := daemontest.ReplaceConfigLines(repo, pairs...); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -416,7 +416,7 @@ func newProber(t *testing.T, v *victim) *prober {
 	t.Helper()
 	h := newHost(t)
 	connect(t, h, v)
-	svc, err := msg.New(h, msg.Options{Network: v.network})
+	svc, err := msg.New(context.Background(), h, msg.Options{Network: v.network})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -63,7 +63,7 @@ func TestHostileControl(t *testing.T) {
 	v := startVictim(t)
 	h := newHost(t)
 	connect(t, h, v)
-	svc, err := msg.New(h, msg.Options{Network: v.network})
+	svc, err := msg.New(context.Background(), h, msg.Options{Network: v.network})
 	if err != nil {
 		t.Fatal(err)
 	}

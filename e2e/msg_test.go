@@ -8,7 +8,6 @@ import (
 	"io"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -16,8 +15,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/warren-p2p/warren/config"
 )
 
 // proc is a CLI command running in the background; the test reads its
@@ -170,17 +167,7 @@ func waitHandler(t *testing.T, repo, typ string) {
 // editConfig replaces old with new in repo's config.toml.
 func editConfig(t *testing.T, repo, old, new string) {
 	t.Helper()
-	path := filepath.Join(repo, config.ConfigFile)
-	text, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !strings.Contains(string(text), old) {
-		t.Fatalf("%s lacks %q", path, old)
-	}
-	if err := os.WriteFile(path, []byte(strings.Replace(string(text), old, new, 1)), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	setConfig(t, repo, old, new)
 }
 
 var summaryRE = regexp.MustCompile(`(?m)^received (\d+), dropped (\d+)$`)

@@ -133,12 +133,7 @@ func TestSignalShutdownCleansUp(t *testing.T) {
 
 func TestTCPAPINeedsToken(t *testing.T) {
 	repo := newRepo(t)
-	cfgPath := filepath.Join(repo, config.ConfigFile)
-	text, _ := os.ReadFile(cfgPath)
-	text = []byte(strings.Replace(string(text), "tcp = ''", "tcp = '127.0.0.1:0'", 1))
-	if err := os.WriteFile(cfgPath, text, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	setConfig(t, repo, "tcp = ''", "tcp = '127.0.0.1:0'")
 	d := startDaemon(t, repo)
 	ep, err := config.ReadEndpoint(repo)
 	if err != nil || ep.TCP == "" {
@@ -217,11 +212,6 @@ func TestBadInputGivesClearErrors(t *testing.T) {
 	d.Stop()
 
 	// A bad config value stops the daemon with a message that names it.
-	cfgPath := filepath.Join(repo, config.ConfigFile)
-	text, _ := os.ReadFile(cfgPath)
-	bad := strings.Replace(string(text), "dht = 'server'", "dht = 'sometimes'", 1)
-	if err := os.WriteFile(cfgPath, []byte(bad), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	setConfig(t, repo, "dht = 'server'", "dht = 'sometimes'")
 	fails(t, repo, []string{"discovery.dht", "sometimes"}, "daemon")
 }

@@ -13,6 +13,8 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/host"
 	mocknet "github.com/libp2p/go-libp2p/p2p/net/mock"
+
+	"github.com/warren-p2p/warren/internal/testutil"
 )
 
 const (
@@ -79,7 +81,7 @@ func benchGossip(b *testing.B, opts Options, subOpts SubscribeOptions, rate int)
 	}
 
 	// Let GossipSub build its meshes (it grafts on its 1 s heartbeat).
-	waitFor(b, 20*time.Second, "meshes", func() bool {
+	testutil.Eventually(b, 20*time.Second, "meshes", func() bool {
 		for _, s := range svcs {
 			info := s.Topics()[0]
 			if info.Mesh < min(3, info.Peers) || info.Peers == 0 {

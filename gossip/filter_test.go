@@ -22,6 +22,8 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/warren-p2p/warren/internal/ratelog"
+
+	"github.com/warren-p2p/warren/internal/testutil"
 )
 
 // rawPeer is a libp2p host that speaks warren's GossipSub protocol by hand:
@@ -114,7 +116,7 @@ func TestSubscriptionFloodIsBounded(t *testing.T) {
 
 	// This network's topic is accepted.
 	raw.subscribe(s.fullName("chat"))
-	waitFor(t, 5*time.Second, "the raw peer in chat", func() bool { return slices.Contains(chat.Peers(), rawID) })
+	testutil.Eventually(t, 5*time.Second, "the raw peer in chat", func() bool { return slices.Contains(chat.Peers(), rawID) })
 
 	// Other networks' topics and malformed names are ignored.
 	bad := []string{"/warren/other/topic/chat", "/ipfs/x", s.prefix, s.prefix + "a/b",
@@ -126,7 +128,7 @@ func TestSubscriptionFloodIsBounded(t *testing.T) {
 		big[i] = s.fullName(fmt.Sprintf("big%d", i))
 	}
 	raw.subscribe(big...)
-	waitFor(t, 5*time.Second, "the refusals", func() bool {
+	testutil.Eventually(t, 5*time.Second, "the refusals", func() bool {
 		r := s.SubscriptionsRefused()
 		return r[RefuseOtherNetwork] == uint64(len(bad)) && r[RefuseRPCLimit] == uint64(len(big))
 	})
@@ -148,7 +150,7 @@ func TestSubscriptionFloodIsBounded(t *testing.T) {
 		}
 	}
 	wantRefused := uint64(attackTopics - (DefaultMaxTopicsPerPeer - 1)) // chat holds one slot
-	waitFor(t, 60*time.Second, "the flood to be handled", func() bool {
+	testutil.Eventually(t, 60*time.Second, "the flood to be handled", func() bool {
 		return s.SubscriptionsRefused()[RefusePeerLimit] >= wantRefused
 	})
 	grown := int64(heapInUse()) - int64(before)
@@ -197,7 +199,7 @@ func TestSubscriptionFloodIsBounded(t *testing.T) {
 	// Unsubscribing frees slots: the peer may then take a new topic.
 	raw.send(&pb.RPC{Subscriptions: []*pb.RPC_SubOpts{{Topicid: proto.String(s.fullName("t0")), Subscribe: proto.Bool(false)}}})
 	raw.subscribe(s.fullName("fresh"))
-	waitFor(t, 5*time.Second, "the fresh subscription", func() bool {
+	testutil.Eventually(t, 5*time.Second, "the fresh subscription", func() bool {
 		return slices.Contains(listPeers(s, s.fullName("fresh")), rawID)
 	})
 	if ps := listPeers(s, s.fullName("t0")); len(ps) != 0 {
@@ -221,7 +223,7 @@ func TestDepartedPeerStateIsRemoved(t *testing.T) {
 	raw.subscribe(s.fullName("chat"), s.fullName("other"))
 	topic := s.fullName("chat")
 	raw.send(&pb.RPC{Control: &pb.ControlMessage{Graft: []*pb.ControlGraft{{TopicID: &topic}}}})
-	waitFor(t, 5*time.Second, "the raw peer in chat's mesh", func() bool { return chat.Info().Mesh == 1 })
+	testutil.Eventually(t, 5*time.Second, "the raw peer in chat's mesh", func() bool { return chat.Info().Mesh == 1 })
 	if peers, n := s.filter.tracked(rawID); peers != 1 || n != 2 {
 		t.Fatalf("filter tracks %d peers, %d topics of the raw peer; expected 1 and 2", peers, n)
 	}
@@ -229,8 +231,8 @@ func TestDepartedPeerStateIsRemoved(t *testing.T) {
 	if err := mn.DisconnectPeers(hs[0].ID(), hs[1].ID()); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 5*time.Second, "the departed peer's mesh entry to go", func() bool { return chat.Info().Mesh == 0 })
-	waitFor(t, 5*time.Second, "the departed peer's subscriptions to go", func() bool {
+	testutil.Eventually(t, 5*time.Second, "the departed peer's mesh entry to go", func() bool { return chat.Info().Mesh == 0 })
+	testutil.Eventually(t, 5*time.Second, "the departed peer's subscriptions to go", func() bool {
 		peers, _ := s.filter.tracked(rawID)
 		return peers == 0
 	})

@@ -13,6 +13,8 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/warren-p2p/warren/internal/testutil"
 )
 
 // A line A—B—C: A publishes, B and C subscribe; C only hears through B.
@@ -33,7 +35,7 @@ func TestPublishSubscribeThreeHosts(t *testing.T) {
 	}
 	// GossipSub grafts meshes on its heartbeat; a relay forwards only to its
 	// mesh, so wait until B and C have each other in theirs.
-	waitFor(t, 5*time.Second, "the B—C mesh", func() bool {
+	testutil.Eventually(t, 5*time.Second, "the B—C mesh", func() bool {
 		return topicInfo(t, b, "chat").Mesh > 0 && topicInfo(t, c, "chat").Mesh > 0
 	})
 
@@ -57,7 +59,7 @@ func TestPublishSubscribeThreeHosts(t *testing.T) {
 	if got := topicInfo(t, a, "chat").Published; got != 1 {
 		t.Fatalf("A published = %d; expected 1", got)
 	}
-	waitFor(t, 2*time.Second, "C's received count", func() bool { return topicInfo(t, c, "chat").Received == 1 })
+	testutil.Eventually(t, 2*time.Second, "C's received count", func() bool { return topicInfo(t, c, "chat").Received == 1 })
 	if info := topicInfo(t, c, "chat"); info.Subscriptions != 1 || info.Peers != 1 || info.Dropped != 0 {
 		t.Fatalf("C topic info %+v; expected 1 subscription, 1 peer, 0 dropped", info)
 	}
@@ -97,8 +99,8 @@ func TestNewValidatesOptions(t *testing.T) {
 		opts Options
 		want string
 	}{
-		{Options{}, "Options.Network"},
 		{Options{Network: "a/b"}, "Options.Network"},
+		{Options{Network: "-a"}, "Options.Network"},
 		{Options{Network: "n", MaxMessageSize: -1}, "Options.MaxMessageSize is -1"},
 		{Options{Network: "n", MaxMessageSize: 32 << 20}, "Options.MaxMessageSize is 33554432"},
 		{Options{Network: "n", PublishTimeout: -time.Second}, "Options.PublishTimeout is -1s"},
@@ -163,7 +165,7 @@ func TestValidatorRejectStopsDelivery(t *testing.T) {
 	mu.Unlock()
 	// Validation runs concurrently: the reject may be counted just after
 	// the good message is delivered.
-	waitFor(t, 2*time.Second, "the reject to be counted", func() bool { return topicInfo(t, b, "chat").Rejected == 1 })
+	testutil.Eventually(t, 2*time.Second, "the reject to be counted", func() bool { return topicInfo(t, b, "chat").Rejected == 1 })
 	info := topicInfo(t, b, "chat")
 	if info.RejectedBy[RejectValidator] != 1 || info.Received != 1 {
 		t.Fatalf("B topic info %+v; expected 1 rejected by the validator, 1 received", info)
@@ -331,10 +333,10 @@ func TestSlowSubscriberDropsAreCounted(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	waitFor(t, 5*time.Second, "all messages received", func() bool { return topicInfo(t, b, "firehose").Received == n })
+	testutil.Eventually(t, 5*time.Second, "all messages received", func() bool { return topicInfo(t, b, "firehose").Received == n })
 	// Each message is buffered (1), dropped by our buffer, or dropped by
 	// pubsub's channel before it: the three add up to n.
-	waitFor(t, 5*time.Second, "drops to account for every message", func() bool {
+	testutil.Eventually(t, 5*time.Second, "drops to account for every message", func() bool {
 		info := topicInfo(t, b, "firehose")
 		return info.Dropped+1 == n
 	})
@@ -377,7 +379,7 @@ func TestSlowSubscriptionDroppedIsExact(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	waitFor(t, 10*time.Second, "all messages received", func() bool { return topicInfo(t, b, "burst").Received == n })
+	testutil.Eventually(t, 10*time.Second, "all messages received", func() bool { return topicInfo(t, b, "burst").Received == n })
 	select {
 	case <-readerDone:
 	case <-time.After(10 * time.Second):

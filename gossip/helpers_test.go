@@ -60,18 +60,6 @@ func newService(tb testing.TB, h host.Host, opts Options) *Service {
 	return s
 }
 
-// waitFor polls cond until it holds or timeout passes.
-func waitFor(tb testing.TB, timeout time.Duration, what string, cond func() bool) {
-	tb.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			tb.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 // next reads one message or fails the test.
 func next(tb testing.TB, sub *Subscription, timeout time.Duration) *Message {
 	tb.Helper()

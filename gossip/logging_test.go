@@ -15,6 +15,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/warren-p2p/warren/internal/ratelog"
+
+	"github.com/warren-p2p/warren/internal/testutil"
 )
 
 // logRecorder is a slog.Handler keeping every record at min or above.
@@ -78,7 +80,7 @@ func TestAdvertiseFailureWarnsOnce(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	waitFor(t, 5*time.Second, "four failed advertisements", func() bool { return s.AdvertiseFailures() >= 4 })
+	testutil.Eventually(t, 5*time.Second, "four failed advertisements", func() bool { return s.AdvertiseFailures() >= 4 })
 	if n := rec.count(slog.LevelWarn, "advertis"); n != 1 {
 		t.Fatalf("%d warnings about advertising after %d failures; expected 1", n, s.AdvertiseFailures())
 	}

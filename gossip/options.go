@@ -7,6 +7,8 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/discovery"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/warren-p2p/warren/internal/netname"
 )
 
 // Defaults. The queue sizes come from BenchmarkGossip50Nodes: 50 mocknet
@@ -71,8 +73,9 @@ const (
 // Options configure a Service.
 type Options struct {
 	// Network names the warren network; topics and protocol IDs are
-	// namespaced by it so separate networks never mix. Required: 1-64
-	// letters, digits, '.', '_' or '-', starting with a letter or digit.
+	// namespaced by it so separate networks never mix. The rule is
+	// config's network rule (internal/netname); default "warren", as
+	// config's and msg's.
 	Network string
 
 	// MaxMessageSize is the largest payload Publish accepts, in bytes.
@@ -141,8 +144,11 @@ type SubscribeOptions struct {
 
 // withDefaults validates o and fills in defaults.
 func (o Options) withDefaults() (Options, error) {
-	if err := checkName("Options.Network", o.Network, 64); err != nil {
-		return o, err
+	if o.Network == "" {
+		o.Network = netname.Default
+	}
+	if err := netname.Check(o.Network); err != nil {
+		return o, fmt.Errorf("Options.Network: %w", err)
 	}
 	switch {
 	case o.MaxMessageSize == 0:

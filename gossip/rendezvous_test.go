@@ -12,6 +12,8 @@ import (
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
 	drouting "github.com/libp2p/go-libp2p/p2p/discovery/routing"
+
+	"github.com/warren-p2p/warren/internal/testutil"
 )
 
 // loopbackHost is a real libp2p host on 127.0.0.1 with a server-mode DHT
@@ -53,7 +55,7 @@ func TestRendezvousThroughDHT(t *testing.T) {
 		}
 	}
 	for _, d := range []*dht.IpfsDHT{hubDHT, pubDHT, subDHT} {
-		waitFor(t, 10*time.Second, "DHT routing tables", func() bool { return d.RoutingTable().Size() > 0 })
+		testutil.Eventually(t, 10*time.Second, "DHT routing tables", func() bool { return d.RoutingTable().Size() > 0 })
 	}
 
 	pub := newService(t, pubH, Options{Discovery: drouting.NewRoutingDiscovery(pubDHT), PublishTimeout: 25 * time.Second})
@@ -72,7 +74,7 @@ func TestRendezvousThroughDHT(t *testing.T) {
 	}
 
 	// The subscriber is a provider of the topic's rendezvous namespace.
-	waitFor(t, 10*time.Second, "the subscriber's provider record", func() bool {
+	testutil.Eventually(t, 10*time.Second, "the subscriber's provider record", func() bool {
 		fctx, fcancel := context.WithTimeout(ctx, 2*time.Second)
 		defer fcancel()
 		ch, err := drouting.NewRoutingDiscovery(hubDHT).FindPeers(fctx, "floodsub:/warren/test/topic/found")
@@ -143,7 +145,7 @@ func TestRendezvousConnectsTopicMembers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 5*time.Second, "the subscriber's advertisement", func() bool { return len(disc.namespaces()) > 0 })
+	testutil.Eventually(t, 5*time.Second, "the subscriber's advertisement", func() bool { return len(disc.namespaces()) > 0 })
 	if ns := disc.namespaces(); len(ns) != 1 || ns[0] != "floodsub:/warren/test/topic/found" {
 		t.Fatalf("advertised %q; expected only the network's namespace for the topic", ns)
 	}

@@ -14,6 +14,8 @@ import (
 	rcmgr "github.com/libp2p/go-libp2p/p2p/host/resource-manager"
 	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/warren-p2p/warren/internal/testutil"
 )
 
 // limitedHost is a loopback host whose resource manager gives the gossip
@@ -101,7 +103,7 @@ func TestStreamsJoinTheGossipService(t *testing.T) {
 	connectLoopback(t, ha, hb)
 
 	for name, h := range map[string]host.Host{"a": ha, "b": hb} {
-		waitFor(t, 10*time.Second, "one gossip stream each way in "+name+"'s service scope", func() bool {
+		testutil.Eventually(t, 10*time.Second, "one gossip stream each way in "+name+"'s service scope", func() bool {
 			st := serviceStat(t, h)
 			return st.NumStreamsInbound == 1 && st.NumStreamsOutbound == 1
 		})
@@ -123,7 +125,7 @@ func TestStreamsJoinTheGossipService(t *testing.T) {
 	if _, err := str.Read(make([]byte, 1)); err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
 		t.Fatalf("second inbound gossip stream: read = %v; expected a reset from the resource manager", err)
 	}
-	waitFor(t, 5*time.Second, "refusal counted", func() bool { in, _ := b.RefusedStreams(); return in == 1 })
+	testutil.Eventually(t, 5*time.Second, "refusal counted", func() bool { in, _ := b.RefusedStreams(); return in == 1 })
 	if in, out := b.RefusedStreams(); in != 1 || out != 0 {
 		t.Fatalf("b.RefusedStreams() = %d, %d; expected 1, 0", in, out)
 	}
@@ -153,16 +155,16 @@ func TestOutboundStreamRefusedByTheGossipService(t *testing.T) {
 	b := newService(t, hb, Options{Registerer: reg})
 	connectLoopback(t, ha, hb)
 
-	waitFor(t, 10*time.Second, "b's outbound stream refused", func() bool { _, out := b.RefusedStreams(); return out >= 1 })
+	testutil.Eventually(t, 10*time.Second, "b's outbound stream refused", func() bool { _, out := b.RefusedStreams(); return out >= 1 })
 	if got := gatherDirection(t, reg, DirOutbound); got < 1 {
 		t.Fatalf("warren_gossip_refused_streams_total{direction=outbound} = %v; expected at least 1", got)
 	}
 	// a's stream to b is in b's service; b has none to a.
-	waitFor(t, 10*time.Second, "a's stream in b's service", func() bool { return serviceStat(t, hb).NumStreamsInbound == 1 })
+	testutil.Eventually(t, 10*time.Second, "a's stream in b's service", func() bool { return serviceStat(t, hb).NumStreamsInbound == 1 })
 	if st := serviceStat(t, hb); st.NumStreamsOutbound != 0 {
 		t.Fatalf("b's gossip service has %d outbound streams; expected 0", st.NumStreamsOutbound)
 	}
-	waitFor(t, 5*time.Second, "no stream from b in a's service (b's was refused)", func() bool {
+	testutil.Eventually(t, 5*time.Second, "no stream from b in a's service (b's was refused)", func() bool {
 		return serviceStat(t, ha).NumStreamsInbound == 0
 	})
 }

@@ -20,21 +20,6 @@ import (
 	"github.com/warren-p2p/warren/internal/ratelog"
 )
 
-// ErrClosed is returned by calls on a closed Service or Subscription.
-var ErrClosed = errors.New("gossip: closed")
-
-// ErrNoPeers is wrapped by Publish when no peer subscribed to the topic
-// within the publish timeout.
-var ErrNoPeers = errors.New("no peers subscribed")
-
-// ErrTooLarge is wrapped by Publish when the payload exceeds MaxMessageSize.
-var ErrTooLarge = errors.New("message too large")
-
-// ErrTooManyTopics is wrapped by Join (and so Subscribe and Publish) when
-// the node already has Options.MaxTopicsPerRPC topics: its hello to new
-// peers lists them all in one RPC, and peers drop an RPC with more.
-var ErrTooManyTopics = errors.New("too many topics joined")
-
 // Service is warren's broadcast on one host. Safe for concurrent use.
 type Service struct {
 	host   host.Host
@@ -79,22 +64,25 @@ type Service struct {
 	closeErr  error
 }
 
-// New starts gossip on h. ctx bounds the Service's lifetime as Close does;
-// cancelling it stops pubsub (Close must still be called to release
-// resources). h must stay open until Close returns.
+// New starts gossip on h. ctx bounds the start, as for every warren
+// constructor; the Service then runs until Close. h must stay open until
+// Close returns.
 func New(ctx context.Context, h host.Host, opts Options) (*Service, error) {
 	if h == nil {
-		return nil, errors.New("gossip: new: host is nil; expected a running libp2p host")
+		return nil, kindf(ErrInvalid, "gossip: new: host is nil; expected a running libp2p host")
 	}
 	opts, err := opts.withDefaults()
 	if err != nil {
-		return nil, fmt.Errorf("gossip: new: %w", err)
+		return nil, kindf(ErrInvalid, "gossip: new: %w", err)
 	}
 	m, err := newMetrics(opts.Registerer)
 	if err != nil {
 		return nil, fmt.Errorf("gossip: new: %w", err)
 	}
-	psCtx, cancel := context.WithCancel(ctx)
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("gossip: new: %w", err)
+	}
+	psCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	s := &Service{
 		host:       h,
 		opts:       opts,
@@ -251,7 +239,10 @@ const MaxTopicLen = 128
 // '_' or '-', starting with a letter or digit. The error quotes the name
 // and says what is wrong with it and what is expected.
 func ValidateTopic(name string) error {
-	return checkName("topic name", name, MaxTopicLen)
+	if err := checkName("topic name", name, MaxTopicLen); err != nil {
+		return &kindError{kind: ErrInvalidTopic, err: err}
+	}
+	return nil
 }
 
 // Join joins the topic name: this node becomes a member of its mesh,
@@ -295,16 +286,12 @@ func (s *Service) Join(name string) (*Topic, error) {
 // Subscriptions to it are still open. Leaving a topic not joined is a no-op.
 func (s *Service) Leave(name string) error {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	t, ok := s.topics[name]
-	if !ok {
+	t := s.topics[name]
+	s.mu.Unlock()
+	if t == nil {
 		return nil
 	}
-	if n := t.stats.subscriptions.Load(); n > 0 {
-		return fmt.Errorf("gossip: leave %q: %d subscription(s) still open; close them first", name, n)
-	}
-	delete(s.topics, name)
-	return t.leave()
+	return t.Close()
 }
 
 // Publish sends data to every member of the topic name, joining it first
@@ -313,17 +300,17 @@ func (s *Service) Publish(ctx context.Context, name string, data []byte) error {
 	if err := s.checkSize(name, data); err != nil {
 		return err
 	}
-	t, err := s.Join(name)
+	t, err := s.Join(name) // its error names the topic
 	if err != nil {
-		return fmt.Errorf("gossip: publish to %q: %w", name, err)
+		return err
 	}
 	return t.Publish(ctx, data)
 }
 
 func (s *Service) checkSize(name string, data []byte) error {
 	if len(data) > s.opts.MaxMessageSize {
-		return fmt.Errorf("gossip: publish to %q: %w: %d bytes, over the limit of %d bytes (MaxMessageSize)",
-			name, ErrTooLarge, len(data), s.opts.MaxMessageSize)
+		return kindf(ErrTooLarge, "gossip: publish to %q: the message is %d bytes, over the limit of %d bytes (MaxMessageSize)",
+			name, len(data), s.opts.MaxMessageSize)
 	}
 	return nil
 }
@@ -331,9 +318,9 @@ func (s *Service) checkSize(name string, data []byte) error {
 // Subscribe joins the topic name if needed and returns a new Subscription
 // to its messages.
 func (s *Service) Subscribe(name string, opts SubscribeOptions) (*Subscription, error) {
-	t, err := s.Join(name)
+	t, err := s.Join(name) // its error names the topic
 	if err != nil {
-		return nil, fmt.Errorf("gossip: subscribe to %q: %w", name, err)
+		return nil, err
 	}
 	return t.Subscribe(opts)
 }
@@ -347,7 +334,7 @@ func (s *Service) RegisterValidator(name string, v Validator) error {
 		return fmt.Errorf("gossip: register validator: %w", err)
 	}
 	if v == nil {
-		return fmt.Errorf("gossip: register validator for %q: validator is nil", name)
+		return kindf(ErrInvalid, "gossip: register validator for %q: validator is nil", name)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -355,7 +342,7 @@ func (s *Service) RegisterValidator(name string, v Validator) error {
 		return fmt.Errorf("gossip: register validator for %q: %w", name, ErrClosed)
 	}
 	if s.validators[name] {
-		return fmt.Errorf("gossip: register validator for %q: topic already has a validator; unregister it first", name)
+		return kindf(ErrInUse, "gossip: register validator for %q: topic already has a validator; unregister it first", name)
 	}
 	if err := s.ps.RegisterTopicValidator(s.fullName(name), s.wrapValidator(name, v)); err != nil {
 		return fmt.Errorf("gossip: register validator for %q: %w", name, err)

@@ -61,13 +61,13 @@ func (t *Topic) Publish(ctx context.Context, data []byte) error {
 	if err := t.pt.Publish(ctx, bytes.Clone(data)); err != nil {
 		var verr pubsub.ValidationError
 		if errors.As(err, &verr) {
-			return fmt.Errorf("gossip: publish to %q: refused by validation (%s): %w", t.name, verr.Reason, err)
+			return kindf(ErrRejected, "gossip: publish to %q: refused by validation (%s): %w", t.name, verr.Reason, err)
 		}
 		if t.s.ctx.Err() != nil {
 			return fmt.Errorf("gossip: publish to %q: %w", t.name, ErrClosed)
 		}
 		if errors.Is(err, pubsub.ErrTopicClosed) {
-			return fmt.Errorf("gossip: publish to %q: topic was left; join it again: %w", t.name, err)
+			return kindf(ErrLeft, "gossip: publish to %q: topic was left; join it again: %w", t.name, err)
 		}
 		return fmt.Errorf("gossip: publish to %q: %w", t.name, err)
 	}
@@ -114,7 +114,7 @@ func (t *Topic) waitForPeers(ctx context.Context) error {
 func (t *Topic) Subscribe(opts SubscribeOptions) (*Subscription, error) {
 	opts, err := opts.withDefaults()
 	if err != nil {
-		return nil, fmt.Errorf("gossip: subscribe to %q: %w", t.name, err)
+		return nil, kindf(ErrInvalid, "gossip: subscribe to %q: %w", t.name, err)
 	}
 	s := t.s
 	s.mu.Lock()
@@ -123,7 +123,7 @@ func (t *Topic) Subscribe(opts SubscribeOptions) (*Subscription, error) {
 		return nil, fmt.Errorf("gossip: subscribe to %q: %w", t.name, ErrClosed)
 	}
 	if s.topics[t.name] != t {
-		return nil, fmt.Errorf("gossip: subscribe to %q: topic was left; join it again", t.name)
+		return nil, kindf(ErrLeft, "gossip: subscribe to %q: topic was left; join it again", t.name)
 	}
 	// The pump drains pubsub's channel as fast as messages arrive, so that
 	// channel only absorbs scheduling hiccups. It is pubsubHeadroom larger
@@ -144,6 +144,25 @@ func (t *Topic) Subscribe(opts SubscribeOptions) (*Subscription, error) {
 	s.wg.Add(1)
 	go sub.pump(s.ctx)
 	return sub, nil
+}
+
+// Close leaves the topic (Service.Leave): this node stops relaying it and
+// forgets it. It fails with ErrInUse while Subscriptions to it are open.
+// Join returns one Topic per name, so Close ends it for every holder; a
+// Topic closed is left, and Join makes a new one. Closing a topic already
+// left is a no-op.
+func (t *Topic) Close() error {
+	s := t.s
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.topics[t.name] != t {
+		return nil
+	}
+	if n := t.stats.subscriptions.Load(); n > 0 {
+		return kindf(ErrInUse, "gossip: leave %q: %d subscription(s) still open; close them first", t.name, n)
+	}
+	delete(s.topics, t.name)
+	return t.leave()
 }
 
 // leave stops relaying the topic and closes pubsub's handle. Its

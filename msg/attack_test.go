@@ -22,6 +22,8 @@ import (
 	mocknet "github.com/libp2p/go-libp2p/p2p/net/mock"
 	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
 	"google.golang.org/protobuf/encoding/protowire"
+
+	"github.com/warren-p2p/warren/internal/testutil"
 )
 
 // Attacks by a remote peer speaking the msg wire protocol directly, without
@@ -134,7 +136,7 @@ func TestRequestsFairPerPeer(t *testing.T) {
 	running := map[peer.ID]int{}
 	maxRunning := map[peer.ID]int{}
 	var attacker atomic.Value // peer.ID
-	if err := d.Handle("echo", func(ctx context.Context, m *Message) ([]byte, error) {
+	if _, err := d.Handle("echo", func(ctx context.Context, m *Message) ([]byte, error) {
 		mu.Lock()
 		running[m.From]++
 		maxRunning[m.From] = max(maxRunning[m.From], running[m.From])
@@ -159,7 +161,7 @@ func TestRequestsFairPerPeer(t *testing.T) {
 	frames := append(requestFrames("nohandler", 50, 1), requestFrames("echo", 50, 1000)...)
 	writeAll(t, strs, frames)
 	// The attacker's replies back up: its handlers wait on its full queue.
-	eventually(t, 10*time.Second, "attacker's send queue full", func() bool {
+	testutil.Eventually(t, 10*time.Second, "attacker's send queue full", func() bool {
 		for _, p := range d.Stats().Peers {
 			if p.Peer == ha.ID() && p.Queued.High == 64 {
 				return true
@@ -239,7 +241,7 @@ func TestReplyWaitBounded(t *testing.T) {
 	hd := mockPeer(t, mn)
 	d := newService(t, hd, Options{Network: "mock", SendQueue: 1, MaxHandlersPerPeer: 1, ReplyTimeout: 100 * time.Millisecond})
 	var calls atomic.Int64
-	if err := d.Handle("echo", func(ctx context.Context, m *Message) ([]byte, error) {
+	if _, err := d.Handle("echo", func(ctx context.Context, m *Message) ([]byte, error) {
 		calls.Add(1)
 		return make([]byte, 1024), nil
 	}); err != nil {
@@ -250,8 +252,8 @@ func TestReplyWaitBounded(t *testing.T) {
 	writeAll(t, rawStreams(t, ha, d, 1), requestFrames("echo", 30, 1))
 	// One slot, replies stuck: with a 100 ms bound, 30 requests take ~3 s;
 	// with the request's own 10 s they would take minutes.
-	eventually(t, 15*time.Second, "all 30 handled", func() bool { return calls.Load() == 30 })
-	eventually(t, 5*time.Second, "replies dropped", func() bool { return d.Stats().FailedReplies >= 25 })
+	testutil.Eventually(t, 15*time.Second, "all 30 handled", func() bool { return calls.Load() == 30 })
+	testutil.Eventually(t, 5*time.Second, "replies dropped", func() bool { return d.Stats().FailedReplies >= 25 })
 }
 
 // Finding 2: frames declared at the maximum size whose bodies do not arrive
@@ -271,7 +273,7 @@ func TestDeclaredFrameSizeNotAllocated(t *testing.T) {
 	writeAll(t, strs, partial)
 	// 100 KiB arrived: the first 64 KiB filled the stream's reused buffer,
 	// the rest moved to an own buffer of 128 KiB.
-	eventually(t, 10*time.Second, "partial frames buffered", func() bool {
+	testutil.Eventually(t, 10*time.Second, "partial frames buffered", func() bool {
 		return d.Stats().InboundFrameBytes == streams*128<<10
 	})
 	runtime.GC()
@@ -285,7 +287,7 @@ func TestDeclaredFrameSizeNotAllocated(t *testing.T) {
 	for _, str := range strs {
 		_ = str.Reset()
 	}
-	eventually(t, 10*time.Second, "reservations released", func() bool { return d.Stats().InboundFrameBytes == 0 })
+	testutil.Eventually(t, 10*time.Second, "reservations released", func() bool { return d.Stats().InboundFrameBytes == 0 })
 	t.Logf("heap growth %d KiB for %d streams", growth>>10, streams)
 }
 
@@ -317,17 +319,17 @@ func TestResourceManagerLimits(t *testing.T) {
 	strs := rawStreams(t, ha, d, 2)
 	big := protowire.AppendVarint(nil, uint64(d.maxBody))
 	writeAll(t, strs[:1], append(slices.Clip(big), make([]byte, 300<<10)...))
-	eventually(t, 10*time.Second, "first frame buffered", func() bool { return d.Stats().InboundFrameBytes == peerMem })
+	testutil.Eventually(t, 10*time.Second, "first frame buffered", func() bool { return d.Stats().InboundFrameBytes == peerMem })
 	// Stream 2: 100 KiB more needs another 128 KiB: refused, reset.
 	writeAll(t, strs[1:], append(slices.Clip(big), make([]byte, 100<<10)...))
-	eventually(t, 10*time.Second, "memory refusal counted", func() bool { return d.Stats().RefusedMemory == 1 })
+	testutil.Eventually(t, 10*time.Second, "memory refusal counted", func() bool { return d.Stats().RefusedMemory == 1 })
 	assertReset(t, strs[1])
 	if got := d.Stats().InboundFrameBytes; got != peerMem {
 		t.Fatalf("reserved %d, want %d (stream 1 only)", got, peerMem)
 	}
 
 	// Streams: 2 open (one reset, being released); up to 8 join, more are reset.
-	eventually(t, 5*time.Second, "reset stream released", func() bool {
+	testutil.Eventually(t, 5*time.Second, "reset stream released", func() bool {
 		d.mu.Lock()
 		defer d.mu.Unlock()
 		return len(d.inbound) == 1
@@ -338,7 +340,7 @@ func TestResourceManagerLimits(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	eventually(t, 10*time.Second, "stream refusal counted", func() bool { return d.Stats().RefusedStreams == 1 })
+	testutil.Eventually(t, 10*time.Second, "stream refusal counted", func() bool { return d.Stats().RefusedStreams == 1 })
 	d.mu.Lock()
 	n := len(d.inbound)
 	d.mu.Unlock()
@@ -423,7 +425,7 @@ func TestSubscriptionByteBound(t *testing.T) {
 		defer close(done)
 		blk.deliver(msgOf(2)) // waits for room
 	}()
-	eventually(t, 5*time.Second, "producer blocked", func() bool {
+	testutil.Eventually(t, 5*time.Second, "producer blocked", func() bool {
 		blk.mu.Lock()
 		defer blk.mu.Unlock()
 		return blk.blocked == 1
@@ -444,7 +446,7 @@ func TestIdentityChurnLeavesNoState(t *testing.T) {
 	mn := newMocknet(t)
 	hd := mockPeer(t, mn)
 	d := newService(t, hd, Options{Network: "mock", SendQueue: 4})
-	if err := d.Handle("echo", func(ctx context.Context, m *Message) ([]byte, error) { return m.Payload, nil }); err != nil {
+	if _, err := d.Handle("echo", func(ctx context.Context, m *Message) ([]byte, error) { return m.Payload, nil }); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := d.Subscribe("note", SubscribeOptions{Policy: DropNewest}); err != nil {
@@ -456,7 +458,7 @@ func TestIdentityChurnLeavesNoState(t *testing.T) {
 		h := mockPeer(t, mn, hd)
 		if i%2 == 0 {
 			// A well-behaved peer with a Service of its own.
-			c, err := New(h, Options{Network: "mock"})
+			c, err := New(context.Background(), h, Options{Network: "mock"})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -472,7 +474,7 @@ func TestIdentityChurnLeavesNoState(t *testing.T) {
 			sink(t, h, d)
 			strs := rawStreams(t, h, d, 2)
 			writeAll(t, strs, append(requestFrames("echo", 20, 1), requestFrames("nohandler", 20, 100)...))
-			eventually(t, 10*time.Second, "replies backed up", func() bool {
+			testutil.Eventually(t, 10*time.Second, "replies backed up", func() bool {
 				for _, p := range d.Stats().Peers {
 					if p.Peer == h.ID() && p.Queued.High > 0 {
 						return true
@@ -573,18 +575,18 @@ func TestRemoteWarningsRateLimited(t *testing.T) {
 		garbage = append(garbage, 3, 0xff, 0xff, 0xff) // a 3-byte frame that is no envelope
 	}
 	writeAll(t, rawStreams(t, ha, d, 1), garbage)
-	eventually(t, 10*time.Second, "1000 bad frames", func() bool { return d.Stats().BadFrames == 1000 })
+	testutil.Eventually(t, 10*time.Second, "1000 bad frames", func() bool { return d.Stats().BadFrames == 1000 })
 	for _, str := range rawStreams(t, ha, d, 50) {
 		if _, err := str.Write(protowire.AppendVarint(nil, 1<<40)); err != nil {
 			t.Fatal(err)
 		}
 	}
-	eventually(t, 10*time.Second, "50 oversized frames", func() bool { return d.Stats().BadFrames == 1050 })
+	testutil.Eventually(t, 10*time.Second, "50 oversized frames", func() bool { return d.Stats().BadFrames == 1050 })
 	if n := logs.warn.Load(); n > 2 {
 		t.Fatalf("%d warnings logged for 1050 bad frames, want at most 2", n)
 	}
 	writeAll(t, rawStreams(t, ha, d, 1), requestFrames("nohandler", 500, 1))
-	eventually(t, 10*time.Second, "replies dropped", func() bool { return d.Stats().FailedReplies > 100 })
+	testutil.Eventually(t, 10*time.Second, "replies dropped", func() bool { return d.Stats().FailedReplies > 100 })
 	// One line per kind: malformed, oversized, reply not sent.
 	if n := logs.warn.Load(); n > 3 {
 		t.Fatalf("%d warnings logged for a flood of bad input, want at most 3", n)
@@ -605,7 +607,7 @@ func TestFrameMemoryHeldUntilHandedOff(t *testing.T) {
 		t.Fatal(err)
 	}
 	release := make(chan struct{})
-	if err := d.Handle("hold", func(ctx context.Context, m *Message) ([]byte, error) {
+	if _, err := d.Handle("hold", func(ctx context.Context, m *Message) ([]byte, error) {
 		select {
 		case <-release:
 		case <-ctx.Done():
@@ -623,20 +625,20 @@ func TestFrameMemoryHeldUntilHandedOff(t *testing.T) {
 		}
 	}
 	// The first is queued, the second waits for room: accounted.
-	eventually(t, 10*time.Second, "second frame held", held)
+	testutil.Eventually(t, 10*time.Second, "second frame held", held)
 	for range 2 {
 		if _, err := sub.Next(ctx); err != nil {
 			t.Fatal(err)
 		}
 	}
-	eventually(t, 10*time.Second, "released once queued", func() bool { return d.Stats().InboundFrameBytes == 0 })
+	testutil.Eventually(t, 10*time.Second, "released once queued", func() bool { return d.Stats().InboundFrameBytes == 0 })
 
 	done := make(chan error, 1)
 	go func() {
 		_, err := c.Request(ctx, hd.ID(), "hold", payload)
 		done <- err
 	}()
-	eventually(t, 10*time.Second, "request held by its handler", func() bool {
+	testutil.Eventually(t, 10*time.Second, "request held by its handler", func() bool {
 		st := d.Stats()
 		return st.HandlerPayloadBytes > 200<<10 && st.HandlerPayloadBytes < 201<<10 && st.InboundFrameBytes == 0
 	})
@@ -644,7 +646,7 @@ func TestFrameMemoryHeldUntilHandedOff(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 10*time.Second, "released by the handler", func() bool {
+	testutil.Eventually(t, 10*time.Second, "released by the handler", func() bool {
 		st := d.Stats()
 		return st.InboundFrameBytes == 0 && st.HandlerPayloadBytes == 0
 	})
@@ -704,16 +706,16 @@ func TestWithheldFramesExpire(t *testing.T) {
 	}
 	writeAll(t, strs, withheld)
 	full := int64(identities * perPeer * d.maxBody)
-	eventually(t, 10*time.Second, "service frame memory full", func() bool { return d.Stats().InboundFrameBytes == full })
+	testutil.Eventually(t, 10*time.Second, "service frame memory full", func() bool { return d.Stats().InboundFrameBytes == full })
 
 	// Meanwhile an honest peer's large frame finds no memory.
 	hc := newHost(t)
 	connect(t, hc, hd)
 	probe := rawStreams(t, hc, d, 1)
 	writeAll(t, probe, withheld[:200<<10])
-	eventually(t, 10*time.Second, "honest frame refused", func() bool { return d.Stats().RefusedMemory == 1 })
+	testutil.Eventually(t, 10*time.Second, "honest frame refused", func() bool { return d.Stats().RefusedMemory == 1 })
 
-	eventually(t, 20*time.Second, "withheld frames expired", func() bool {
+	testutil.Eventually(t, 20*time.Second, "withheld frames expired", func() bool {
 		st := d.Stats()
 		return st.SlowFrames == identities*perPeer && st.InboundFrameBytes == 0
 	})
@@ -749,7 +751,7 @@ func TestHandlerPayloadBudgetSurvivesReset(t *testing.T) {
 	sink(t, ha, d)
 	var running atomic.Int32
 	release := make(chan struct{})
-	if err := d.Handle("hold", func(ctx context.Context, m *Message) ([]byte, error) {
+	if _, err := d.Handle("hold", func(ctx context.Context, m *Message) ([]byte, error) {
 		running.Add(1)
 		select {
 		case <-release:
@@ -772,9 +774,9 @@ func TestHandlerPayloadBudgetSurvivesReset(t *testing.T) {
 
 	first := rawStreams(t, ha, d, 1)
 	writeAll(t, first, requests(1))
-	eventually(t, 10*time.Second, "4 handlers running", func() bool { return running.Load() == peerMemoryFrames })
+	testutil.Eventually(t, 10*time.Second, "4 handlers running", func() bool { return running.Load() == peerMemoryFrames })
 	_ = first[0].Reset()
-	eventually(t, 10*time.Second, "reset stream gone", func() bool {
+	testutil.Eventually(t, 10*time.Second, "reset stream gone", func() bool {
 		d.mu.Lock()
 		defer d.mu.Unlock()
 		return len(d.inbound) == 0
@@ -782,7 +784,7 @@ func TestHandlerPayloadBudgetSurvivesReset(t *testing.T) {
 	writeAll(t, rawStreams(t, ha, d, 1), requests(100))
 	// The new stream's first request is read (its frame reserved) and
 	// waits for room in the peer's budget, which the reset did not free.
-	eventually(t, 10*time.Second, "5th request waiting for the budget", func() bool {
+	testutil.Eventually(t, 10*time.Second, "5th request waiting for the budget", func() bool {
 		st := d.Stats()
 		return st.InboundFrameBytes == frame && st.HandlerPayloadBytes == peerMemoryFrames*frame
 	})
@@ -790,8 +792,8 @@ func TestHandlerPayloadBudgetSurvivesReset(t *testing.T) {
 		t.Fatalf("%d handlers running, want %d: the budget did not hold across the reset", n, peerMemoryFrames)
 	}
 	close(release)
-	eventually(t, 10*time.Second, "all 8 handled", func() bool { return running.Load() == 2*peerMemoryFrames })
-	eventually(t, 10*time.Second, "budgets empty", func() bool {
+	testutil.Eventually(t, 10*time.Second, "all 8 handled", func() bool { return running.Load() == 2*peerMemoryFrames })
+	testutil.Eventually(t, 10*time.Second, "budgets empty", func() bool {
 		st := d.Stats()
 		return st.InboundFrameBytes == 0 && st.HandlerPayloadBytes == 0
 	})

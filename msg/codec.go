@@ -27,7 +27,10 @@ import (
 //
 // Unknown fields are skipped so later versions can add fields. The encoder
 // writes `sent` first so the sender's writer can stamp it in place (see
-// stampSent) with one clock read per batch instead of one per message.
+// stampSent) with one clock read per batch instead of one per message, and
+// the payload last, so that a receiver refusing an oversized frame can
+// still read its header (flags, corr and the payload's length: see
+// frameTooLargeError) and fail the request it answers at once.
 const (
 	fieldType    protowire.Number = 1
 	fieldID      protowire.Number = 2
@@ -51,17 +54,17 @@ const (
 // rejected from its length prefix alone.
 const envelopeOverhead = 256
 
-// ErrFrameTooLarge is wrapped by the error returned when a frame's length
-// prefix exceeds the limit.
-var ErrFrameTooLarge = errors.New("frame too large")
+// errFrameTooLarge is wrapped by the error returned when a frame's length
+// prefix exceeds the limit (a *frameTooLargeError).
+var errFrameTooLarge = errors.New("frame too large")
 
-// ErrSlowFrame is wrapped by the error returned when a frame that needs a
+// errSlowFrame is wrapped by the error returned when a frame that needs a
 // buffer of its own does not arrive by its deadline.
-var ErrSlowFrame = errors.New("frame too slow")
+var errSlowFrame = errors.New("frame too slow")
 
-// ErrFrameMemory is wrapped by the error returned when the resource manager
+// errFrameMemory is wrapped by the error returned when the resource manager
 // refuses memory for the rest of a frame.
-var ErrFrameMemory = errors.New("frame memory refused")
+var errFrameMemory = errors.New("frame memory refused")
 
 // envelope is the decoded form of one frame. typ and payload alias the frame
 // buffer after decodeEnvelope.
@@ -107,8 +110,6 @@ func appendFrame(dst []byte, typ string, id *ID, payload []byte, sent int64, fla
 	dst = protowire.AppendString(dst, typ)
 	dst = protowire.AppendTag(dst, fieldID, protowire.BytesType)
 	dst = protowire.AppendBytes(dst, id[:])
-	dst = protowire.AppendTag(dst, fieldPayload, protowire.BytesType)
-	dst = protowire.AppendBytes(dst, payload)
 	if flags != 0 {
 		dst = protowire.AppendTag(dst, fieldFlags, protowire.VarintType)
 		dst = protowire.AppendVarint(dst, flags)
@@ -121,7 +122,65 @@ func appendFrame(dst []byte, typ string, id *ID, payload []byte, sent int64, fla
 		dst = protowire.AppendTag(dst, fieldTimeout, protowire.VarintType)
 		dst = protowire.AppendVarint(dst, timeout)
 	}
+	dst = protowire.AppendTag(dst, fieldPayload, protowire.BytesType)
+	dst = protowire.AppendBytes(dst, payload)
 	return dst
+}
+
+// maxFrameHeader bounds the bytes before the payload of a frame appendFrame
+// writes: sent (1+8), type (2+64), id (2+16), flags, corr and timeout
+// (3*(1+10)), the payload's tag and length (1+10).
+const maxFrameHeader = 9 + 66 + 18 + 33 + 11
+
+// frameTooLargeError is the error of a frame whose length prefix is over
+// the limit. It wraps errFrameTooLarge and holds what its header says, when
+// it could be read: a response's flags and corr, and the payload's length.
+type frameTooLargeError struct {
+	size, limit int
+	flags, corr uint64
+	payload     int // -1: unknown
+}
+
+func (e *frameTooLargeError) Error() string {
+	return fmt.Sprintf("frame of %d bytes exceeds limit of %d", e.size, e.limit)
+}
+
+func (e *frameTooLargeError) Unwrap() error { return errFrameTooLarge }
+
+// decodeHeader reads the fields before the payload of a frame's first bytes
+// b (as appendFrame orders them) into e.
+func (e *frameTooLargeError) decodeHeader(b []byte) {
+	for len(b) > 0 {
+		num, typ, n := protowire.ConsumeTag(b)
+		if n < 0 {
+			return
+		}
+		b = b[n:]
+		switch {
+		case num == fieldPayload && typ == protowire.BytesType:
+			if v, n := protowire.ConsumeVarint(b); n > 0 && v <= uint64(e.size) {
+				e.payload = int(v)
+			}
+			return
+		case (num == fieldFlags || num == fieldCorr) && typ == protowire.VarintType:
+			v, n := protowire.ConsumeVarint(b)
+			if n < 0 {
+				return
+			}
+			if num == fieldFlags {
+				e.flags = v
+			} else {
+				e.corr = v
+			}
+			b = b[n:]
+		default:
+			n := protowire.ConsumeFieldValue(num, typ, b)
+			if n < 0 {
+				return
+			}
+			b = b[n:]
+		}
+	}
 }
 
 // stampSent overwrites the sent field of one frame produced by appendFrame.
@@ -234,7 +293,7 @@ func truncate(b []byte) string {
 //
 // Every byte of an own buffer is first reserved through reserve (the
 // stream's resource-manager scope); a refused reservation ends the frame
-// with an error wrapping ErrFrameMemory. The reservation is held until
+// with an error wrapping errFrameMemory. The reservation is held until
 // release: the caller calls it once the frame has been handed off (its
 // payload copied, or the buffer given to the Message it became, which is
 // then accounted elsewhere: a subscription's byte bound, or a handler's
@@ -244,7 +303,7 @@ func truncate(b []byte) string {
 // is set, a timer of deadline(size) starts when the frame outgrows the base
 // buffer, and if the frame is not complete when it fires, it calls expire
 // (which resets the stream, ending the read) and next fails with an error
-// wrapping ErrSlowFrame. Otherwise a peer could hold reserved memory forever
+// wrapping errSlowFrame. Otherwise a peer could hold reserved memory forever
 // by withholding a frame's last byte: msg streams have no read deadline.
 type frameReader struct {
 	r    *bufio.Reader
@@ -279,7 +338,14 @@ func (fr *frameReader) next() ([]byte, error) {
 		return nil, fmt.Errorf("read frame length: %w", err)
 	}
 	if n > uint64(fr.max) {
-		return nil, fmt.Errorf("frame of %d bytes exceeds limit of %d: %w", n, fr.max, ErrFrameTooLarge)
+		// The part of its header already buffered (the sender writes it
+		// with the length, so it has come with it) tells which request an
+		// oversized reply answers. Nothing more is waited for: a hostile
+		// peer's bare length prefix is refused at once.
+		e := &frameTooLargeError{size: int(min(n, 1<<62)), limit: fr.max, payload: -1}
+		hdr, _ := fr.r.Peek(min(fr.r.Buffered(), int(min(n, maxFrameHeader))))
+		e.decodeHeader(hdr)
+		return nil, e
 	}
 	size := int(n)
 	if cap(fr.buf) < fr.base {
@@ -288,7 +354,7 @@ func (fr *frameReader) next() ([]byte, error) {
 	var w *frameWatch
 	buf, err := fr.body(size, &w)
 	if w.stop() {
-		return nil, fmt.Errorf("frame of %d bytes not complete after %s: %w", size, w.limit, ErrSlowFrame)
+		return nil, fmt.Errorf("frame of %d bytes not complete after %s: %w", size, w.limit, errSlowFrame)
 	}
 	return buf, err
 }
@@ -353,7 +419,7 @@ func (w *frameWatch) stop() bool {
 func (fr *frameReader) grow(n int) error {
 	if fr.reserve != nil {
 		if err := fr.reserve(n); err != nil {
-			return fmt.Errorf("%w: %w", ErrFrameMemory, err)
+			return fmt.Errorf("%w: %w", errFrameMemory, err)
 		}
 	}
 	fr.reserved += n

@@ -218,7 +218,7 @@ func TestFrameRingGrows(t *testing.T) {
 
 // A frame that outgrows the reused buffer must be complete by its deadline:
 // past it, expire is called (the service resets the stream there, which
-// ends the read) and next fails with ErrSlowFrame. A frame that arrives in
+// ends the read) and next fails with errSlowFrame. A frame that arrives in
 // time, or fits the reused buffer, is not affected.
 func TestFrameDeadline(t *testing.T) {
 	const size = 200 << 10
@@ -232,8 +232,8 @@ func TestFrameDeadline(t *testing.T) {
 		fr.expire = func() { _ = pr.CloseWithError(errors.New("stream reset")) }
 		go func() { _, _ = pw.Write(frame[:len(frame)-1]) }() // all but the last byte
 		_, err := fr.next()
-		if !errors.Is(err, ErrSlowFrame) {
-			t.Fatalf("withheld frame: %v, want ErrSlowFrame", err)
+		if !errors.Is(err, errSlowFrame) {
+			t.Fatalf("withheld frame: %v, want errSlowFrame", err)
 		}
 		if len(asked) != 1 || asked[0] != size {
 			t.Fatalf("deadline asked for %v, want once for %d", asked, size)

@@ -36,7 +36,7 @@ func connect(tb testing.TB, a, b host.Host) {
 
 func newService(tb testing.TB, h host.Host, opts Options) *Service {
 	tb.Helper()
-	s, err := New(h, opts)
+	s, err := New(context.Background(), h, opts)
 	if err != nil {
 		tb.Fatalf("New: %v", err)
 	}
@@ -56,16 +56,4 @@ func ctxT(tb testing.TB, d time.Duration) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	tb.Cleanup(cancel)
 	return ctx
-}
-
-// eventually polls cond until it holds or the deadline passes.
-func eventually(tb testing.TB, d time.Duration, what string, cond func() bool) {
-	tb.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			tb.Fatalf("timed out after %s waiting for %s", d, what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }

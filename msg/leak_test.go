@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
+
+	"github.com/warren-p2p/warren/internal/testutil"
 )
 
 // Every goroutine the service starts (writers, readers, handlers, stream
@@ -17,11 +19,11 @@ func TestNoGoroutineLeakAfterClose(t *testing.T) {
 	ha, hb := newHost(t), newHost(t)
 	connect(t, ha, hb)
 	opts := goleak.IgnoreCurrent()
-	a, err := New(ha, Options{SendQueue: 4})
+	a, err := New(context.Background(), ha, Options{SendQueue: 4})
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := New(hb, Options{})
+	b, err := New(context.Background(), hb, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -30,7 +32,7 @@ func TestNoGoroutineLeakAfterClose(t *testing.T) {
 		t.Fatal(err)
 	}
 	handlerRunning := make(chan struct{})
-	if err := b.Handle("hang", func(ctx context.Context, m *Message) ([]byte, error) {
+	if _, err := b.Handle("hang", func(ctx context.Context, m *Message) ([]byte, error) {
 		close(handlerRunning)
 		<-ctx.Done()
 		return nil, ctx.Err()
@@ -54,7 +56,7 @@ func TestNoGoroutineLeakAfterClose(t *testing.T) {
 			}
 		}
 	}()
-	eventually(t, 10*time.Second, "send queue full", func() bool {
+	testutil.Eventually(t, 10*time.Second, "send queue full", func() bool {
 		ps := a.Stats().Peers
 		return len(ps) == 1 && ps[0].Queued.Normal == 4
 	})

@@ -152,7 +152,7 @@ func ParsePriority(s string) (Priority, error) {
 	case "low":
 		return Low, nil
 	}
-	return 0, fmt.Errorf("msg: parse priority %q: want one of high, normal, low", s)
+	return 0, kindf(ErrInvalid, "msg: parse priority %q: want one of high, normal, low", s)
 }
 
 // Policy says what a subscription does when its buffer is full. The zero value
@@ -214,14 +214,15 @@ func ParsePolicy(s string) (Policy, error) {
 	case "drop-newest", "dropnewest":
 		return DropNewest, nil
 	}
-	return 0, fmt.Errorf("msg: parse policy %q: want one of block, drop-oldest, drop-newest", s)
+	return 0, kindf(ErrInvalid, "msg: parse policy %q: want one of block, drop-oldest, drop-newest", s)
 }
 
 // ValidateType checks a message type name: 1 to 64 characters of
-// [A-Za-z0-9._/-] (underscore allowed too).
+// [A-Za-z0-9._/-] (underscore allowed too). The error wraps ErrInvalid and
+// says what is wrong; it has no "msg:" prefix, so callers add theirs.
 func ValidateType(typ string) error {
 	if err := checkName(typ, MaxTypeLen, true); err != nil {
-		return fmt.Errorf("msg: invalid message type %q: %w", typ, err)
+		return kindf(ErrInvalid, "bad message type %q: expected 1 to %d characters of A-Za-z0-9._/- (%v)", typ, MaxTypeLen, err)
 	}
 	return nil
 }

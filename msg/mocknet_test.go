@@ -29,7 +29,7 @@ func TestMocknetHosts(t *testing.T) {
 	}
 	a := newService(t, ha, Options{Network: "mock"})
 	b := newService(t, hb, Options{Network: "mock"})
-	if err := b.Handle("ping", func(ctx context.Context, m *Message) ([]byte, error) {
+	if _, err := b.Handle("ping", func(ctx context.Context, m *Message) ([]byte, error) {
 		return append([]byte("pong:"), m.Payload...), nil
 	}); err != nil {
 		t.Fatal(err)

@@ -17,6 +17,8 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/protobuf/encoding/protowire"
+
+	"github.com/warren-p2p/warren/internal/testutil"
 )
 
 func TestSendRecv(t *testing.T) {
@@ -50,7 +52,7 @@ func TestSendRecv(t *testing.T) {
 		}
 	}
 	st := a.Stats().Types["chat/text"]
-	eventually(t, 5*time.Second, "out counters", func() bool {
+	testutil.Eventually(t, 5*time.Second, "out counters", func() bool {
 		st = a.Stats().Types["chat/text"]
 		return st.MsgsOut == 1
 	})
@@ -147,7 +149,7 @@ func TestBlockLosslessDropNewestExact(t *testing.T) {
 	if err := <-blockErr; err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 10*time.Second, "lossy subscription to account for all", func() bool {
+	testutil.Eventually(t, 10*time.Second, "lossy subscription to account for all", func() bool {
 		return lossy.Delivered()+lossy.Dropped()+uint64(lossy.queued()) == n
 	})
 	lossy.Close() // ends the consumer; queued messages count as dropped
@@ -180,7 +182,7 @@ func TestDropOldestKeepsNewest(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	eventually(t, 5*time.Second, "100 messages in", func() bool { return b.Stats().Types["tick"].MsgsIn == 100 })
+	testutil.Eventually(t, 5*time.Second, "100 messages in", func() bool { return b.Stats().Types["tick"].MsgsIn == 100 })
 	if sub.Dropped() != 90 {
 		t.Fatalf("dropped %d, want 90", sub.Dropped())
 	}
@@ -217,7 +219,7 @@ func TestPriorities(t *testing.T) {
 		}
 	}
 	// Wait until the writer is stuck on the stalled stream and Lows are queued.
-	eventually(t, 10*time.Second, "low queue to back up", func() bool {
+	testutil.Eventually(t, 10*time.Second, "low queue to back up", func() bool {
 		ps := a.Stats().Peers
 		return len(ps) == 1 && ps[0].Queued.Low > lows/2
 	})
@@ -288,7 +290,7 @@ func TestDedup(t *testing.T) {
 	if got[id1] != 1 || got[id2] != 1 {
 		t.Fatalf("dedup got %v", got)
 	}
-	eventually(t, 5*time.Second, "duplicates counted", func() bool { return dd.Duplicates() == 3 })
+	testutil.Eventually(t, 5*time.Second, "duplicates counted", func() bool { return dd.Duplicates() == 3 })
 	if st := b.Stats().Types["dd"]; st.Dups != 3 {
 		t.Fatalf("type stats %+v", st)
 	}
@@ -309,10 +311,10 @@ func TestDedupForgetsDropped(t *testing.T) {
 	}
 	send(ID{1})
 	send(ID{2}) // evicts 1
-	eventually(t, 5*time.Second, "eviction", func() bool { return sub.Dropped() == 1 })
+	testutil.Eventually(t, 5*time.Second, "eviction", func() bool { return sub.Dropped() == 1 })
 	send(ID{2}) // duplicate of the queued one
 	send(ID{1}) // retry of the evicted one: must be delivered (evicts 2)
-	eventually(t, 5*time.Second, "retry", func() bool { return b.Stats().Types["dd"].MsgsIn == 4 })
+	testutil.Eventually(t, 5*time.Second, "retry", func() bool { return b.Stats().Types["dd"].MsgsIn == 4 })
 	m, err := sub.Next(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -324,20 +326,20 @@ func TestDedupForgetsDropped(t *testing.T) {
 
 func TestRequestResponse(t *testing.T) {
 	a, b := pair(t, Options{})
-	if err := b.Handle("echo", func(ctx context.Context, m *Message) ([]byte, error) {
+	if _, err := b.Handle("echo", func(ctx context.Context, m *Message) ([]byte, error) {
 		return bytes.ToUpper(m.Payload), nil
 	}); err != nil {
 		t.Fatal(err)
 	}
-	if err := b.Handle("echo", func(context.Context, *Message) ([]byte, error) { return nil, nil }); err == nil {
+	if _, err := b.Handle("echo", func(context.Context, *Message) ([]byte, error) { return nil, nil }); err == nil {
 		t.Fatal("second handler for a type was accepted")
 	}
-	if err := b.Handle("fail", func(ctx context.Context, m *Message) ([]byte, error) {
+	if _, err := b.Handle("fail", func(ctx context.Context, m *Message) ([]byte, error) {
 		return nil, errors.New("boom")
 	}); err != nil {
 		t.Fatal(err)
 	}
-	if err := b.Handle("panic", func(ctx context.Context, m *Message) ([]byte, error) { panic("oops") }); err != nil {
+	if _, err := b.Handle("panic", func(ctx context.Context, m *Message) ([]byte, error) { panic("oops") }); err != nil {
 		t.Fatal(err)
 	}
 	ctx := ctxT(t, 10*time.Second)
@@ -381,7 +383,7 @@ func TestRequestTimeout(t *testing.T) {
 	a, b := pair(t, Options{RequestTimeout: 200 * time.Millisecond})
 	release := make(chan struct{})
 	deadline := make(chan time.Time, 1)
-	if err := b.Handle("slow", func(ctx context.Context, m *Message) ([]byte, error) {
+	if _, err := b.Handle("slow", func(ctx context.Context, m *Message) ([]byte, error) {
 		dl, _ := ctx.Deadline() // the requester's remaining time travels with the request
 		deadline <- dl
 		<-release
@@ -404,7 +406,7 @@ func TestRequestTimeout(t *testing.T) {
 		t.Fatal("timed-out request still pending")
 	}
 	close(release) // the handler answers after the requester gave up
-	eventually(t, 5*time.Second, "late reply counted", func() bool { return a.Stats().LateReplies == 1 })
+	testutil.Eventually(t, 5*time.Second, "late reply counted", func() bool { return a.Stats().LateReplies == 1 })
 }
 
 func TestOversizeSend(t *testing.T) {
@@ -433,7 +435,7 @@ func TestOversizeFrameOnWire(t *testing.T) {
 	if _, err := str.Write(protowire.AppendVarint(nil, 1<<30)); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 5*time.Second, "bad frame counted", func() bool { return b.Stats().BadFrames == 1 })
+	testutil.Eventually(t, 5*time.Second, "bad frame counted", func() bool { return b.Stats().BadFrames == 1 })
 	assertReset(t, str)
 }
 
@@ -444,8 +446,8 @@ func TestFrameReaderRejectsBeforeAlloc(t *testing.T) {
 	runtime.ReadMemStats(&before)
 	for range runs {
 		fr := newFrameReader(bytes.NewReader(in), 1<<20, 16)
-		if _, err := fr.next(); !errors.Is(err, ErrFrameTooLarge) || !strings.Contains(err.Error(), "1048577") {
-			t.Fatalf("got %v, want ErrFrameTooLarge naming the size", err)
+		if _, err := fr.next(); !errors.Is(err, errFrameTooLarge) || !strings.Contains(err.Error(), "1048577") {
+			t.Fatalf("got %v, want errFrameTooLarge naming the size", err)
 		}
 		if cap(fr.buf) != 0 {
 			t.Fatal("buffer allocated for an oversized frame")
@@ -513,14 +515,14 @@ func TestStreamFailureReported(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	eventually(t, 10*time.Second, "queue to back up", func() bool {
+	testutil.Eventually(t, 10*time.Second, "queue to back up", func() bool {
 		ps := a.Stats().Peers
 		return len(ps) == 1 && ps[0].Queued.Normal > 0
 	})
 	if err := ha.Network().ClosePeer(hb.ID()); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 10*time.Second, "loss recorded", func() bool {
+	testutil.Eventually(t, 10*time.Second, "loss recorded", func() bool {
 		ps := a.Stats().Peers
 		return len(ps) == 1 && ps[0].Lost > 0 && !ps[0].Open
 	})
@@ -560,8 +562,8 @@ func TestMetricsBoundedLabels(t *testing.T) {
 	if err := a.Send(ctx, hb.ID(), "known", []byte("x"), SendOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 5*time.Second, "messages in", func() bool { return b.Stats().Types["known"].MsgsIn == 1 })
-	eventually(t, 5*time.Second, "junk in", func() bool { return b.Stats().Types[OtherType].MsgsIn == 20 })
+	testutil.Eventually(t, 5*time.Second, "messages in", func() bool { return b.Stats().Types["known"].MsgsIn == 1 })
+	testutil.Eventually(t, 5*time.Second, "junk in", func() bool { return b.Stats().Types[OtherType].MsgsIn == 20 })
 	if st := b.Stats().Types[OtherType]; st.Unhandled != 20 {
 		t.Fatalf("other: %+v", st)
 	}
@@ -592,7 +594,7 @@ func TestMetricsBoundedLabels(t *testing.T) {
 		}
 	}
 	// A reply is counted once written, which may be just after it arrived.
-	eventually(t, 5*time.Second, "replies counted", func() bool { return b.Stats().Types[OtherType].MsgsOut == asks })
+	testutil.Eventually(t, 5*time.Second, "replies counted", func() bool { return b.Stats().Types[OtherType].MsgsOut == asks })
 	st := b.Stats()
 	if len(st.Types) != 2 || st.Types[OtherType].Unhandled != 20+asks || st.Types[OtherType].MsgsOut != asks {
 		t.Fatalf("after %d unhandled requests of invented types: types %+v; want only \"known\" and %s, with the requests unhandled and the replies sent as %s",
@@ -629,7 +631,7 @@ func TestMetricsBoundedLabels(t *testing.T) {
 	}
 	// Close unregisters, so a new service can register on the same registry.
 	_ = b.Close()
-	if _, err := New(hb, Options{Network: "m", Registerer: reg}); err != nil {
+	if _, err := New(context.Background(), hb, Options{Network: "m", Registerer: reg}); err != nil {
 		t.Fatalf("re-register after Close: %v", err)
 	}
 }
@@ -656,7 +658,7 @@ func TestMetricsSubscriptionDrops(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	eventually(t, 5*time.Second, "messages in", func() bool { return b.Stats().Types["flood"].MsgsIn == 10 })
+	testutil.Eventually(t, 5*time.Second, "messages in", func() bool { return b.Stats().Types["flood"].MsgsIn == 10 })
 	// subDrops returns the series by subscription label.
 	subDrops := func() map[string]float64 {
 		t.Helper()
@@ -702,7 +704,7 @@ func TestValidation(t *testing.T) {
 		{Network: "a/b"}, {Network: strings.Repeat("n", 65)}, {MaxMessageSize: -1},
 		{MaxMessageSize: MaxMaxMessageSize + 1}, {SendQueue: -1}, {RequestTimeout: -1},
 	} {
-		if _, err := New(h, o); err == nil {
+		if _, err := New(context.Background(), h, o); err == nil {
 			t.Errorf("New(%+v) accepted", o)
 		}
 	}
@@ -721,7 +723,7 @@ func TestValidation(t *testing.T) {
 	if err := s.Send(context.Background(), "x", "ok", nil, SendOptions{Priority: 9}); err == nil {
 		t.Error("bad priority accepted")
 	}
-	if err := s.Handle("ok", nil); err == nil {
+	if _, err := s.Handle("ok", nil); err == nil {
 		t.Error("nil handler accepted")
 	}
 	for in, want := range map[string]Priority{"high": High, "Normal": Normal, "": Normal, "LOW": Low} {
@@ -762,7 +764,7 @@ func TestSubscriptionCloseAndServiceClose(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	eventually(t, 5*time.Second, "3 queued", func() bool { return sub.queued() == 3 })
+	testutil.Eventually(t, 5*time.Second, "3 queued", func() bool { return sub.queued() == 3 })
 	sub.Close()
 	if sub.Dropped() != 3 {
 		t.Fatalf("closing with 3 queued: dropped %d", sub.Dropped())
@@ -773,7 +775,7 @@ func TestSubscriptionCloseAndServiceClose(t *testing.T) {
 	if err := a.Send(ctx, b.h.ID(), "c", nil, SendOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 5*time.Second, "unhandled counted", func() bool { return b.Stats().Types["c"].Unhandled == 1 })
+	testutil.Eventually(t, 5*time.Second, "unhandled counted", func() bool { return b.Stats().Types["c"].Unhandled == 1 })
 
 	// A Block subscription that is full holds the reader, waiting for room
 	// with the next message: Close counts that one too before it returns.
@@ -786,13 +788,13 @@ func TestSubscriptionCloseAndServiceClose(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	eventually(t, 5*time.Second, "1 queued, 1 waiting", func() bool { return b.Stats().Types["f"].MsgsIn == 2 && full.queued() == 1 })
+	testutil.Eventually(t, 5*time.Second, "1 queued, 1 waiting", func() bool { return b.Stats().Types["f"].MsgsIn == 2 && full.queued() == 1 })
 	time.Sleep(20 * time.Millisecond) // the reader counts the message in just before it waits
 	full.Close()
 	if n := full.Dropped(); n != 2 {
 		t.Fatalf("closing with 1 queued and 1 waiting for room: Dropped %d right after Close, want 2", n)
 	}
-	eventually(t, 5*time.Second, "the third unhandled", func() bool { return b.Stats().Types["f"].Unhandled == 1 })
+	testutil.Eventually(t, 5*time.Second, "the third unhandled", func() bool { return b.Stats().Types["f"].Unhandled == 1 })
 	if st := b.Stats().Types["f"]; st.Dropped != 2 {
 		t.Fatalf("type stats after Close: %+v; want 2 dropped", st)
 	}
@@ -816,7 +818,7 @@ func TestSubscriptionCloseAndServiceClose(t *testing.T) {
 // gets the error at once (cut to the limit), not its own timeout.
 func TestErrorReplyFitsTinyLimit(t *testing.T) {
 	a, b := pair(t, Options{MaxMessageSize: 10})
-	if err := b.Handle("fail", func(context.Context, *Message) ([]byte, error) {
+	if _, err := b.Handle("fail", func(context.Context, *Message) ([]byte, error) {
 		return nil, errors.New("a handler error much longer than ten bytes")
 	}); err != nil {
 		t.Fatal(err)

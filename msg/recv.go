@@ -69,15 +69,19 @@ func (s *Service) readLoop(str network.Stream, remote peer.ID, ip *inPeer) {
 		body, err := fr.next()
 		if err != nil {
 			switch {
-			case errors.Is(err, ErrFrameTooLarge):
+			case errors.Is(err, errFrameTooLarge):
 				s.badFrames.Add(1)
 				s.rlog.Warn("msg: oversized frame; resetting stream", "peer", remote, "err", err)
 				_ = str.Reset()
-			case errors.Is(err, ErrFrameMemory):
+				var fe *frameTooLargeError
+				if errors.As(err, &fe) {
+					s.replyTooLarge(remote, fe)
+				}
+			case errors.Is(err, errFrameMemory):
 				s.refusedMemory.Add(1)
 				s.rlog.Warn("msg: no memory for frame under the resource manager's limits; resetting stream", "peer", remote, "err", err)
 				_ = str.Reset()
-			case errors.Is(err, ErrSlowFrame): // the timer reset the stream
+			case errors.Is(err, errSlowFrame): // the timer reset the stream
 				s.slowFrames.Add(1)
 				s.rlog.Warn("msg: frame did not arrive in time; stream reset", "peer", remote, "err", err)
 				_ = str.Reset()

@@ -64,7 +64,7 @@ func (s *Service) request(ctx context.Context, p peer.ID, typ string, payload []
 	deadline, _ := ctx.Deadline()
 	timeoutMs := time.Until(deadline).Milliseconds()
 	if timeoutMs <= 0 {
-		return nil, fmt.Errorf("msg: request %q to %s: %w", typ, p, context.DeadlineExceeded)
+		return nil, kindf(ErrTimeout, "msg: request %q to %s: %w", typ, p, context.DeadlineExceeded)
 	}
 
 	key := pendingKey{peer: p, corr: s.corr.Add(1)}
@@ -93,8 +93,11 @@ func (s *Service) request(ctx context.Context, p peer.ID, typ string, payload []
 		}
 		return r.m, nil
 	case <-ctx.Done():
-		return nil, fmt.Errorf("msg: request %q to %s: no reply after %s: %w",
-			typ, p, time.Since(start).Round(time.Millisecond), ctx.Err())
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			return nil, kindf(ErrTimeout, "msg: request %q to %s: no reply after %s: %w",
+				typ, p, time.Since(start).Round(time.Millisecond), ctx.Err())
+		}
+		return nil, fmt.Errorf("msg: request %q to %s: %w", typ, p, ctx.Err())
 	}
 }
 
@@ -117,6 +120,28 @@ func (s *Service) deliverReply(from peer.ID, e *envelope, now time.Time) {
 		return
 	}
 	ch <- reply{m: s.newMessage(typ, from, e, now)}
+}
+
+// replyTooLarge fails at once the request an oversized frame from p
+// answers, if its header said which: the requester learns the size and the
+// limit instead of waiting for its timeout.
+func (s *Service) replyTooLarge(p peer.ID, fe *frameTooLargeError) {
+	if fe.flags&flagResponse == 0 || fe.corr == 0 {
+		return
+	}
+	var err error
+	if fe.payload >= 0 {
+		err = kindf(ErrTooLarge, "reply of %d bytes exceeds this node's limit of %d bytes (Options.MaxMessageSize)", fe.payload, s.opts.MaxMessageSize)
+	} else {
+		err = kindf(ErrTooLarge, "reply frame of %d bytes exceeds this node's limit of %d bytes (Options.MaxMessageSize and the envelope)", fe.size, fe.limit)
+	}
+	key := pendingKey{peer: p, corr: fe.corr}
+	s.reqMu.Lock()
+	defer s.reqMu.Unlock()
+	if ch := s.pending[key]; ch != nil {
+		delete(s.pending, key)
+		ch <- reply{err: err}
+	}
 }
 
 // failPending fails the pending requests to p.
@@ -180,7 +205,7 @@ func (s *Service) serveRequest(from peer.ID, ip *inPeer, e *envelope, ts *typeSt
 		}
 		counted.unhandled.Add(1)
 		ctx, cancel := context.WithTimeout(s.ctx, s.opts.ReplyTimeout)
-		s.sendReply(ctx, from, typ, e.corr, nil, fmt.Errorf("no handler for type %q", typ), false)
+		s.sendReply(ctx, from, typ, e.corr, nil, fmt.Errorf(noHandlerText+"%q", typ), false)
 		cancel()
 		return
 	}
@@ -272,7 +297,7 @@ func (s *Service) runHandler(ctx context.Context, h Handler, m *Message) (out []
 func (s *Service) sendReply(ctx context.Context, to peer.ID, typ string, corr uint64, out []byte, herr error, wait bool) {
 	flags := uint64(flagResponse)
 	if herr == nil && len(out) > s.opts.MaxMessageSize {
-		herr = fmt.Errorf("reply of %d bytes exceeds the limit of %d bytes", len(out), s.opts.MaxMessageSize)
+		herr = fmt.Errorf(replyTooLarge+"%d bytes exceeds the responder's limit of %d bytes (%v)", len(out), s.opts.MaxMessageSize, ErrTooLarge)
 	}
 	if herr != nil {
 		flags |= flagError

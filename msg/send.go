@@ -67,7 +67,7 @@ func (s *Service) putFrame(f *frame) {
 // The payload is copied; the caller may reuse it when Send returns.
 func (s *Service) Send(ctx context.Context, p peer.ID, typ string, payload []byte, opts SendOptions) error {
 	if !opts.Priority.valid() {
-		return fmt.Errorf("msg: send %q to %s: invalid priority %d; want High, Normal or Low", typ, p, int(opts.Priority))
+		return kindf(ErrInvalid, "msg: send %q to %s: invalid priority %d; want High, Normal or Low", typ, p, int(opts.Priority))
 	}
 	id := opts.ID
 	if id.IsZero() {
@@ -91,13 +91,13 @@ func (s *Service) checkSend(p peer.ID, typ string, payload []byte, register bool
 		}
 	}
 	if len(payload) > s.opts.MaxMessageSize {
-		return nil, fmt.Errorf("payload is %d bytes, over the limit of %d bytes (Options.MaxMessageSize)", len(payload), s.opts.MaxMessageSize)
+		return nil, kindf(ErrTooLarge, "payload is %d bytes, over the limit of %d bytes (Options.MaxMessageSize)", len(payload), s.opts.MaxMessageSize)
 	}
 	if p == "" {
-		return nil, errors.New("empty peer ID")
+		return nil, kindf(ErrInvalid, "empty peer ID")
 	}
 	if p == s.h.ID() {
-		return nil, errors.New("cannot send to self")
+		return nil, kindf(ErrInvalid, "cannot send to self")
 	}
 	switch {
 	case ts != nil:

@@ -19,14 +19,15 @@ import (
 	"golang.org/x/sync/semaphore"
 	"golang.org/x/sync/singleflight"
 
+	"github.com/warren-p2p/warren/internal/netname"
 	"github.com/warren-p2p/warren/internal/ratelog"
 )
 
 // Defaults for Options.
 const (
-	DefaultNetwork               = "default"
+	DefaultNetwork               = netname.Default
 	DefaultMaxMessageSize        = 4 << 20
-	MaxMaxMessageSize            = 256 << 20
+	MaxMaxMessageSize            = 64 << 20 // config's messages.max_message_size bound
 	DefaultSendQueue             = 4096
 	DefaultRequestTimeout        = 10 * time.Second
 	DefaultOpenTimeout           = 15 * time.Second
@@ -37,7 +38,6 @@ const (
 	DefaultSubscribeMaxBytes     = 16 << 20
 	DefaultFrameGrace            = 10 * time.Second
 	DefaultFrameMinRate          = 64 << 10
-	maxNetworkLen                = 64
 )
 
 // ServiceName is the resource-manager service of the msg streams: every
@@ -49,11 +49,12 @@ const ServiceName = "warren.msg"
 type Options struct {
 	// Network separates warren networks: the protocol is
 	// /warren/<Network>/msg/1.0.0, so nodes of different networks never
-	// exchange messages. 1-64 characters of [A-Za-z0-9._-]; default "default".
+	// exchange messages. See package config's network for the rule; default
+	// DefaultNetwork ("warren", as config's).
 	Network string
 	// MaxMessageSize is the largest payload in bytes, checked on Send and,
 	// from the length prefix, before reading a frame (default 4 MiB, at most
-	// 256 MiB). All nodes of a network should use the same value.
+	// MaxMaxMessageSize, 64 MiB). All nodes of a network should use the same value.
 	MaxMessageSize int
 	// Logger receives the service's logs (default: discarded).
 	Logger *slog.Logger
@@ -103,7 +104,7 @@ type Options struct {
 func orDefault[T int | int64 | time.Duration](name string, v *T, def T) error {
 	switch {
 	case *v < 0:
-		return fmt.Errorf("msg: Options.%s is %v; want >= 0 (0 means %v)", name, *v, def)
+		return kindf(ErrInvalid, "msg: Options.%s is %v; want >= 0 (0 means %v)", name, *v, def)
 	case *v == 0:
 		*v = def
 	}
@@ -114,12 +115,12 @@ func (o *Options) normalize() error {
 	if o.Network == "" {
 		o.Network = DefaultNetwork
 	}
-	if err := checkName(o.Network, maxNetworkLen, false); err != nil {
-		return fmt.Errorf("msg: invalid Options.Network %q: %w", o.Network, err)
+	if err := netname.Check(o.Network); err != nil {
+		return kindf(ErrInvalid, "msg: Options.Network: %w", err)
 	}
 	switch {
 	case o.MaxMessageSize < 0 || o.MaxMessageSize > MaxMaxMessageSize:
-		return fmt.Errorf("msg: Options.MaxMessageSize is %d; want 0 (default %d) to %d", o.MaxMessageSize, DefaultMaxMessageSize, MaxMaxMessageSize)
+		return kindf(ErrInvalid, "msg: Options.MaxMessageSize is %d; want 0 (default %d) to %d", o.MaxMessageSize, DefaultMaxMessageSize, MaxMaxMessageSize)
 	case o.MaxMessageSize == 0:
 		o.MaxMessageSize = DefaultMaxMessageSize
 	}
@@ -145,7 +146,7 @@ func (o *Options) normalize() error {
 		return err
 	}
 	if o.MaxHandlersPerPeer > o.MaxConcurrentHandlers {
-		return fmt.Errorf("msg: Options.MaxHandlersPerPeer is %d; want at most MaxConcurrentHandlers (%d)", o.MaxHandlersPerPeer, o.MaxConcurrentHandlers)
+		return kindf(ErrInvalid, "msg: Options.MaxHandlersPerPeer is %d; want at most MaxConcurrentHandlers (%d)", o.MaxHandlersPerPeer, o.MaxConcurrentHandlers)
 	}
 	return nil
 }
@@ -306,9 +307,12 @@ func (s *Service) putInPeerLocked(p peer.ID, ip *inPeer) {
 
 // New starts a message service on h. It registers the stream handler for
 // ProtocolID(opts.Network) and, if opts.Registerer is set, its metrics.
-func New(h host.Host, opts Options) (*Service, error) {
+func New(ctx context.Context, h host.Host, opts Options) (*Service, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("msg: New: %w", err)
+	}
 	if h == nil {
-		return nil, fmt.Errorf("msg: New: host is nil")
+		return nil, kindf(ErrInvalid, "msg: New: host is nil")
 	}
 	if err := opts.normalize(); err != nil {
 		return nil, err
@@ -496,33 +500,40 @@ func (s *Service) removeSubscription(sub *Subscription) {
 	sub.ts.subs.Store(&list)
 }
 
-// Handle registers the request handler of typ. Only one handler per type:
-// registering a second one is refused (use RemoveHandler first).
-func (s *Service) Handle(typ string, h Handler) error {
+// Registration is a request handler registered by Handle.
+type Registration struct {
+	ts *typeState
+	h  *Handler
+}
+
+// Close unregisters the handler (if it is still the type's). Requests
+// already running finish. Close is idempotent and returns nil.
+func (r *Registration) Close() error {
+	r.ts.handler.CompareAndSwap(r.h, nil)
+	return nil
+}
+
+// Handle registers the request handler of typ until the Registration is
+// closed. Only one handler per type: registering a second one fails with
+// ErrExists.
+func (s *Service) Handle(typ string, h Handler) (*Registration, error) {
 	if err := ValidateType(typ); err != nil {
-		return fmt.Errorf("msg: handle: %w", err)
+		return nil, fmt.Errorf("msg: handle: %w", err)
 	}
 	if h == nil {
-		return fmt.Errorf("msg: handle %q: handler is nil", typ)
+		return nil, kindf(ErrInvalid, "msg: handle %q: handler is nil", typ)
 	}
 	ts := s.addType(typ)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
-		return fmt.Errorf("msg: handle %q: %w", typ, ErrClosed)
+		return nil, fmt.Errorf("msg: handle %q: %w", typ, ErrClosed)
 	}
-	if !ts.handler.CompareAndSwap(nil, &h) {
-		return fmt.Errorf("msg: handle %q: a handler is already registered for this type", typ)
+	hp := &h
+	if !ts.handler.CompareAndSwap(nil, hp) {
+		return nil, kindf(ErrExists, "msg: handle %q: a handler is already registered for this type", typ)
 	}
-	return nil
-}
-
-// RemoveHandler unregisters the request handler of typ, if any. Requests
-// already running finish.
-func (s *Service) RemoveHandler(typ string) {
-	if ts := s.knownType(typ); ts != nil {
-		ts.handler.Store(nil)
-	}
+	return &Registration{ts: ts, h: hp}, nil
 }
 
 // newID returns a fresh message ID.

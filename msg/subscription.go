@@ -2,16 +2,12 @@ package msg
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
 
 	"github.com/libp2p/go-libp2p/core/peer"
 )
-
-// ErrClosed is returned by operations on a closed Service or Subscription.
-var ErrClosed = errors.New("msg: closed")
 
 // Default subscription settings.
 const (
@@ -292,10 +288,11 @@ func (sub *Subscription) countDrop(n uint64) {
 
 // Close unsubscribes. Messages still queued, and those waiting for room
 // (Block), are discarded and counted as dropped before Close returns, so
-// Dropped then includes them. Close is idempotent.
-func (sub *Subscription) Close() {
+// Dropped then includes them. Close is idempotent and returns nil.
+func (sub *Subscription) Close() error {
 	sub.svc.removeSubscription(sub)
 	sub.shut()
+	return nil
 }
 
 // shut marks the subscription closed and wakes everyone waiting on it.

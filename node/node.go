@@ -49,7 +49,44 @@ type Options struct {
 	// whose stream handlers call str.Scope().SetService(Name)). They apply
 	// only while swarm.resource_manager.enabled is true.
 	Services []ServiceLimit
+	// Libp2p options are appended to those the config gives (they must not
+	// repeat one that may be given only once, such as the identity).
+	Libp2p []libp2p.Option
+	// Host, if set, is used instead of building one (for a mocknet host in
+	// tests): the config's addresses, swarm settings and Libp2p do not
+	// apply, discovery (DHT, mDNS, bootstrap) does. Close closes it.
+	Host host.Host
 }
+
+// Errors of Connect that callers branch on (errors.Is).
+var (
+	// ErrSelf: the peer is this node.
+	ErrSelf = errors.New("that is this node's own peer ID")
+	// ErrNoAddress: a bare peer ID with no known address, and no DHT to
+	// look it up in.
+	ErrNoAddress = errors.New("no known address for this peer and the DHT is off")
+	// ErrNoPeersToAsk: a bare peer ID with no known address, and no peer
+	// connected yet to look it up through.
+	ErrNoPeersToAsk = errors.New("no peers to ask yet; connect by multiaddr first or set bootstrap peers")
+	// ErrOtherNetwork is wrapped by *OtherNetworkError.
+	ErrOtherNetwork = errors.New("peer is on another warren network")
+)
+
+// OtherNetworkError is returned by Connect when the peer turns out to be a
+// warren node of another network (from the protocols identify reported):
+// the connection is closed again, as the two could exchange nothing.
+type OtherNetworkError struct {
+	Peer    peer.ID
+	Network string // the peer's network
+	Ours    string // this node's network
+}
+
+func (e *OtherNetworkError) Error() string {
+	return fmt.Sprintf("connect %s: the peer is on warren network %q, this node on %q (config network)", e.Peer, e.Network, e.Ours)
+}
+
+// Unwrap makes errors.Is(err, ErrOtherNetwork) true.
+func (e *OtherNetworkError) Unwrap() error { return ErrOtherNetwork }
 
 // Node is a running libp2p host with discovery.
 type Node struct {
@@ -92,11 +129,15 @@ func New(ctx context.Context, cfg config.Config, key crypto.PrivKey, opts Option
 	n := &Node{cfg: cfg, log: log, ready: make(chan struct{})}
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 
+	if opts.Host != nil {
+		return n.start(opts.Host)
+	}
 	hopts, err := hostOptions(cfg, key, opts, n.relayCandidates)
 	if err != nil {
 		n.cancel()
 		return nil, fmt.Errorf("start node: %w", err)
 	}
+	hopts = append(hopts, opts.Libp2p...)
 	if cfg.Discovery.DHT != "off" {
 		hopts = append(hopts, libp2p.Routing(func(h host.Host) (routing.PeerRouting, error) {
 			d, err := dht.New(h, dhtOptions(cfg)...)
@@ -114,6 +155,22 @@ func New(ctx context.Context, cfg config.Config, key crypto.PrivKey, opts Option
 			_ = n.dht.Close()
 		}
 		return nil, fmt.Errorf("start node: %w", err)
+	}
+	return n.start(h)
+}
+
+// start runs discovery on the node's host; a given host (Options.Host)
+// gets its DHT here.
+func (n *Node) start(h host.Host) (*Node, error) {
+	cfg, log := n.cfg, n.log
+	if n.dht == nil && cfg.Discovery.DHT != "off" {
+		d, err := dht.New(h, dhtOptions(cfg)...)
+		if err != nil {
+			n.cancel()
+			_ = h.Close()
+			return nil, fmt.Errorf("start node: start DHT: %w", err)
+		}
+		n.dht = d
 	}
 	n.host = h
 	close(n.ready)
@@ -270,41 +327,22 @@ func (n *Node) Config() config.Config { return n.cfg }
 // ID returns the node's peer ID.
 func (n *Node) ID() peer.ID { return n.host.ID() }
 
-// Addrs returns the node's full multiaddrs, each ending in /p2p/<id>.
-func (n *Node) Addrs() []string {
+// Addrs returns the node's full multiaddrs, each ending in /p2p/<id>,
+// sorted by their text.
+func (n *Node) Addrs() []ma.Multiaddr {
 	p2p, _ := ma.NewComponent("p2p", n.host.ID().String())
-	out := make([]string, 0, len(n.host.Addrs()))
+	out := make([]ma.Multiaddr, 0, len(n.host.Addrs()))
 	for _, a := range n.host.Addrs() {
-		out = append(out, a.Encapsulate(p2p.Multiaddr()).String())
+		out = append(out, a.Encapsulate(p2p.Multiaddr()))
 	}
-	sort.Strings(out)
+	sort.Slice(out, func(i, j int) bool { return out[i].String() < out[j].String() })
 	return out
 }
 
 // ParseTarget reads a peer given as a multiaddr ending in /p2p/<id>, or as a
-// bare peer ID. The error names the input and the forms expected.
-func ParseTarget(s string) (peer.AddrInfo, error) {
-	s = strings.TrimSpace(s)
-	if s == "" {
-		return peer.AddrInfo{}, errors.New("empty peer: expected a peer ID or a multiaddr ending in /p2p/<peer-id>")
-	}
-	if strings.HasPrefix(s, "/") {
-		a, err := ma.NewMultiaddr(s)
-		if err != nil {
-			return peer.AddrInfo{}, fmt.Errorf("bad multiaddr %q: %v", s, err)
-		}
-		ai, err := peer.AddrInfoFromP2pAddr(a)
-		if err != nil {
-			return peer.AddrInfo{}, fmt.Errorf("multiaddr %q: expected it to end in /p2p/<peer-id>", s)
-		}
-		return *ai, nil
-	}
-	id, err := peer.Decode(s)
-	if err != nil {
-		return peer.AddrInfo{}, fmt.Errorf("bad peer %q: expected a peer ID (12D3KooW...) or a multiaddr ending in /p2p/<peer-id>", s)
-	}
-	return peer.AddrInfo{ID: id}, nil
-}
+// bare peer ID (AddrInfo without Addrs): config.ParsePeer, warren's one
+// parser of peers written as text.
+func ParseTarget(s string) (peer.AddrInfo, error) { return config.ParsePeer(s) }
 
 // ParsePeerID reads a bare peer ID, with an error that names the input.
 func ParsePeerID(s string) (peer.ID, error) {
@@ -315,16 +353,16 @@ func ParsePeerID(s string) (peer.ID, error) {
 	return id, nil
 }
 
-// Connect dials a peer given as a multiaddr or a peer ID. A peer known only
-// by its ID is looked up in the DHT. Concurrent connects to one peer share
-// one dial.
-func (n *Node) Connect(ctx context.Context, target string) (peer.AddrInfo, error) {
-	ai, err := ParseTarget(target)
-	if err != nil {
-		return peer.AddrInfo{}, fmt.Errorf("connect: %w", err)
+// Connect dials a peer. A peer given without addresses (a bare peer ID) is
+// found through the peerstore, else the DHT. Concurrent connects to one
+// peer share one dial. A warren peer of another network is disconnected
+// again with an *OtherNetworkError.
+func (n *Node) Connect(ctx context.Context, ai peer.AddrInfo) error {
+	if ai.ID == "" {
+		return errors.New("connect: empty peer ID")
 	}
 	if ai.ID == n.host.ID() {
-		return ai, fmt.Errorf("connect %s: that is this node's own peer ID", ai.ID)
+		return fmt.Errorf("connect %s: %w", ai.ID, ErrSelf)
 	}
 	if len(ai.Addrs) > 0 {
 		n.host.Peerstore().AddAddrs(ai.ID, ai.Addrs, time.Hour)
@@ -334,22 +372,22 @@ func (n *Node) Connect(ctx context.Context, target string) (peer.AddrInfo, error
 	})
 	select {
 	case r := <-res:
-		if r.Err != nil {
-			return ai, r.Err
-		}
+		return r.Err
 	case <-ctx.Done():
-		return ai, fmt.Errorf("connect %s: %w", ai.ID, ctx.Err())
+		return fmt.Errorf("connect %s: %w", ai.ID, ctx.Err())
 	}
-	return peer.AddrInfo{ID: ai.ID, Addrs: n.host.Peerstore().Addrs(ai.ID)}, nil
 }
 
 func (n *Node) connect(ctx context.Context, ai peer.AddrInfo) error {
 	if n.host.Network().Connectedness(ai.ID) == network.Connected {
-		return nil
+		return n.checkNetwork(ai.ID)
 	}
 	if len(n.host.Peerstore().Addrs(ai.ID)) == 0 {
 		if n.dht == nil {
-			return fmt.Errorf("connect %s: no known address for this peer and the DHT is off; give a multiaddr ending in /p2p/%s", ai.ID, ai.ID)
+			return fmt.Errorf("connect %s: %w; give a multiaddr ending in /p2p/%s", ai.ID, ErrNoAddress, ai.ID)
+		}
+		if len(n.host.Network().Peers()) == 0 {
+			return fmt.Errorf("connect %s: %w", ai.ID, ErrNoPeersToAsk)
 		}
 		found, err := n.dht.FindPeer(ctx, ai.ID)
 		if err != nil {
@@ -360,7 +398,37 @@ func (n *Node) connect(ctx context.Context, ai peer.AddrInfo) error {
 	if err := n.host.Connect(ctx, ai); err != nil {
 		return fmt.Errorf("connect %s: %w", ai.ID, err)
 	}
-	return nil
+	return n.checkNetwork(ai.ID)
+}
+
+// warrenNetwork returns the warren network a peer serves, from the
+// protocols identify reported (/warren/<network>/...), or "" if it serves
+// none, such as a plain libp2p node.
+func (n *Node) warrenNetwork(p peer.ID) (network string, ours bool) {
+	protos, _ := n.host.Peerstore().GetProtocols(p)
+	for _, proto := range protos {
+		rest, ok := strings.CutPrefix(string(proto), "/warren/")
+		if !ok {
+			continue
+		}
+		name, _, _ := strings.Cut(rest, "/")
+		if name == n.cfg.Network {
+			return name, true
+		}
+		network = name
+	}
+	return network, false
+}
+
+// checkNetwork refuses a connected peer that serves only another warren
+// network, closing its connections.
+func (n *Node) checkNetwork(p peer.ID) error {
+	other, ours := n.warrenNetwork(p)
+	if ours || other == "" {
+		return nil
+	}
+	_ = n.host.Network().ClosePeer(p)
+	return &OtherNetworkError{Peer: p, Network: other, Ours: n.cfg.Network}
 }
 
 // Disconnect closes every connection to a peer.
@@ -380,9 +448,9 @@ func (n *Node) Ping(ctx context.Context, p peer.ID, count int) ([]time.Duration,
 		return nil, fmt.Errorf("ping: count %d: expected a number > 0", count)
 	}
 	if p == n.host.ID() {
-		return nil, fmt.Errorf("ping %s: that is this node's own peer ID", p)
+		return nil, fmt.Errorf("ping %s: %w", p, ErrSelf)
 	}
-	if _, err := n.Connect(ctx, p.String()); err != nil {
+	if err := n.Connect(ctx, peer.AddrInfo{ID: p}); err != nil {
 		return nil, fmt.Errorf("ping: %w", err)
 	}
 	ctx, cancel := context.WithCancel(ctx)
@@ -408,12 +476,12 @@ func (n *Node) Ping(ctx context.Context, p peer.ID, count int) ([]time.Duration,
 
 // PeerInfo describes one connected peer.
 type PeerInfo struct {
-	ID        string  `json:"id"`
-	Addr      string  `json:"addr"`
-	Direction string  `json:"direction"`
-	Limited   bool    `json:"limited"`
-	Streams   int     `json:"streams"`
-	LatencyMS float64 `json:"latency_ms"`
+	ID        peer.ID      `json:"id"`
+	Addr      ma.Multiaddr `json:"addr"`
+	Direction string       `json:"direction"`
+	Limited   bool         `json:"limited"`
+	Streams   int          `json:"streams"`
+	LatencyMS float64      `json:"latency_ms"`
 }
 
 // Peers lists the connected peers, one entry per peer. A peer with a direct
@@ -425,8 +493,8 @@ func (n *Node) Peers() []PeerInfo {
 	for _, c := range n.host.Network().Conns() {
 		p := c.RemotePeer()
 		info := PeerInfo{
-			ID:        p.String(),
-			Addr:      c.RemoteMultiaddr().String(),
+			ID:        p,
+			Addr:      c.RemoteMultiaddr(),
 			Direction: c.Stat().Direction.String(),
 			Limited:   c.Stat().Limited,
 			Streams:   len(c.GetStreams()),
@@ -445,7 +513,7 @@ func (n *Node) Peers() []PeerInfo {
 			out[i].Streams = info.Streams
 		}
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	sort.Slice(out, func(i, j int) bool { return out[i].ID.String() < out[j].ID.String() })
 	return out
 }
 

@@ -3,12 +3,14 @@ package node
 import (
 	"context"
 	"crypto/rand"
+	"errors"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
 	"go.uber.org/goleak"
 
 	"github.com/warren-p2p/warren/config"
@@ -40,7 +42,7 @@ func TestConnectByPeerIDThroughDHT(t *testing.T) {
 	a, hub, c := newTestNode(t), newTestNode(t), newTestNode(t)
 	// a and c each know only hub.
 	for _, n := range []*Node{a, c} {
-		if _, err := n.Connect(ctx, hub.Addrs()[0]); err != nil {
+		if err := n.Connect(ctx, addrInfo(hub)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -60,7 +62,7 @@ func TestConnectByPeerIDThroughDHT(t *testing.T) {
 	if len(a.Host().Peerstore().Addrs(c.ID())) != 0 {
 		t.Fatal("a still knows c's addresses; the test would not exercise the DHT")
 	}
-	if _, err := a.Connect(ctx, c.ID().String()); err != nil {
+	if err := a.Connect(ctx, peer.AddrInfo{ID: c.ID()}); err != nil {
 		t.Fatalf("connect by peer ID alone: %v", err)
 	}
 	if a.Host().Network().Connectedness(c.ID()) != network.Connected {
@@ -72,7 +74,7 @@ func TestConnectByPeerIDThroughDHT(t *testing.T) {
 	}
 	found := false
 	for _, p := range a.Peers() {
-		found = found || p.ID == c.ID().String()
+		found = found || p.ID == c.ID()
 	}
 	if !found {
 		t.Fatalf("peers of a lack c: %+v", a.Peers())
@@ -93,10 +95,46 @@ func TestConnectByPeerIDThroughDHT(t *testing.T) {
 func TestConnectWithoutDHTNeedsAnAddress(t *testing.T) {
 	a := newTestNode(t, func(c *config.Config) { c.Discovery.DHT = "off" })
 	b := newTestNode(t)
-	_, err := a.Connect(context.Background(), b.ID().String())
-	if err == nil || !strings.Contains(err.Error(), "DHT is off") {
+	err := a.Connect(context.Background(), peer.AddrInfo{ID: b.ID()})
+	if !errors.Is(err, ErrNoAddress) || !strings.Contains(err.Error(), "DHT is off") {
 		t.Fatalf("got %v", err)
 	}
+}
+
+func TestConnectByIDWithNoPeersToAsk(t *testing.T) {
+	a, b := newTestNode(t), newTestNode(t)
+	err := a.Connect(context.Background(), peer.AddrInfo{ID: b.ID()})
+	if !errors.Is(err, ErrNoPeersToAsk) || !strings.Contains(err.Error(), "no peers to ask yet; connect by multiaddr first or set bootstrap peers") {
+		t.Fatalf("got %v", err)
+	}
+}
+
+// A warren node of another network is refused, naming both networks; a
+// plain libp2p host (no /warren/ protocols) is not.
+func TestConnectToAnotherNetwork(t *testing.T) {
+	a := newTestNode(t) // network "warren"
+	b := newTestNode(t, func(c *config.Config) { c.Network = "blue" })
+	err := a.Connect(context.Background(), addrInfo(b))
+	var one *OtherNetworkError
+	if !errors.Is(err, ErrOtherNetwork) || !errors.As(err, &one) || one.Network != "blue" || one.Ours != "warren" ||
+		!strings.Contains(err.Error(), `"blue"`) || !strings.Contains(err.Error(), `"warren"`) {
+		t.Fatalf("got %v", err)
+	}
+	if a.Host().Network().Connectedness(b.ID()) == network.Connected {
+		t.Error("still connected to the other network's peer")
+	}
+	c := newTestNode(t)
+	if err := a.Connect(context.Background(), addrInfo(c)); err != nil {
+		t.Fatalf("same network: %v", err)
+	}
+}
+
+func addrInfo(n *Node) peer.AddrInfo {
+	ai, err := peer.AddrInfoFromP2pAddr(n.Addrs()[0])
+	if err != nil {
+		panic(err)
+	}
+	return *ai
 }
 
 func TestSeparateNetworksUseSeparateDHTs(t *testing.T) {

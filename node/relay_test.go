@@ -30,17 +30,20 @@ func TestReachAPrivateNodeThroughARelay(t *testing.T) {
 		c.Discovery.DHT = "off"
 		c.Swarm.RelayClient = true
 		c.Swarm.Reachability = "private"
-		c.Swarm.StaticRelays = []string{r.Addrs()[0]}
+		c.Swarm.StaticRelays = []string{r.Addrs()[0].String()}
 	})
 	b := newTestNode(t, func(c *config.Config) { c.Discovery.DHT = "off"; c.Swarm.RelayClient = true })
 
 	// B knows A only as "behind R": /ip4/<R>/tcp/<port>/p2p/<R>/p2p-circuit/p2p/<A>.
 	// The dial succeeds once A's autorelay has made its reservation on R.
-	circuit := r.Addrs()[0] + "/p2p-circuit/p2p/" + a.ID().String()
+	circuit, err := ParseTarget(r.Addrs()[0].String() + "/p2p-circuit/p2p/" + a.ID().String())
+	if err != nil {
+		t.Fatal(err)
+	}
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		cctx, ccancel := context.WithTimeout(ctx, 2*time.Second)
-		_, err := b.Connect(cctx, circuit)
+		err := b.Connect(cctx, circuit)
 		ccancel()
 		if err == nil {
 			break
@@ -89,14 +92,14 @@ func TestReachAPrivateNodeThroughARelay(t *testing.T) {
 	// exists beside it (as after a hole punch), on the direct one.
 	peerOf := func() PeerInfo {
 		for _, p := range b.Peers() {
-			if p.ID == a.ID().String() {
+			if p.ID == a.ID() {
 				return p
 			}
 		}
 		t.Fatalf("B's peers lack A: %+v", b.Peers())
 		return PeerInfo{}
 	}
-	if p := peerOf(); !p.Limited || !strings.Contains(p.Addr, "/p2p-circuit") {
+	if p := peerOf(); !p.Limited || !strings.Contains(p.Addr.String(), "/p2p-circuit") {
 		t.Fatalf("before a direct connection, A is listed as %+v", p)
 	}
 	direct := peer.AddrInfo{ID: a.ID(), Addrs: a.Host().Addrs()}
@@ -106,7 +109,7 @@ func TestReachAPrivateNodeThroughARelay(t *testing.T) {
 	if n := len(b.Host().Network().ConnsToPeer(a.ID())); n < 2 {
 		t.Fatalf("B has %d connections to A, want the relayed and the direct one", n)
 	}
-	if p := peerOf(); p.Limited || strings.Contains(p.Addr, "/p2p-circuit") {
+	if p := peerOf(); p.Limited || strings.Contains(p.Addr.String(), "/p2p-circuit") {
 		t.Fatalf("with a direct connection, A is listed as %+v", p)
 	}
 }

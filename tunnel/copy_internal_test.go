@@ -8,6 +8,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/warren-p2p/warren/internal/testutil"
 )
 
 // lockedBuffer is a goroutine-safe bytes.Buffer.
@@ -28,17 +30,6 @@ func (l *lockedBuffer) Len() int {
 	return l.b.Len()
 }
 
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 // A stream-side reader that has drained what arrived must not keep a pooled
 // buffer while it then sits idle.
 func TestCopyFromReaderReleasesBufferWhenIdle(t *testing.T) {
@@ -54,8 +45,8 @@ func TestCopyFromReaderReleasesBufferWhenIdle(t *testing.T) {
 	if _, err := w.Write(make([]byte, smallBufSize+5)); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "first chunk", func() bool { return dst.Len() == smallBufSize+5 })
-	waitFor(t, "pooled buffer to be returned while idle", func() bool { return p.held.Load() == 0 })
+	testutil.Eventually(t, 5*time.Second, "first chunk", func() bool { return dst.Len() == smallBufSize+5 })
+	testutil.Eventually(t, 5*time.Second, "pooled buffer to be returned while idle", func() bool { return p.held.Load() == 0 })
 
 	// Bulk data still flows after the idle period.
 	data := make([]byte, 3*bigBufSize+17)
@@ -63,8 +54,8 @@ func TestCopyFromReaderReleasesBufferWhenIdle(t *testing.T) {
 	if _, err := w.Write(data); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "bulk data", func() bool { return dst.Len() == smallBufSize+5+len(data) })
-	waitFor(t, "buffer returned after bulk", func() bool { return p.held.Load() == 0 })
+	testutil.Eventually(t, 5*time.Second, "bulk data", func() bool { return dst.Len() == smallBufSize+5+len(data) })
+	testutil.Eventually(t, 5*time.Second, "buffer returned after bulk", func() bool { return p.held.Load() == 0 })
 	w.Close()
 	if err := <-done; err != nil {
 		t.Fatalf("copy ended with %v, want nil at EOF", err)
@@ -105,8 +96,8 @@ func TestCopyFromLocalHoldsNoBufferWhenIdle(t *testing.T) {
 	if _, err := client.Write(data); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "data", func() bool { return dst.Len() == len(data) })
-	waitFor(t, "buffer returned while idle", func() bool { return p.held.Load() == 0 })
+	testutil.Eventually(t, 5*time.Second, "data", func() bool { return dst.Len() == len(data) })
+	testutil.Eventually(t, 5*time.Second, "buffer returned while idle", func() bool { return p.held.Load() == 0 })
 	_ = client.(*net.TCPConn).CloseWrite()
 	if err := <-done; err != nil {
 		t.Fatalf("copy ended with %v, want nil at EOF", err)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	ma "github.com/multiformats/go-multiaddr"
 	"io"
 	"log/slog"
 	"net"
@@ -26,6 +27,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/warren-p2p/warren/tunnel"
+
+	"github.com/warren-p2p/warren/internal/testutil"
 )
 
 // shortTempDir is a temporary directory with a short path (unix socket
@@ -86,7 +89,7 @@ func TestUnixPathsInsideRepoRefused(t *testing.T) {
 		_, err := m.Listen(ctx, tunnel.ListenSpec{Protocol: "/x/api", Target: target})
 		wantInvalid(t, "listen to "+target, err, target, "repo directory")
 	}
-	_, err = m.Forward(ctx, tunnel.ForwardSpec{Protocol: "/x/f", ListenAddr: "/unix" + filepath.Join(repo, "f.sock"), Peer: peerH.ID().String()})
+	_, err = m.Forward(ctx, tunnel.ForwardSpec{Protocol: "/x/f", ListenAddr: "/unix" + filepath.Join(repo, "f.sock"), Peer: peerH.ID()})
 	wantInvalid(t, "forward in the repo", err, filepath.Join(repo, "f.sock"), "repo directory")
 	if _, err := os.Stat(filepath.Join(repo, "f.sock")); err == nil {
 		t.Error("a refused forward created its socket in the repo")
@@ -130,7 +133,7 @@ func TestUnixPathMustBeAbsoluteAndClean(t *testing.T) {
 	for _, addr := range []string{"/unix/./a.sock", "/unix/tmp/../a.sock", "/unix/tmp/./x/a.sock"} {
 		_, err := m.Listen(ctx, tunnel.ListenSpec{Protocol: "/x/u", Target: addr})
 		wantInvalid(t, "listen to "+addr, err, addr, "absolute")
-		_, err = m.Forward(ctx, tunnel.ForwardSpec{Protocol: "/x/u", ListenAddr: addr, Peer: peerH.ID().String()})
+		_, err = m.Forward(ctx, tunnel.ForwardSpec{Protocol: "/x/u", ListenAddr: addr, Peer: peerH.ID()})
 		wantInvalid(t, "forward on "+addr, err, addr, "absolute")
 	}
 }
@@ -144,7 +147,7 @@ func TestForwardUnixSocketMode(t *testing.T) {
 	p := e.pair(target, tunnel.ListenSpec{}, tunnel.Options{})
 	dir := shortTempDir(t)
 	path := filepath.Join(dir, "f.sock")
-	in, err := p.cm.Forward(context.Background(), tunnel.ForwardSpec{Protocol: p.proto, ListenAddr: "/unix" + path, Peer: peerAddr(p.server)})
+	in, err := p.cm.Forward(context.Background(), tunnel.ForwardSpec{Protocol: p.proto, ListenAddr: "/unix" + path, Peer: p.server.ID(), Addrs: p.server.Addrs()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -177,7 +180,7 @@ func TestForwardUnixSocketMode(t *testing.T) {
 	if err := os.WriteFile(file, []byte("keep"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := p.cm.Forward(context.Background(), tunnel.ForwardSpec{Protocol: p.proto, ListenAddr: "/unix" + file, Peer: peerAddr(p.server)}); err == nil {
+	if _, err := p.cm.Forward(context.Background(), tunnel.ForwardSpec{Protocol: p.proto, ListenAddr: "/unix" + file, Peer: p.server.ID(), Addrs: p.server.Addrs()}); err == nil {
 		t.Fatal("forward replaced a regular file")
 	}
 	if b, _ := os.ReadFile(file); string(b) != "keep" {
@@ -265,7 +268,7 @@ func TestListenConnCap(t *testing.T) {
 	if _, err := sm.Listen(ctx, tunnel.ListenSpec{Protocol: "/x/cap", Target: target, MaxConns: capN, Allow: []peer.ID{client.ID()}}); err != nil {
 		t.Fatal(err)
 	}
-	f, err := cm.Forward(ctx, tunnel.ForwardSpec{Protocol: "/x/cap", ListenAddr: "/ip4/127.0.0.1/tcp/0", Peer: peerAddr(server)})
+	f, err := cm.Forward(ctx, tunnel.ForwardSpec{Protocol: "/x/cap", ListenAddr: "/ip4/127.0.0.1/tcp/0", Peer: server.ID(), Addrs: server.Addrs()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -289,7 +292,7 @@ func TestListenConnCap(t *testing.T) {
 			t.Fatalf("connection %d over the cap was served", i+1)
 		}
 	}
-	eventually(t, "refusals to be counted", func() bool { return sm.List()[0].LimitRefused == extra })
+	testutil.Eventually(t, 10*time.Second, "refusals to be counted", func() bool { return sm.List()[0].LimitRefused == extra })
 	if v := refusedBy(t, reg, "limit"); v != extra {
 		t.Errorf("warren_tunnel_refused_total{reason=limit} = %v, want %d", v, extra)
 	}
@@ -303,7 +306,7 @@ func TestListenConnCap(t *testing.T) {
 	open[0].Close()
 	open[1].Close()
 	open = open[2:]
-	eventually(t, "closed connections to end", func() bool { return sm.List()[0].ActiveStreams == capN-2 })
+	testutil.Eventually(t, 10*time.Second, "closed connections to end", func() bool { return sm.List()[0].ActiveStreams == capN-2 })
 	for range 2 {
 		c, ok := echoOnce(t, f.ListenAddress)
 		open = append(open, c)
@@ -331,7 +334,7 @@ func TestListenPerPeerShare(t *testing.T) {
 		if h.ID() == b.ID() {
 			m = e.manager(b, tunnel.Options{})
 		}
-		in, err := m.Forward(ctx, tunnel.ForwardSpec{Protocol: "/x/share", ListenAddr: "/ip4/127.0.0.1/tcp/0", Peer: peerAddr(server)})
+		in, err := m.Forward(ctx, tunnel.ForwardSpec{Protocol: "/x/share", ListenAddr: "/ip4/127.0.0.1/tcp/0", Peer: server.ID(), Addrs: server.Addrs()})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -356,7 +359,7 @@ func TestListenPerPeerShare(t *testing.T) {
 	if ok {
 		t.Fatal("peer A got a third of four slots")
 	}
-	eventually(t, "peer_limit refusal", func() bool { return refusedBy(t, reg, "peer_limit") == 1 })
+	testutil.Eventually(t, 10*time.Second, "peer_limit refusal", func() bool { return refusedBy(t, reg, "peer_limit") == 1 })
 	for i := range 2 {
 		c, ok := echoOnce(t, fb)
 		open = append(open, c)
@@ -375,7 +378,7 @@ func TestForwardClientCap(t *testing.T) {
 	defer e.close()
 	target, _ := e.tcpServer(echo)
 	p := e.pair(target, tunnel.ListenSpec{}, tunnel.Options{})
-	f, err := p.cm.Forward(context.Background(), tunnel.ForwardSpec{Protocol: p.proto, ListenAddr: "/ip4/127.0.0.1/tcp/0", Peer: peerAddr(p.server), MaxConns: 2})
+	f, err := p.cm.Forward(context.Background(), tunnel.ForwardSpec{Protocol: p.proto, ListenAddr: "/ip4/127.0.0.1/tcp/0", Peer: p.server.ID(), Addrs: p.server.Addrs(), MaxConns: 2})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -421,7 +424,7 @@ func TestStreamsJoinTunnelService(t *testing.T) {
 	if _, err := sm.Listen(ctx, tunnel.ListenSpec{Protocol: "/x/svc", Target: target}); err != nil {
 		t.Fatal(err)
 	}
-	f, err := cm.Forward(ctx, tunnel.ForwardSpec{Protocol: "/x/svc", ListenAddr: "/ip4/127.0.0.1/tcp/0", Peer: peerAddr(server)})
+	f, err := cm.Forward(ctx, tunnel.ForwardSpec{Protocol: "/x/svc", ListenAddr: "/ip4/127.0.0.1/tcp/0", Peer: server.ID(), Addrs: server.Addrs()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -435,7 +438,7 @@ func TestStreamsJoinTunnelService(t *testing.T) {
 	if ok {
 		t.Fatal("second stream served over the service's per-peer limit")
 	}
-	eventually(t, "service refusal", func() bool { return refusedBy(t, reg, "service") == 1 })
+	testutil.Eventually(t, 10*time.Second, "service refusal", func() bool { return refusedBy(t, reg, "service") == 1 })
 }
 
 // lockedBuf collects log output from several goroutines.
@@ -479,7 +482,7 @@ func TestRefusedStreamWarningsRateLimited(t *testing.T) {
 		_, _ = s.Read(make([]byte, 1))
 		_ = s.Reset()
 	}
-	eventually(t, "refusals to be counted", func() bool { return sm.List()[0].Refused == n })
+	testutil.Eventually(t, 10*time.Second, "refusals to be counted", func() bool { return sm.List()[0].Refused == n })
 	if got := strings.Count(logs.String(), "not in the allow list"); got != 1 {
 		t.Fatalf("%d warnings for %d refused streams, want 1 per window:\n%s", got, n, logs.String())
 	}
@@ -537,7 +540,7 @@ func TestUDPForwardSourceFlood(t *testing.T) {
 	cm := e.manager(client, tunnel.Options{DialTimeout: time.Minute, Registerer: reg})
 	f, err := cm.Forward(context.Background(), tunnel.ForwardSpec{
 		Protocol: "/x/flood", ListenAddr: "/ip4/127.0.0.1/udp/0",
-		Peer: "/ip4/127.0.0.1/tcp/" + hostPort[1] + "/p2p/" + ghost.String(),
+		Peer: ghost, Addrs: []ma.Multiaddr{ma.StringCast("/ip4/127.0.0.1/tcp/" + hostPort[1])},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -559,7 +562,7 @@ func TestUDPForwardSourceFlood(t *testing.T) {
 			t.Fatal(err)
 		}
 		queued, dropped := int64(min(i+1, 4)*60002), uint64(max(0, i+1-4))
-		eventually(t, "datagram to be queued or dropped", func() bool {
+		testutil.Eventually(t, 10*time.Second, "datagram to be queued or dropped", func() bool {
 			in := info()
 			return in.UDPQueuedBytes == queued && in.DroppedDatagrams == dropped
 		})
@@ -584,7 +587,7 @@ func TestUDPForwardSourceFlood(t *testing.T) {
 	}
 	// The kernel may drop some of the datagrams; enough arrive to reach
 	// both caps.
-	eventually(t, "both association caps to be reached", func() bool {
+	testutil.Eventually(t, 10*time.Second, "both association caps to be reached", func() bool {
 		return info().UDPSessions == 256 && refusedBy(t, reg, "udp_source") > 0 && refusedBy(t, reg, "udp_sessions") > 0
 	})
 	in := info()
@@ -605,7 +608,7 @@ func TestStateUnknownKeyFailsClosed(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "tunnels.json")
 	allowed := e.host().ID()
-	m1, err := tunnel.NewManager(e.host(), tunnel.Options{StatePath: path})
+	m1, err := tunnel.NewManager(context.Background(), e.host(), tunnel.Options{StatePath: path})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -666,7 +669,7 @@ func TestStateFileRefusedForms(t *testing.T) {
 		t.Fatal(err)
 	}
 	h := e.host()
-	if _, err := tunnel.NewManager(h, tunnel.Options{StatePath: link}); err == nil || !strings.Contains(err.Error(), "symbolic link") {
+	if _, err := tunnel.NewManager(context.Background(), h, tunnel.Options{StatePath: link}); err == nil || !strings.Contains(err.Error(), "symbolic link") {
 		t.Errorf("state file behind a symlink: %v, want refused", err)
 	}
 	// A FIFO planted as the state file is refused at once, not waited on.
@@ -675,7 +678,10 @@ func TestStateFileRefusedForms(t *testing.T) {
 		t.Fatal(err)
 	}
 	done := make(chan error, 1)
-	go func() { _, err := tunnel.NewManager(h, tunnel.Options{StatePath: fifo}); done <- err }()
+	go func() {
+		_, err := tunnel.NewManager(context.Background(), h, tunnel.Options{StatePath: fifo})
+		done <- err
+	}()
 	select {
 	case err := <-done:
 		if err == nil || !strings.Contains(err.Error(), "not a regular file") {
@@ -692,12 +698,12 @@ func TestStateFileRefusedForms(t *testing.T) {
 		if err := os.WriteFile(p, []byte(doc), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := tunnel.NewManager(h, tunnel.Options{StatePath: p}); err == nil || !strings.Contains(err.Error(), p) {
+		if _, err := tunnel.NewManager(context.Background(), h, tunnel.Options{StatePath: p}); err == nil || !strings.Contains(err.Error(), p) {
 			t.Errorf("%s: %v, want an error naming the file", name, err)
 		}
 	}
 	// The plain file loads.
-	m, err := tunnel.NewManager(h, tunnel.Options{StatePath: real})
+	m, err := tunnel.NewManager(context.Background(), h, tunnel.Options{StatePath: real})
 	if err != nil {
 		t.Fatal(err)
 	}

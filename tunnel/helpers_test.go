@@ -81,7 +81,7 @@ func (e *env) manager(h host.Host, opts tunnel.Options) *tunnel.Manager {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.NewTextHandler(tWriter{e.t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
-	m, err := tunnel.NewManager(h, opts)
+	m, err := tunnel.NewManager(context.Background(), h, opts)
 	if err != nil {
 		e.t.Fatalf("NewManager: %v", err)
 	}
@@ -179,7 +179,7 @@ func dial(t *testing.T, listenAddr string) *net.TCPConn {
 type pair struct {
 	server, client  host.Host
 	sm, cm          *tunnel.Manager
-	listen, forward tunnel.Info
+	listen, forward *tunnel.Tunnel
 	proto           string
 }
 
@@ -203,7 +203,7 @@ func (e *env) pair(target string, lspec tunnel.ListenSpec, opts tunnel.Options) 
 	if p.forward, err = p.cm.Forward(ctx, tunnel.ForwardSpec{
 		Protocol:   p.proto,
 		ListenAddr: "/ip4/127.0.0.1/tcp/0",
-		Peer:       peerAddr(p.server),
+		Peer:       p.server.ID(), Addrs: p.server.Addrs(),
 	}); err != nil {
 		e.t.Fatalf("Forward: %v", err)
 	}
@@ -216,18 +216,6 @@ func connectHosts(t *testing.T, a, b host.Host) {
 	defer cancel()
 	if err := a.Connect(ctx, peer.AddrInfo{ID: b.ID(), Addrs: b.Addrs()}); err != nil {
 		t.Fatalf("connect: %v", err)
-	}
-}
-
-// eventually polls cond until it holds or 10 s pass.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
 	}
 }
 

@@ -10,6 +10,8 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/warren-p2p/warren/tunnel"
+
+	"github.com/warren-p2p/warren/internal/testutil"
 )
 
 // pingHold answers one byte and then holds the connection with a 1-byte
@@ -84,7 +86,7 @@ func TestIdleConnectionMemory(t *testing.T) {
 	for _, c := range openIdle(t, p.forward.ListenAddress, 10) {
 		c.Close()
 	}
-	eventually(t, "warm-up streams to end", func() bool { return len(p.cm.Streams()) == 0 && len(p.sm.Streams()) == 0 })
+	testutil.Eventually(t, 10*time.Second, "warm-up streams to end", func() bool { return len(p.cm.Streams()) == 0 && len(p.sm.Streams()) == 0 })
 
 	// Baseline: the same clients talking to the target directly.
 	base0 := sample()
@@ -96,7 +98,7 @@ func TestIdleConnectionMemory(t *testing.T) {
 
 	before := sample()
 	conns := openIdle(t, p.forward.ListenAddress, n)
-	eventually(t, "all streams registered", func() bool { return len(p.cm.Streams()) == n && len(p.sm.Streams()) == n })
+	testutil.Eventually(t, 10*time.Second, "all streams registered", func() bool { return len(p.cm.Streams()) == n && len(p.sm.Streams()) == n })
 	after := sample()
 
 	perDirect := float64(base1.bytes-base0.bytes) / n
@@ -116,5 +118,5 @@ func TestIdleConnectionMemory(t *testing.T) {
 	for _, c := range conns {
 		c.Close()
 	}
-	eventually(t, "streams to end", func() bool { return len(p.cm.Streams()) == 0 && len(p.sm.Streams()) == 0 })
+	testutil.Eventually(t, 10*time.Second, "streams to end", func() bool { return len(p.cm.Streams()) == 0 && len(p.sm.Streams()) == 0 })
 }

@@ -58,13 +58,11 @@ func TestValidation(t *testing.T) {
 		spec tunnel.ForwardSpec
 		want []string
 	}{
-		{tunnel.ForwardSpec{Protocol: "/bad", ListenAddr: "/ip4/127.0.0.1/tcp/0", Peer: other.ID().String()}, []string{`"/bad"`, "--allow-custom-protocol"}},
-		{tunnel.ForwardSpec{Protocol: "/x/t", ListenAddr: "/dns4/localhost/tcp/0", Peer: other.ID().String()}, []string{"/dns4/localhost/tcp/0", "DNS"}},
-		{tunnel.ForwardSpec{Protocol: "/x/t", ListenAddr: "127.0.0.1:80", Peer: other.ID().String()}, []string{`"127.0.0.1:80"`}},
-		{tunnel.ForwardSpec{Protocol: "/x/t", ListenAddr: "/ip4/127.0.0.1/tcp/0", Peer: "notapeer"}, []string{`"notapeer"`, "peer ID"}},
-		{tunnel.ForwardSpec{Protocol: "/x/t", ListenAddr: "/ip4/127.0.0.1/tcp/0", Peer: "/ip4/127.0.0.1/tcp/4001"}, []string{`"/ip4/127.0.0.1/tcp/4001"`, "/p2p/"}},
+		{tunnel.ForwardSpec{Protocol: "/bad", ListenAddr: "/ip4/127.0.0.1/tcp/0", Peer: other.ID()}, []string{`"/bad"`, "--allow-custom-protocol"}},
+		{tunnel.ForwardSpec{Protocol: "/x/t", ListenAddr: "/dns4/localhost/tcp/0", Peer: other.ID()}, []string{"/dns4/localhost/tcp/0", "DNS"}},
+		{tunnel.ForwardSpec{Protocol: "/x/t", ListenAddr: "127.0.0.1:80", Peer: other.ID()}, []string{`"127.0.0.1:80"`}},
 		{tunnel.ForwardSpec{Protocol: "/x/t", ListenAddr: "/ip4/127.0.0.1/tcp/0", Peer: ""}, []string{"peer is empty"}},
-		{tunnel.ForwardSpec{Protocol: "/x/t", ListenAddr: "/ip4/127.0.0.1/tcp/0", Peer: h.ID().String()}, []string{"this host"}},
+		{tunnel.ForwardSpec{Protocol: "/x/t", ListenAddr: "/ip4/127.0.0.1/tcp/0", Peer: h.ID()}, []string{"this host"}},
 	}
 	for _, tc := range forwards {
 		_, err := m.Forward(ctx, tc.spec)
@@ -104,16 +102,16 @@ func TestDuplicates(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "already") || !strings.Contains(err.Error(), "/x/dup") {
 		t.Fatalf("second listener on the same protocol: %v", err)
 	}
-	f, err := m.Forward(ctx, tunnel.ForwardSpec{Protocol: "/x/dup", ListenAddr: "/ip4/127.0.0.1/tcp/0", Peer: other.ID().String()})
+	f, err := m.Forward(ctx, tunnel.ForwardSpec{Protocol: "/x/dup", ListenAddr: "/ip4/127.0.0.1/tcp/0", Peer: other.ID()})
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = m.Forward(ctx, tunnel.ForwardSpec{Protocol: "/x/other", ListenAddr: f.ListenAddress, Peer: other.ID().String()})
+	_, err = m.Forward(ctx, tunnel.ForwardSpec{Protocol: "/x/other", ListenAddr: f.ListenAddress, Peer: other.ID()})
 	if err == nil || !strings.Contains(err.Error(), f.ListenAddress) {
 		t.Fatalf("second forward on the same address: %v", err)
 	}
 	// Two port-0 forwards are distinct addresses.
-	if _, err := m.Forward(ctx, tunnel.ForwardSpec{Protocol: "/x/dup", ListenAddr: "/ip4/127.0.0.1/tcp/0", Peer: other.ID().String()}); err != nil {
+	if _, err := m.Forward(ctx, tunnel.ForwardSpec{Protocol: "/x/dup", ListenAddr: "/ip4/127.0.0.1/tcp/0", Peer: other.ID()}); err != nil {
 		t.Fatalf("second port-0 forward: %v", err)
 	}
 }
@@ -125,8 +123,8 @@ func TestCloseTunnelsFilter(t *testing.T) {
 	target, _ := e.tcpServer(echo)
 	p := e.pair(target, tunnel.ListenSpec{}, tunnel.Options{})
 	m := p.cm
-	other := p.server.ID().String()
-	mk := func(proto string) tunnel.Info {
+	other := p.server.ID()
+	mk := func(proto string) *tunnel.Tunnel {
 		in, err := m.Forward(ctx, tunnel.ForwardSpec{Protocol: proto, ListenAddr: "/ip4/127.0.0.1/tcp/0", Peer: other})
 		if err != nil {
 			t.Fatal(err)
@@ -167,7 +165,7 @@ func TestCloseTunnelsFilter(t *testing.T) {
 		t.Fatalf("close by protocol = %d, %v; want 2", n, err)
 	}
 	// TargetAddress matches forwards by /p2p/<id>.
-	if n, _, err := m.CloseTunnels(tunnel.Filter{TargetAddress: "/p2p/" + other, Protocol: "/x/b"}); err != nil || n != 1 {
+	if n, _, err := m.CloseTunnels(tunnel.Filter{TargetAddress: "/p2p/" + other.String(), Protocol: "/x/b"}); err != nil || n != 1 {
 		t.Fatalf("close by target = %d, %v; want 1", n, err)
 	}
 	// The closed listener's protocol is free again.
@@ -213,19 +211,19 @@ func TestPersistence(t *testing.T) {
 	if _, err := sm.Listen(ctx, tunnel.ListenSpec{Protocol: "/x/temp", Target: target, Temp: true}); err != nil {
 		t.Fatal(err)
 	}
-	cm1, err := tunnel.NewManager(client, tunnel.Options{StatePath: clientState})
+	cm1, err := tunnel.NewManager(context.Background(), client, tunnel.Options{StatePath: clientState})
 	if err != nil {
 		t.Fatal(err)
 	}
-	fwd1, err := cm1.Forward(ctx, tunnel.ForwardSpec{Protocol: "/x/p", ListenAddr: "/ip4/127.0.0.1/tcp/0", Peer: peerAddr(server)})
+	fwd1, err := cm1.Forward(ctx, tunnel.ForwardSpec{Protocol: "/x/p", ListenAddr: "/ip4/127.0.0.1/tcp/0", Peer: server.ID(), Addrs: server.Addrs()})
 	if err != nil {
 		t.Fatal(err)
 	}
-	fwd2, err := cm1.Forward(ctx, tunnel.ForwardSpec{Protocol: "/x/p", ListenAddr: "/ip4/127.0.0.1/tcp/0", Peer: server.ID().String()})
+	fwd2, err := cm1.Forward(ctx, tunnel.ForwardSpec{Protocol: "/x/p", ListenAddr: "/ip4/127.0.0.1/tcp/0", Peer: server.ID()})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := cm1.Forward(ctx, tunnel.ForwardSpec{Protocol: "/x/p", ListenAddr: "/ip4/127.0.0.1/tcp/0", Peer: server.ID().String(), Temp: true}); err != nil {
+	if _, err := cm1.Forward(ctx, tunnel.ForwardSpec{Protocol: "/x/p", ListenAddr: "/ip4/127.0.0.1/tcp/0", Peer: server.ID(), Temp: true}); err != nil {
 		t.Fatal(err)
 	}
 	if err := cm1.Close(); err != nil {
@@ -313,7 +311,7 @@ func TestPersistence(t *testing.T) {
 	if err := os.WriteFile(bad, []byte("{not json"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := tunnel.NewManager(client, tunnel.Options{StatePath: bad}); err == nil || !strings.Contains(err.Error(), bad) {
+	if _, err := tunnel.NewManager(context.Background(), client, tunnel.Options{StatePath: bad}); err == nil || !strings.Contains(err.Error(), bad) {
 		t.Errorf("NewManager with corrupt state: %v", err)
 	}
 }
@@ -377,7 +375,7 @@ func TestForwardFailureCountedWithLastError(t *testing.T) {
 	server, client := e.host(), e.host()
 	_ = e.manager(server, tunnel.Options{})
 	cm := e.manager(client, tunnel.Options{})
-	fwd, err := cm.Forward(ctx, tunnel.ForwardSpec{Protocol: "/x/none", ListenAddr: "/ip4/127.0.0.1/tcp/0", Peer: peerAddr(server)})
+	fwd, err := cm.Forward(ctx, tunnel.ForwardSpec{Protocol: "/x/none", ListenAddr: "/ip4/127.0.0.1/tcp/0", Peer: server.ID(), Addrs: server.Addrs()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -409,11 +407,11 @@ func TestRestoreRetryStopsAtClose(t *testing.T) {
 	ctx := context.Background()
 	server, client := e.host(), e.host()
 	state := filepath.Join(t.TempDir(), "tunnels.json")
-	cm1, err := tunnel.NewManager(client, tunnel.Options{StatePath: state})
+	cm1, err := tunnel.NewManager(ctx, client, tunnel.Options{StatePath: state})
 	if err != nil {
 		t.Fatal(err)
 	}
-	fwd, err := cm1.Forward(ctx, tunnel.ForwardSpec{Protocol: "/x/p", ListenAddr: "/ip4/127.0.0.1/tcp/0", Peer: server.ID().String()})
+	fwd, err := cm1.Forward(ctx, tunnel.ForwardSpec{Protocol: "/x/p", ListenAddr: "/ip4/127.0.0.1/tcp/0", Peer: server.ID(), Addrs: server.Addrs()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -424,7 +422,7 @@ func TestRestoreRetryStopsAtClose(t *testing.T) {
 	}
 	defer blocker.Close()
 	for range 20 {
-		cm, err := tunnel.NewManager(client, tunnel.Options{StatePath: state})
+		cm, err := tunnel.NewManager(ctx, client, tunnel.Options{StatePath: state})
 		if err != nil {
 			t.Fatal(err)
 		}

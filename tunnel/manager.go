@@ -131,7 +131,10 @@ func (t *tunnel) temp() bool {
 // NewManager creates a Manager for h. If opts.StatePath names an existing
 // state file it is loaded (a corrupt file is an error, never overwritten);
 // call Restore to start the saved tunnels.
-func NewManager(h host.Host, opts Options) (*Manager, error) {
+func NewManager(ctx context.Context, h host.Host, opts Options) (*Manager, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("tunnel: new manager: %w", err)
+	}
 	if h == nil {
 		return nil, errors.New("tunnel: host is nil")
 	}
@@ -139,10 +142,10 @@ func NewManager(h host.Host, opts Options) (*Manager, error) {
 		return nil, fmt.Errorf("tunnel: negative timeout in options (DialTimeout %v, UDPIdleTimeout %v, DirectWait %v)", opts.DialTimeout, opts.UDPIdleTimeout, opts.DirectWait)
 	}
 	if opts.DialTimeout == 0 {
-		opts.DialTimeout = defaultDialTimeout
+		opts.DialTimeout = DefaultDialTimeout
 	}
 	if opts.UDPIdleTimeout == 0 {
-		opts.UDPIdleTimeout = defaultUDPIdleTimeout
+		opts.UDPIdleTimeout = DefaultUDPIdleTimeout
 	}
 	if opts.MaxConns < 0 || opts.MaxConns > MaxMaxConns {
 		return nil, fmt.Errorf("tunnel: Options.MaxConns %d: expected 0 (default %d) to %d", opts.MaxConns, DefaultMaxConns, MaxMaxConns)
@@ -190,30 +193,56 @@ func NewManager(h host.Host, opts Options) (*Manager, error) {
 	}, nil
 }
 
+// Tunnel is a tunnel started by Listen or Forward: its Info as it
+// started (Manager.Info has the live counters) and Close. The tunnel runs
+// until Close, CloseTunnels or the Manager's Close, whichever comes first.
+type Tunnel struct {
+	Info
+	m *Manager
+}
+
+// Close closes the tunnel, resets its connections and removes it from the
+// state file. It is idempotent, and nil once the Manager is closed.
+func (t *Tunnel) Close() error {
+	_, _, err := t.m.CloseTunnels(Filter{ID: t.ID})
+	if errors.Is(err, ErrClosed) {
+		return nil
+	}
+	return err
+}
+
+// handle is the Tunnel of a tunnel just added.
+func (m *Manager) handle(in Info, err error) (*Tunnel, error) {
+	if err != nil {
+		return nil, err
+	}
+	return &Tunnel{Info: in, m: m}, nil
+}
+
 // Listen starts a listen tunnel: streams from remote peers on spec.Protocol
 // are connected to spec.Target.
-func (m *Manager) Listen(ctx context.Context, spec ListenSpec) (Info, error) {
+func (m *Manager) Listen(ctx context.Context, spec ListenSpec) (*Tunnel, error) {
 	if err := ctx.Err(); err != nil {
-		return Info{}, fmt.Errorf("tunnel: listen %q: %w", spec.Protocol, err)
+		return nil, fmt.Errorf("tunnel: listen %q: %w", spec.Protocol, err)
 	}
 	t, err := m.newListenTunnel(spec)
 	if err != nil {
-		return Info{}, err
+		return nil, err
 	}
-	return m.add(t)
+	return m.handle(m.add(t))
 }
 
 // Forward starts a forward tunnel: connections accepted on spec.ListenAddr
 // are carried over new streams to spec.Peer on spec.Protocol.
-func (m *Manager) Forward(ctx context.Context, spec ForwardSpec) (Info, error) {
+func (m *Manager) Forward(ctx context.Context, spec ForwardSpec) (*Tunnel, error) {
 	if err := ctx.Err(); err != nil {
-		return Info{}, fmt.Errorf("tunnel: forward %q: %w", spec.Protocol, err)
+		return nil, fmt.Errorf("tunnel: forward %q: %w", spec.Protocol, err)
 	}
 	t, err := m.newForwardTunnel(spec)
 	if err != nil {
-		return Info{}, err
+		return nil, err
 	}
-	return m.add(t)
+	return m.handle(m.add(t))
 }
 
 func (m *Manager) newListenTunnel(spec ListenSpec) (*tunnel, error) {
@@ -276,12 +305,12 @@ func (m *Manager) newForwardTunnel(spec ForwardSpec) (*tunnel, error) {
 	if err != nil {
 		return nil, err
 	}
-	pid, addrs, err := parsePeer(spec.Peer)
-	if err != nil {
-		return nil, err
+	pid, addrs := spec.Peer, spec.Addrs
+	if pid == "" {
+		return nil, invalidf("tunnel: peer is empty: expected a peer ID")
 	}
 	if pid == m.h.ID() {
-		return nil, invalidf("tunnel: peer %q is this host: expected a remote peer", spec.Peer)
+		return nil, invalidf("tunnel: peer %s is this host: expected a remote peer", pid)
 	}
 	return &tunnel{
 		kind:       KindForward,
@@ -733,7 +762,7 @@ func (f Filter) match(t *tunnel) bool {
 		want := normalizeAddr(f.TargetAddress)
 		ok := want == t.targetAddr
 		if t.kind == KindForward {
-			ok = ok || f.TargetAddress == t.peer.String() || want == normalizeAddr(t.fspec.Peer)
+			ok = ok || f.TargetAddress == t.peer.String()
 		} else {
 			ok = ok || want == normalizeAddr(t.lspec.Target)
 		}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/protocol"
+	ma "github.com/multiformats/go-multiaddr"
 
 	"github.com/warren-p2p/warren/config"
 )
@@ -31,9 +32,9 @@ type stateFile struct {
 // set, matching Kind. A forward's ListenAddr is the address it was bound to,
 // so a port-0 forward comes back on the same port.
 type savedTunnel struct {
-	Kind    string       `json:"kind"`
-	Listen  *savedListen `json:"listen,omitempty"`
-	Forward *ForwardSpec `json:"forward,omitempty"`
+	Kind    string        `json:"kind"`
+	Listen  *savedListen  `json:"listen,omitempty"`
+	Forward *savedForward `json:"forward,omitempty"`
 
 	// raw is the entry as read when it has a key this version does not
 	// know (bad says which): it fails closed, is not started, and is saved
@@ -44,9 +45,9 @@ type savedTunnel struct {
 
 // savedTunnelJSON is savedTunnel's JSON form (no methods, so no recursion).
 type savedTunnelJSON struct {
-	Kind    string       `json:"kind"`
-	Listen  *savedListen `json:"listen,omitempty"`
-	Forward *ForwardSpec `json:"forward,omitempty"`
+	Kind    string        `json:"kind"`
+	Listen  *savedListen  `json:"listen,omitempty"`
+	Forward *savedForward `json:"forward,omitempty"`
 }
 
 // MarshalJSON writes an entry kept as read unchanged.
@@ -86,6 +87,43 @@ func (s *savedListen) spec() (ListenSpec, error) {
 			return spec, invalidf("tunnel: saved listener %q: allow[%d] %q is not a peer ID: %v", spec.Protocol, i, a, err)
 		}
 		spec.Allow = append(spec.Allow, id)
+	}
+	return spec, nil
+}
+
+// savedForward is a ForwardSpec as stored. Its peer and addresses stay text
+// (the outer fields hide ForwardSpec's in JSON): the peer is a peer ID, or,
+// as earlier versions saved it, a multiaddr ending in /p2p/<peer-id>; an
+// entry that does not parse fails that tunnel's restore, as for listeners.
+type savedForward struct {
+	ForwardSpec
+	Peer  string   `json:"peer"`
+	Addrs []string `json:"addrs,omitempty"`
+}
+
+func newSavedForward(spec ForwardSpec) *savedForward {
+	s := &savedForward{ForwardSpec: spec, Peer: spec.Peer.String()}
+	s.ForwardSpec.Peer, s.ForwardSpec.Addrs = "", nil
+	for _, a := range spec.Addrs {
+		s.Addrs = append(s.Addrs, a.String())
+	}
+	return s
+}
+
+// spec is the ForwardSpec saved.
+func (s *savedForward) spec() (ForwardSpec, error) {
+	spec := s.ForwardSpec
+	id, addrs, err := parsePeer(s.Peer)
+	if err != nil {
+		return spec, err
+	}
+	spec.Peer, spec.Addrs = id, addrs
+	for i, a := range s.Addrs {
+		m, err := ma.NewMultiaddr(a)
+		if err != nil {
+			return spec, invalidf("tunnel: saved forward %q: addrs[%d] %q is not a multiaddr: %v", spec.Protocol, i, a, err)
+		}
+		spec.Addrs = append(spec.Addrs, m)
 	}
 	return spec, nil
 }
@@ -206,8 +244,7 @@ func (m *Manager) saveLocked() error {
 		if t.kind == KindListen {
 			st.Tunnels = append(st.Tunnels, savedTunnel{Kind: KindListen, Listen: newSavedListen(t.lspec)})
 		} else {
-			spec := t.fspec
-			st.Tunnels = append(st.Tunnels, savedTunnel{Kind: KindForward, Forward: &spec})
+			st.Tunnels = append(st.Tunnels, savedTunnel{Kind: KindForward, Forward: newSavedForward(t.fspec)})
 		}
 	}
 	st.Tunnels = append(st.Tunnels, m.pending...)
@@ -430,7 +467,11 @@ func (m *Manager) savedToTunnel(st savedTunnel) (*tunnel, error) {
 		}
 		return m.newListenTunnel(spec)
 	}
-	return m.newForwardTunnel(*st.Forward)
+	spec, err := st.Forward.spec()
+	if err != nil {
+		return nil, err
+	}
+	return m.newForwardTunnel(spec)
 }
 
 // placeholder stands for a saved tunnel whose spec no longer validates.
@@ -441,10 +482,10 @@ func placeholder(st savedTunnel) *tunnel {
 		t.proto = protocol.ID(t.lspec.Protocol)
 		t.targetAddr = t.lspec.Target
 	} else {
-		t.fspec = *st.Forward
+		t.fspec = st.Forward.ForwardSpec
 		t.proto = protocol.ID(t.fspec.Protocol)
 		t.listenAddr = t.fspec.ListenAddr
-		t.targetAddr = t.fspec.Peer
+		t.targetAddr = st.Forward.Peer
 	}
 	return t
 }

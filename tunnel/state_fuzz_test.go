@@ -1,6 +1,7 @@
 package tunnel
 
 import (
+	"context"
 	"encoding/json"
 	"testing"
 
@@ -30,7 +31,7 @@ func FuzzLoadState(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	m, err := NewManager(h, Options{RepoDir: f.TempDir()})
+	m, err := NewManager(context.Background(), h, Options{RepoDir: f.TempDir()})
 	if err != nil {
 		f.Fatal(err)
 	}

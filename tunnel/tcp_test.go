@@ -8,6 +8,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	ma "github.com/multiformats/go-multiaddr"
 	"io"
 	"net"
 	"os"
@@ -27,6 +28,8 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/warren-p2p/warren/tunnel"
+
+	"github.com/warren-p2p/warren/internal/testutil"
 )
 
 // sendAndCheckEcho writes size random bytes through c while reading the
@@ -80,7 +83,7 @@ func TestForwardListenLargeTransfer(t *testing.T) {
 	d := time.Since(start)
 	t.Logf("%d MiB each way in %v (%.0f MiB/s per direction, race=%v)", size>>20, d, float64(size>>20)/d.Seconds(), raceEnabled)
 	// Counters: the client side sent and received size bytes.
-	eventually(t, "byte counters", func() bool {
+	testutil.Eventually(t, 10*time.Second, "byte counters", func() bool {
 		in := p.cm.List()[0]
 		return in.BytesOut == size && in.BytesIn == size && in.Opened == 1
 	})
@@ -122,7 +125,7 @@ func TestConcurrentConnections(t *testing.T) {
 	if got := accepted.Load(); got != n {
 		t.Errorf("target accepted %d connections, want %d", got, n)
 	}
-	eventually(t, "streams to end", func() bool {
+	testutil.Eventually(t, 10*time.Second, "streams to end", func() bool {
 		return len(p.cm.Streams()) == 0 && len(p.sm.Streams()) == 0
 	})
 	if in := p.sm.List()[0]; in.Opened != n || in.ActiveStreams != 0 {
@@ -214,8 +217,8 @@ func TestAllowList(t *testing.T) {
 	}
 	am := e.manager(allowed, tunnel.Options{})
 	dm := e.manager(denied, tunnel.Options{})
-	fwd := func(m *tunnel.Manager) tunnel.Info {
-		in, err := m.Forward(ctx, tunnel.ForwardSpec{Protocol: "/x/allow", ListenAddr: "/ip4/127.0.0.1/tcp/0", Peer: peerAddr(server)})
+	fwd := func(m *tunnel.Manager) *tunnel.Tunnel {
+		in, err := m.Forward(ctx, tunnel.ForwardSpec{Protocol: "/x/allow", ListenAddr: "/ip4/127.0.0.1/tcp/0", Peer: server.ID(), Addrs: server.Addrs()})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -236,7 +239,7 @@ func TestAllowList(t *testing.T) {
 			t.Fatalf("denied peer got data %q", b)
 		}
 	}
-	eventually(t, "refusal to be counted", func() bool { return sm.List()[0].Refused == 1 })
+	testutil.Eventually(t, 10*time.Second, "refusal to be counted", func() bool { return sm.List()[0].Refused == 1 })
 	if n := accepted.Load(); n != 0 {
 		t.Fatalf("target saw %d connections from a denied peer, want 0", n)
 	}
@@ -334,7 +337,7 @@ func TestRawStreamInterop(t *testing.T) {
 		_, _ = s.Write(append([]byte("re:"), b...))
 		_ = s.Close()
 	})
-	fwd, err := sm.Forward(context.Background(), tunnel.ForwardSpec{Protocol: "/x/plain", ListenAddr: "/ip4/127.0.0.1/tcp/0", Peer: client.ID().String()})
+	fwd, err := sm.Forward(context.Background(), tunnel.ForwardSpec{Protocol: "/x/plain", ListenAddr: "/ip4/127.0.0.1/tcp/0", Peer: client.ID()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -398,7 +401,7 @@ func TestStreamsAndCloseStream(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	eventually(t, "two streams each side", func() bool { return len(p.cm.Streams()) == 2 && len(p.sm.Streams()) == 2 })
+	testutil.Eventually(t, 10*time.Second, "two streams each side", func() bool { return len(p.cm.Streams()) == 2 && len(p.sm.Streams()) == 2 })
 	ss := p.cm.Streams()
 	for _, s := range ss {
 		if s.Protocol != p.proto || s.Peer != p.server.ID().String() || s.Kind != tunnel.KindForward ||
@@ -437,7 +440,7 @@ func TestStreamsAndCloseStream(t *testing.T) {
 	if _, err := io.ReadFull(c2, make([]byte, 1)); err != nil {
 		t.Fatalf("other stream broken: %v", err)
 	}
-	eventually(t, "one stream each side", func() bool { return len(p.cm.Streams()) == 1 && len(p.sm.Streams()) == 1 })
+	testutil.Eventually(t, 10*time.Second, "one stream each side", func() bool { return len(p.cm.Streams()) == 1 && len(p.sm.Streams()) == 1 })
 	if n := p.sm.CloseAllStreams(); n != 1 {
 		t.Errorf("CloseAllStreams = %d, want 1", n)
 	}
@@ -473,7 +476,7 @@ func TestRemoteHostCloseClosesClient(t *testing.T) {
 		t.Fatal("client read data after the remote host closed")
 	}
 	t.Logf("client conn closed %v after remote host close (%v)", time.Since(start), err)
-	eventually(t, "client streams to end", func() bool { return len(p.cm.Streams()) == 0 })
+	testutil.Eventually(t, 10*time.Second, "client streams to end", func() bool { return len(p.cm.Streams()) == 0 })
 }
 
 func TestCloseManagerResetsConnections(t *testing.T) {
@@ -494,7 +497,7 @@ func TestCloseManagerResetsConnections(t *testing.T) {
 	if _, err := c.Read(make([]byte, 1)); err == nil {
 		t.Fatal("client conn open after Manager.Close")
 	}
-	if _, err := p.cm.Forward(context.Background(), tunnel.ForwardSpec{Protocol: "/x/a", ListenAddr: "/ip4/127.0.0.1/tcp/0", Peer: p.server.ID().String()}); !errors.Is(err, tunnel.ErrClosed) {
+	if _, err := p.cm.Forward(context.Background(), tunnel.ForwardSpec{Protocol: "/x/a", ListenAddr: "/ip4/127.0.0.1/tcp/0", Peer: p.server.ID()}); !errors.Is(err, tunnel.ErrClosed) {
 		t.Errorf("Forward after Close = %v, want ErrClosed", err)
 	}
 	// The listener is gone.
@@ -504,7 +507,7 @@ func TestCloseManagerResetsConnections(t *testing.T) {
 		t.Error("forward listener still accepting after Manager.Close")
 	}
 	// The remote side's stream was reset as well.
-	eventually(t, "server streams to end", func() bool { return len(p.sm.Streams()) == 0 })
+	testutil.Eventually(t, 10*time.Second, "server streams to end", func() bool { return len(p.sm.Streams()) == 0 })
 }
 
 // A reset from the target resets the client promptly (no clean EOF).
@@ -549,18 +552,18 @@ func TestForwardFailures(t *testing.T) {
 	ctx := context.Background()
 	client, server := e.host(), e.host()
 	stranger := e.host()
-	strangerID := stranger.ID().String()
+	strangerID := stranger.ID()
 	_ = stranger.Close() // a valid peer ID nobody can reach
 	cm := e.manager(client, tunnel.Options{DialTimeout: time.Second})
 	unreachable, err := cm.Forward(ctx, tunnel.ForwardSpec{Protocol: "/x/none", ListenAddr: "/ip4/127.0.0.1/tcp/0", Peer: strangerID})
 	if err != nil {
 		t.Fatal(err)
 	}
-	unserved, err := cm.Forward(ctx, tunnel.ForwardSpec{Protocol: "/x/none", ListenAddr: "/ip4/127.0.0.1/tcp/0", Peer: peerAddr(server)})
+	unserved, err := cm.Forward(ctx, tunnel.ForwardSpec{Protocol: "/x/none", ListenAddr: "/ip4/127.0.0.1/tcp/0", Peer: server.ID(), Addrs: server.Addrs()})
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, in := range []tunnel.Info{unreachable, unserved} {
+	for _, in := range []*tunnel.Tunnel{unreachable, unserved} {
 		port := in.ListenAddress[strings.LastIndex(in.ListenAddress, "/")+1:]
 		nc, err := net.Dial("tcp", "127.0.0.1:"+port)
 		if err != nil {
@@ -578,7 +581,7 @@ func TestForwardFailures(t *testing.T) {
 			t.Fatalf("%s: client got %q", in.TargetAddress, b)
 		}
 	}
-	eventually(t, "failures counted", func() bool {
+	testutil.Eventually(t, 10*time.Second, "failures counted", func() bool {
 		l := cm.List()
 		return l[0].Failed == 1 && l[1].Failed == 1 && len(cm.Streams()) == 0
 	})
@@ -595,17 +598,17 @@ func TestCloseForwardWhileDialing(t *testing.T) {
 	// A peer address that accepts TCP and then never says a word.
 	hole, accepted := e.tcpServer(func(c *net.TCPConn) { _, _ = io.Copy(io.Discard, c) })
 	silent := e.host()
-	silentID := silent.ID().String()
+	silentID := silent.ID()
 	_ = silent.Close()
 
 	before := goleak.IgnoreCurrent()
-	in, err := cm.Forward(context.Background(), tunnel.ForwardSpec{Protocol: "/x/hang", ListenAddr: "/ip4/127.0.0.1/tcp/0", Peer: hole + "/p2p/" + silentID})
+	in, err := cm.Forward(context.Background(), tunnel.ForwardSpec{Protocol: "/x/hang", ListenAddr: "/ip4/127.0.0.1/tcp/0", Peer: silentID, Addrs: []ma.Multiaddr{ma.StringCast(hole)}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	c := dial(t, in.ListenAddress)
 	defer c.Close()
-	eventually(t, "the dial to reach the silent peer", func() bool { return accepted.Load() > 0 })
+	testutil.Eventually(t, 10*time.Second, "the dial to reach the silent peer", func() bool { return accepted.Load() > 0 })
 
 	start := time.Now()
 	if n, _, err := cm.CloseTunnels(tunnel.Filter{All: true}); err != nil || n != 1 {
@@ -650,7 +653,7 @@ func TestForwardUnixReplacesStaleSocket(t *testing.T) {
 
 	srvAddr, _ := e.tcpServer(echo)
 	p := e.pair(srvAddr, tunnel.ListenSpec{}, tunnel.Options{})
-	in, err := p.cm.Forward(context.Background(), tunnel.ForwardSpec{Protocol: p.proto, ListenAddr: "/unix" + stale, Peer: peerAddr(p.server)})
+	in, err := p.cm.Forward(context.Background(), tunnel.ForwardSpec{Protocol: p.proto, ListenAddr: "/unix" + stale, Peer: p.server.ID(), Addrs: p.server.Addrs()})
 	if err != nil {
 		t.Fatalf("forward on a stale socket file: %v", err)
 	}
@@ -668,7 +671,7 @@ func TestForwardUnixReplacesStaleSocket(t *testing.T) {
 		t.Fatalf("echo through the forward: %q %v", got, err)
 	}
 
-	if _, err := p.cm.Forward(context.Background(), tunnel.ForwardSpec{Protocol: p.proto, ListenAddr: "/unix" + live, Peer: peerAddr(p.server)}); err == nil {
+	if _, err := p.cm.Forward(context.Background(), tunnel.ForwardSpec{Protocol: p.proto, ListenAddr: "/unix" + live, Peer: p.server.ID(), Addrs: p.server.Addrs()}); err == nil {
 		t.Fatal("forward took over a socket another process serves")
 	}
 	if c, err := net.Dial("unix", live); err != nil {
@@ -686,7 +689,7 @@ func TestMetricsPerTunnel(t *testing.T) {
 	target, _ := e.tcpServer(echo)
 	reg := prometheus.NewRegistry()
 	p := e.pair(target, tunnel.ListenSpec{}, tunnel.Options{Registerer: reg})
-	second, err := p.cm.Forward(context.Background(), tunnel.ForwardSpec{Protocol: p.proto, ListenAddr: "/ip4/127.0.0.1/tcp/0", Peer: peerAddr(p.server)})
+	second, err := p.cm.Forward(context.Background(), tunnel.ForwardSpec{Protocol: p.proto, ListenAddr: "/ip4/127.0.0.1/tcp/0", Peer: p.server.ID(), Addrs: p.server.Addrs()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -716,7 +719,7 @@ func TestMetricsPerTunnel(t *testing.T) {
 		}
 		return 0, false
 	}
-	eventually(t, "the first forward's bytes", func() bool { v, _ := series(p.forward.ID); return v == 1000 })
+	testutil.Eventually(t, 10*time.Second, "the first forward's bytes", func() bool { v, _ := series(p.forward.ID); return v == 1000 })
 	if v, ok := series(second.ID); !ok || v != 0 {
 		t.Fatalf("second forward's series = %v (present %v), want its own, at 0", v, ok)
 	}

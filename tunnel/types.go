@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
+	ma "github.com/multiformats/go-multiaddr"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -25,9 +26,11 @@ const (
 	TransportUnix = "unix"
 )
 
+// Defaults of Options (config's tunnels section uses the same values: a
+// test in package config checks them, as config cannot import tunnel).
 const (
-	defaultDialTimeout    = 30 * time.Second
-	defaultUDPIdleTimeout = 60 * time.Second
+	DefaultDialTimeout    = 30 * time.Second
+	DefaultUDPIdleTimeout = 60 * time.Second
 	// DefaultMaxConns is the cap on concurrent connections of one tunnel
 	// when neither the spec nor Options.MaxConns sets one.
 	DefaultMaxConns = 1024
@@ -103,9 +106,11 @@ type ForwardSpec struct {
 	// ListenAddr is the local multiaddr to accept connections on:
 	// /ip4|ip6/<ip>/tcp|udp/<port> (port 0 picks a free port) or /unix/<path>.
 	ListenAddr string `json:"listen_address"`
-	// Peer is a peer ID, or a multiaddr ending in /p2p/<peer-id> whose
-	// addresses are added to the peerstore.
-	Peer string `json:"peer"`
+	// Peer is the remote peer.
+	Peer peer.ID `json:"peer"`
+	// Addrs, if any, are Peer's addresses, added to the peerstore before
+	// each stream is opened; without them the host must know or find Peer.
+	Addrs []ma.Multiaddr `json:"addrs,omitempty"`
 	// AllowCustomProtocol permits protocol names outside "/x/".
 	AllowCustomProtocol bool `json:"allow_custom_protocol,omitempty"`
 	// Temp tunnels are not saved to the state file.

@@ -13,6 +13,8 @@ import (
 	manet "github.com/multiformats/go-multiaddr/net"
 
 	"github.com/warren-p2p/warren/tunnel"
+
+	"github.com/warren-p2p/warren/internal/testutil"
 )
 
 // udpEcho sends every datagram back to its sender, prefixed with "echo:".
@@ -87,7 +89,7 @@ func TestUDPRoundTrip(t *testing.T) {
 	if l.Transport != tunnel.TransportUDP {
 		t.Errorf("listen transport %q, want udp", l.Transport)
 	}
-	f, err := cm.Forward(ctx, tunnel.ForwardSpec{Protocol: "/x/dns", ListenAddr: "/ip4/127.0.0.1/udp/0", Peer: peerAddr(server)})
+	f, err := cm.Forward(ctx, tunnel.ForwardSpec{Protocol: "/x/dns", ListenAddr: "/ip4/127.0.0.1/udp/0", Peer: server.ID(), Addrs: server.Addrs()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -109,12 +111,12 @@ func TestUDPRoundTrip(t *testing.T) {
 		t.Errorf("server side has %d streams, want 2", n)
 	}
 	wantOut := uint64(5 + 0 + 1400 + 60000 + len("second client"))
-	eventually(t, "byte counters", func() bool {
+	testutil.Eventually(t, 10*time.Second, "byte counters", func() bool {
 		in := cm.List()[0]
 		return in.BytesOut == wantOut && in.BytesIn == wantOut+5*5
 	})
 	// Idle associations close on both sides, and a new datagram opens a new one.
-	eventually(t, "idle UDP streams to close", func() bool { return len(cm.Streams()) == 0 && len(sm.Streams()) == 0 })
+	testutil.Eventually(t, 10*time.Second, "idle UDP streams to close", func() bool { return len(cm.Streams()) == 0 && len(sm.Streams()) == 0 })
 	roundTrip(t, c1, []byte("after idle"))
 	if got := cm.List()[0].Opened; got != 3 {
 		t.Errorf("Opened = %d, want 3", got)
@@ -151,7 +153,7 @@ func TestUDPFramingAndHalfClose(t *testing.T) {
 	if string(hdr[2:]) != "echo:hi" || hdr[0] != 0 || int(hdr[1]) != len("echo:hi") {
 		t.Fatalf("framed reply %q", hdr)
 	}
-	eventually(t, "association to end when idle", func() bool { return len(sm.Streams()) == 0 })
+	testutil.Eventually(t, 10*time.Second, "association to end when idle", func() bool { return len(sm.Streams()) == 0 })
 	if _, err := s.Read(hdr); err == nil {
 		t.Fatal("stream still open after the association ended")
 	}

@@ -12,6 +12,8 @@ import (
 	"github.com/libp2p/go-libp2p/core/protocol"
 	ma "github.com/multiformats/go-multiaddr"
 	manet "github.com/multiformats/go-multiaddr/net"
+
+	"github.com/warren-p2p/warren/config"
 )
 
 // maxProtocolLen keeps names well inside multistream-select's token limit.
@@ -114,24 +116,14 @@ func parseEndpoint(what, s string, listen bool) (endpoint, error) {
 	return endpoint{maddr: m, network: network, address: addr, transport: transport}, nil
 }
 
-// parsePeer accepts a peer ID or a multiaddr ending in /p2p/<peer-id>.
+// parsePeer reads a saved forward's peer: a peer ID or a multiaddr ending
+// in /p2p/<peer-id> (config.ParsePeer).
 func parsePeer(s string) (peer.ID, []ma.Multiaddr, error) {
-	const expected = "expected a peer ID or a multiaddr ending in /p2p/<peer-id>"
-	if s == "" {
-		return "", nil, invalidf("tunnel: peer is empty: %s", expected)
-	}
-	if strings.HasPrefix(s, "/") {
-		ai, err := peer.AddrInfoFromString(s)
-		if err != nil {
-			return "", nil, invalidf("tunnel: peer %q: %s: %w", s, expected, err)
-		}
-		return ai.ID, ai.Addrs, nil
-	}
-	id, err := peer.Decode(s)
+	ai, err := config.ParsePeer(s)
 	if err != nil {
-		return "", nil, invalidf("tunnel: peer %q: %s: %w", s, expected, err)
+		return "", nil, invalidf("tunnel: peer: %w", err)
 	}
-	return id, nil, nil
+	return ai.ID, ai.Addrs, nil
 }
 
 // normalizeAddr returns the canonical string of a multiaddr, or s itself if

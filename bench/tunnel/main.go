@@ -41,6 +41,7 @@ import (
 
 	"github.com/warren-p2p/warren/client"
 	"github.com/warren-p2p/warren/config"
+	"github.com/warren-p2p/warren/internal/daemontest"
 )
 
 type options struct {
@@ -114,11 +115,8 @@ func run(ctx context.Context, o options) error {
 		defer os.RemoveAll(work)
 	}
 	if o.bin == "" {
-		o.bin = filepath.Join(work, "warren")
-		build := exec.CommandContext(ctx, "go", "build", "-o", o.bin, "github.com/warren-p2p/warren/cmd/warren")
-		build.Stdout, build.Stderr = os.Stderr, os.Stderr
-		if err := build.Run(); err != nil {
-			return fmt.Errorf("build warren: %w", err)
+		if o.bin, err = daemontest.Build(ctx, work, false); err != nil {
+			return err
 		}
 	}
 	fmt.Printf("warren tunnel bench: %s, CPUs=%d, transport=%s, security=%s, daemon GOMAXPROCS=%s\n",
@@ -496,12 +494,10 @@ func rtt(ctx context.Context, addr string, n int) (p50, p99 float64, err error) 
 // --- daemons ---------------------------------------------------------------
 
 type daemonProc struct {
-	repo string
-	cmd  *exec.Cmd
-	pid  int
-	id   string
-	cl   *client.Client
-	done chan struct{}
+	*daemontest.Daemon
+	pid int
+	id  string
+	cl  *client.Client
 }
 
 type daemonPair struct{ a, b *daemonProc }
@@ -568,7 +564,11 @@ func startDaemon(ctx context.Context, o options, repo string) (*daemonProc, erro
 		return nil, fmt.Errorf("init %s: %v: %s", repo, err, out)
 	}
 	if o.security != "" {
-		if err := setSecurity(repo, o.security); err != nil {
+		var list []string
+		for s := range strings.SplitSeq(o.security, ",") {
+			list = append(list, strings.TrimSpace(s))
+		}
+		if err := daemontest.EditConfigFile(repo, func(c *config.Config) { c.Swarm.Security = list }); err != nil {
 			return nil, err
 		}
 	}
@@ -576,78 +576,29 @@ func startDaemon(ctx context.Context, o options, repo string) (*daemonProc, erro
 	if err != nil {
 		return nil, err
 	}
-	defer logf.Close()
-	d := &daemonProc{repo: repo, done: make(chan struct{})}
-	d.cmd = exec.Command(o.bin, "--repo", repo, "daemon", "--log-level", "warn")
-	d.cmd.Stdout, d.cmd.Stderr = logf, logf
+	dopts := daemontest.Options{Bin: o.bin, Repo: repo, Args: []string{"--log-level", "warn"}, Log: logf, Timeout: 30 * time.Second}
 	if o.procs > 0 {
-		d.cmd.Env = append(os.Environ(), fmt.Sprintf("GOMAXPROCS=%d", o.procs))
+		dopts.Env = []string{fmt.Sprintf("GOMAXPROCS=%d", o.procs)}
 	}
-	if err := d.cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start daemon on %s: %w", repo, err)
+	dd, err := daemontest.Start(ctx, dopts)
+	if err != nil {
+		logf.Close()
+		return nil, fmt.Errorf("%w (see %s.log)", err, repo)
 	}
-	d.pid = d.cmd.Process.Pid
-	go func() { _ = d.cmd.Wait(); close(d.done) }()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		if cl, err := client.ForRepo(repo); err == nil {
-			if info, err := cl.ID(ctx); err == nil {
-				d.cl, d.id = cl, info.ID
-				return d, nil
-			}
-			cl.Close()
-		}
-		select {
-		case <-d.done:
-			return nil, fmt.Errorf("daemon on %s exited; see %s.log", repo, repo)
-		case <-ctx.Done():
-			d.stop()
-			return nil, ctx.Err()
-		case <-time.After(50 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			d.stop()
-			return nil, fmt.Errorf("daemon on %s did not answer within 30s; see %s.log", repo, repo)
-		}
+	go func() { <-dd.Done(); logf.Close() }() // it logs until it exits
+	d := &daemonProc{Daemon: dd, pid: dd.PID(), id: dd.ID}
+	if d.cl, err = client.ForRepo(repo); err != nil {
+		d.stop()
+		return nil, err
 	}
+	return d, nil
 }
 
 func (d *daemonProc) stop() {
-	_ = d.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-d.done:
-	case <-time.After(15 * time.Second):
-		_ = d.cmd.Process.Kill()
-		<-d.done
-	}
+	_ = d.Stop()
 	if d.cl != nil {
 		d.cl.Close()
 	}
-}
-
-// setSecurity rewrites swarm.security in a repo's config.toml.
-func setSecurity(repo, list string) error {
-	path := filepath.Join(repo, config.ConfigFile)
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return err
-	}
-	var quoted []string
-	for s := range strings.SplitSeq(list, ",") {
-		quoted = append(quoted, "'"+strings.TrimSpace(s)+"'")
-	}
-	lines := strings.Split(string(b), "\n")
-	found := false
-	for i, l := range lines {
-		if strings.HasPrefix(l, "security = ") {
-			lines[i] = "security = [" + strings.Join(quoted, ", ") + "]"
-			found = true
-		}
-	}
-	if !found {
-		return fmt.Errorf("%s has no security line", path)
-	}
-	return os.WriteFile(path, []byte(strings.Join(lines, "\n")), 0o600)
 }
 
 // cpuTime is CPU time in seconds, split into user and kernel (system).

@@ -119,12 +119,16 @@ func run(ctx context.Context, o Options, in io.Reader, out io.Writer) error {
 		o.Nick = id[len(id)-6:]
 	}
 	for _, addr := range o.Peers {
-		if _, err := n.Connect(ctx, addr); err != nil {
+		ai, err := node.ParseTarget(addr)
+		if err != nil {
+			return fmt.Errorf("--peer: %w", err)
+		}
+		if err := n.Connect(ctx, ai); err != nil {
 			return fmt.Errorf("connect to --peer %s: %w", addr, err)
 		}
 	}
 	topicName := "chat." + o.Room
-	room, err := n.Gossip.Join(topicName)
+	room, err := n.Gossip().Join(topicName)
 	if err != nil {
 		return fmt.Errorf("join room %q: %w", o.Room, err)
 	}
@@ -133,7 +137,7 @@ func run(ctx context.Context, o Options, in io.Reader, out io.Writer) error {
 		return fmt.Errorf("join room %q: %w", o.Room, err)
 	}
 	defer sub.Close()
-	direct, err := n.Msg.Subscribe(directType, msg.SubscribeOptions{Policy: msg.DropOldest})
+	direct, err := n.Msg().Subscribe(directType, msg.SubscribeOptions{Policy: msg.DropOldest})
 	if err != nil {
 		return fmt.Errorf("receive direct messages: %w", err)
 	}
@@ -256,7 +260,7 @@ func handleInput(ctx context.Context, n *warren.Node, room *gossip.Topic, nick s
 			p.printf("chat: no peers connected\n")
 		}
 		for _, pi := range peers {
-			id, _ := peer.Decode(pi.ID)
+			id := pi.ID
 			where := ""
 			if inRoom[id] {
 				where = " (in this room)"
@@ -293,9 +297,9 @@ func sendDirect(ctx context.Context, n *warren.Node, to string, l line) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	if _, err := n.Connect(ctx, id.String()); err != nil { // finds it in the DHT if need be
+	if err := n.ConnectPeer(ctx, id); err != nil { // finds it in the DHT if need be
 		return err
 	}
 	data, _ := json.Marshal(l)
-	return n.Msg.Send(ctx, id, directType, data, msg.SendOptions{})
+	return n.Msg().Send(ctx, id, directType, data, msg.SendOptions{})
 }
