@@ -26,6 +26,7 @@ import (
 	"time"
 
 	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/emulation"
 	cdplog "github.com/chromedp/cdproto/log"
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
@@ -180,7 +181,8 @@ func (b *browser) screenshots(t *testing.T, name string) {
 		if v.mobile {
 			opts = append(opts, chromedp.EmulateMobile, chromedp.EmulateTouch, chromedp.EmulatePortrait)
 		}
-		b.run(t, chromedp.EmulateViewport(v.w, v.h, opts...), chromedp.Sleep(300*time.Millisecond))
+		b.run(t, chromedp.EmulateViewport(v.w, v.h, opts...), chromedp.Evaluate[chromedp.Void](`document.activeElement?.blur(); window.scrollTo(0, 0)`),
+			chromedp.Sleep(2500*time.Millisecond)) // a poll redraws the charts at this width
 		ctx, cancel := context.WithTimeout(b.ctx, 30*time.Second)
 		png, err := chromedp.Run(ctx, chromedp.CaptureScreenshot())
 		cancel()
@@ -241,6 +243,44 @@ func TestDashboard(t *testing.T) {
 			`document.getElementById("peers-table").textContent`)
 		b.open(t, "overview")
 		b.screenshots(t, "overview")
+	})
+
+	t.Run("KeyboardAndTheme", func(t *testing.T) {
+		// A fresh load (the tab keeps its token): focus starts at the top.
+		b.run(t, chromedp.Reload())
+		b.open(t, "overview")
+		// Tab reaches the skip link, then the pages; Enter opens one and
+		// puts the focus on its heading.
+		b.run(t, chromedp.KeyEvent("\t"))
+		if got := eval[string](t, b, `document.activeElement.className`); got != "skip" {
+			t.Errorf("first Tab focuses %q, expected the skip link", got)
+		}
+		b.run(t, chromedp.KeyEvent("\t"), chromedp.KeyEvent("\t"))
+		if got := eval[string](t, b, `document.activeElement.dataset.page || document.activeElement.outerHTML`); got != "peers" {
+			t.Fatalf("third Tab focuses %q, expected the Peers link", got)
+		}
+		b.run(t, chromedp.KeyEvent("\r"))
+		b.waitFor(t, 5*time.Second, `location.hash === "#/peers" && document.activeElement.id === "peers-h"`, `location.hash + " " + document.activeElement.outerHTML`)
+		// Light and dark follow the system's preference.
+		bg := func(scheme string) string {
+			b.run(t, chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+				_, err := cdp.Call(ctx, tg, emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{
+					Features: []*emulation.MediaFeature{{Name: "prefers-color-scheme", Value: scheme}}})
+				return err
+			}))
+			return eval[string](t, b, `getComputedStyle(document.body).backgroundColor`)
+		}
+		dark, light := bg("dark"), bg("light")
+		if dark == light {
+			t.Errorf("the same background %s in dark and light schemes", dark)
+		}
+		if dark != "rgb(18, 22, 21)" || light != "rgb(245, 246, 244)" {
+			t.Errorf("backgrounds: dark %s, light %s", dark, light)
+		}
+		b.open(t, "overview")
+		bg("dark")
+		b.screenshots(t, "overview-dark")
+		bg("light")
 	})
 
 	t.Run("Peers", func(t *testing.T) {
@@ -419,7 +459,17 @@ func TestDashboard(t *testing.T) {
 		// The messages sent above show in the chart's samples.
 		b.waitFor(t, 5*time.Second, `document.getElementById("chart-msgs").querySelector("polyline").getAttribute("points").split(" ").length > 1`,
 			`document.getElementById("chart-msgs").textContent`)
-		b.screenshots(t, "traffic")
+		if os.Getenv("WARREN_SCREENSHOTS") != "" {
+			stop := feedTraffic(t, repoA, repoB, a.ID, bd.ID)
+			time.Sleep(40 * time.Second)
+			b.open(t, "tunnels")
+			b.screenshots(t, "tunnels")
+			b.open(t, "messages")
+			b.screenshots(t, "messages")
+			b.open(t, "traffic")
+			b.screenshots(t, "traffic")
+			stop()
+		}
 	})
 
 	t.Run("NoToken", func(t *testing.T) {
@@ -471,5 +521,54 @@ func TestDashboard(t *testing.T) {
 
 	for _, p := range b.takeProblems() {
 		t.Errorf("the page logged an error: %s", p)
+	}
+}
+
+// feedTraffic makes tunnel and message traffic until stop is called, so
+// that the screenshots show charts with something on them.
+func feedTraffic(t *testing.T, repoA, repoB, idA, idB string) (stop func()) {
+	t.Helper()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n, _ := strconv.Atoi(r.URL.Query().Get("n"))
+		io.WriteString(w, strings.Repeat("x", n))
+	}))
+	ok(t, repoB, "tunnel", "listen", "/x/shot", "/ip4/127.0.0.1/tcp/"+strconv.Itoa(srv.Listener.Addr().(*net.TCPAddr).Port), "--temp")
+	var fwd client.TunnelInfo
+	jsonOut(t, repoA, &fwd, "tunnel", "forward", "/x/shot", "/ip4/127.0.0.1/tcp/0", idB, "--temp", "--json")
+	m := tcpPort.FindStringSubmatch(fwd.ListenAddress)
+	if m == nil {
+		t.Fatalf("forward listens on %q", fwd.ListenAddress)
+	}
+	hc := &http.Client{Timeout: 10 * time.Second}
+	// One connection held open, for the streams table.
+	hold, err := net.Dial("tcp", "127.0.0.1:"+m[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	done, finished := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(finished)
+		for i, end := 0, time.Now().Add(2*time.Minute); time.Now().Before(end); i++ {
+			select {
+			case <-done:
+				return
+			case <-time.After(400 * time.Millisecond):
+			}
+			n := 20000 + (i%10)*30000
+			if resp, err := hc.Get(fmt.Sprintf("http://127.0.0.1:%s/?n=%d", m[1], n)); err == nil {
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+			}
+			if i%2 == 0 {
+				_ = exec.Command(bin, "--repo", repoB, "send", idA, "chat", fmt.Sprintf("sample message %d", i)).Run()
+			}
+		}
+	}()
+	return func() {
+		close(done)
+		<-finished
+		hold.Close()
+		hc.CloseIdleConnections()
+		srv.Close()
 	}
 }

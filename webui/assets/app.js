@@ -319,7 +319,7 @@ function renderTunnels() {
           'aria-label': `Close ${t.kind} tunnel ${t.protocol}`, text: 'Close', onclick: () => closeTunnel(t.id) })),
       h('div', { class: 'path' },
         h('span', { class: 'listen-address', text: listen ? 'peers → ' + t.protocol : t.listen_address }), ' → ',
-        h('span', { class: 'target-address', text: listen ? t.target_address : fmt.shortID(t.target_address.replace('/p2p/', '')) })),
+        h('span', { class: 'target-address', title: t.target_address, text: listen ? t.target_address : 'peer ' + fmt.shortID(t.target_address.replace('/p2p/', '')) })),
       allow,
       h('div', { class: 'stats' },
         h('span', {}, 'streams ', h('b', { class: 'active', text: `${t.active_streams}/${t.max_conns}` })),
@@ -332,7 +332,7 @@ function renderTunnels() {
       t.error ? h('div', { class: 'err', text: t.error }) : null,
       h('div', { class: 'spark' },
         spark(tr.in, tr.out, `bytes per second over the last two minutes: in ${fmt.rate(rin)}, out ${fmt.rate(rout)}`),
-        h('div', { class: 'rate', text: `in ${fmt.rate(rin)} · out ${fmt.rate(rout)}` })));
+        h('div', { class: 'rate', text: `in ${fmt.rate(rin)} · out ${fmt.rate(rout)} · peak ${fmt.rate(Math.max(0, ...tr.in, ...tr.out))}` })));
   })));
   const ss = state.streams;
   $('streams-count').textContent = `(${ss.length})`;
@@ -395,16 +395,20 @@ function renderTraffic() {
   const now = Date.now();
   const rs = state.rates;
   const pts = (f) => rs.map((r) => [r.t, f(r)]);
-  const base = { windowMs: WINDOW_MS, now };
-  lineChart($('chart-bytes'), { ...base, title: 'Network bytes per second', binary: true, fmt: fmt.rate,
-    series: [{ name: 'in', cls: 'in', points: pts((r) => r.netIn) }, { name: 'out', cls: 'out', points: pts((r) => r.netOut) }] });
-  lineChart($('chart-tunnel'), { ...base, title: 'Tunnel bytes per second', binary: true, fmt: fmt.rate,
-    series: [{ name: 'in', cls: 'in', points: pts((r) => r.tunIn) }, { name: 'out', cls: 'out', points: pts((r) => r.tunOut) }] });
-  lineChart($('chart-msgs'), { ...base, title: 'Messages per second (direct and topics)', fmt: fmt.perSec,
-    series: [{ name: 'in', cls: 'in', points: pts((r) => r.msgIn) }, { name: 'out', cls: 'out', points: pts((r) => r.msgOut) }] });
-  lineChart($('chart-drops'), { ...base, title: 'Drops per second', fmt: fmt.perSec,
-    series: [{ name: 'dropped', cls: 'bad', points: pts((r) => r.drops) }] });
   const first = state.samples[0];
+  // The window grows with the samples, from one minute to fifteen.
+  const windowMs = Math.min(WINDOW_MS, Math.max(60000, first ? now - first.t : 0));
+  const base = { windowMs, now };
+  const noPeerBytes = !state.status && peers().every((p) => !p.bytes_in && !p.bytes_out);
+  lineChart($('chart-bytes'), { ...base, title: 'Network bytes per second', binary: true, fmt: fmt.rate, minTop: 1024,
+    note: noPeerBytes ? 'This daemon does not count bytes per peer (it has no /v1/status yet): the line stays at zero.' : '',
+    series: [{ name: 'in', cls: 'in', points: pts((r) => r.netIn) }, { name: 'out', cls: 'out', points: pts((r) => r.netOut) }] });
+  lineChart($('chart-tunnel'), { ...base, title: 'Tunnel bytes per second', binary: true, fmt: fmt.rate, minTop: 1024,
+    series: [{ name: 'in', cls: 'in', points: pts((r) => r.tunIn) }, { name: 'out', cls: 'out', points: pts((r) => r.tunOut) }] });
+  lineChart($('chart-msgs'), { ...base, title: 'Messages per second (direct and topics)', fmt: fmt.perSec, minTop: 1,
+    series: [{ name: 'in', cls: 'in', points: pts((r) => r.msgIn) }, { name: 'out', cls: 'out', points: pts((r) => r.msgOut) }] });
+  lineChart($('chart-drops'), { ...base, title: 'Drops per second (messages and topics)', fmt: fmt.perSec, minTop: 1,
+    series: [{ name: 'dropped', cls: 'bad', points: pts((r) => r.drops) }] });
   $('tr-interval').textContent = POLL_MS / 1000 + ' s';
   $('tr-span').textContent = first ? `${state.samples.length} samples since ${fmt.clock(first.t)}` : 'no samples yet';
 }

@@ -17,7 +17,8 @@ function niceMax(v, binary) {
   let p = 1;
   while (v / p >= base) p *= base;
   const r = v / p;
-  for (const m of [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000]) if (r <= m) return m * p;
+  const steps = binary ? [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024] : [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000];
+  for (const m of steps) if (r <= m) return m * p;
   return r * p;
 }
 
@@ -25,7 +26,8 @@ function niceMax(v, binary) {
 //   opts.title, opts.windowMs, opts.now (ms), opts.fmt (value -> text),
 //   opts.binary (bytes axis), opts.series: [{name, cls: 'in'|'out'|'bad', points: [[tMs, v]...]}]
 export function lineChart(fig, opts) {
-  const W = 560, H = 190, L = 62, R = 10, T = 10, B = 24;
+  // Drawn at the figure's own width, so that text is never scaled.
+  const W = Math.max(260, Math.round(fig.clientWidth - 36) || 560), H = 190, L = 66, R = 10, T = 10, B = 24;
   fig.replaceChildren();
   const cap = document.createElement('figcaption');
   cap.append(opts.title);
@@ -44,7 +46,7 @@ export function lineChart(fig, opts) {
   }
   cap.append(legend);
   fig.append(cap);
-  const top = niceMax(max, opts.binary);
+  const top = niceMax(Math.max(max, opts.minTop || 0), opts.binary);
   const svg = el('svg', { viewBox: `0 0 ${W} ${H}`, class: 'chart', role: 'img',
     'aria-label': `${opts.title}: ${opts.series.map((s) => s.name + ' now ' + opts.fmt(s.points.length ? s.points[s.points.length - 1][1] : 0)).join(', ')}; peak ${opts.fmt(max)}` });
   const x = (t) => L + (W - L - R) * (1 - (opts.now - t) / opts.windowMs);
@@ -54,11 +56,13 @@ export function lineChart(fig, opts) {
     el('line', { x1: L, x2: W - R, y1: y(v), y2: y(v), class: 'grid-line' }, svg);
     el('text', { x: L - 6, y: y(v) + 4, 'text-anchor': 'end', class: 'axis' }, svg).textContent = opts.fmt(v);
   }
-  const mins = opts.windowMs / 60000;
-  for (let m = 0; m <= mins; m += mins / 5) {
-    const t = opts.now - m * 60000;
-    el('text', { x: x(t), y: H - 6, 'text-anchor': m === 0 ? 'end' : m === mins ? 'start' : 'middle', class: 'axis' }, svg)
-      .textContent = m === 0 ? 'now' : `−${Math.round(m)} min`;
+  // Five ticks back from now, in seconds or minutes.
+  const secs = opts.windowMs / 1000;
+  for (let i = 0; i <= 5; i++) {
+    const ago = (secs * i) / 5;
+    const label = i === 0 ? 'now' : secs >= 300 ? `−${Math.round(ago / 60)} min` : secs >= 120 ? `−${(ago / 60).toFixed(1)} min` : `−${Math.round(ago)} s`;
+    el('text', { x: x(opts.now - ago * 1000), y: H - 6, 'text-anchor': i === 0 ? 'end' : i === 5 ? 'start' : 'middle', class: 'axis' }, svg)
+      .textContent = label;
   }
   for (const s of opts.series) {
     const pts = s.points.filter(([t]) => opts.now - t <= opts.windowMs);
@@ -70,6 +74,7 @@ export function lineChart(fig, opts) {
     el('polyline', { points: d, class: 's-' + s.cls }, svg);
   }
   fig.append(svg);
+  if (opts.note) fig.append(Object.assign(document.createElement('p'), { className: 'note', textContent: opts.note }));
 }
 
 // spark draws a small two-series chart (in and out) without axes, scaled

@@ -24,6 +24,7 @@ export function count(n) {
 export function perSec(n) {
   n = Number(n) || 0;
   if (n === 0) return '0/s';
+  if (n < 1) return n.toFixed(2) + '/s';
   if (n < 10) return n.toFixed(1) + '/s';
   return count(n) + '/s';
 }
