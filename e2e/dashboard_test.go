@@ -572,3 +572,32 @@ func feedTraffic(t *testing.T, repoA, repoB, idA, idB string) (stop func()) {
 		srv.Close()
 	}
 }
+
+// With [api] dashboard = false and no api.tcp the daemon opens no TCP port,
+// and `warren webui` says how to turn the dashboard on. No browser needed.
+func TestDashboardOff(t *testing.T) {
+	repo := newRepo(t)
+	setConfig(t, repo, "dashboard = true", "dashboard = false")
+	d := startDaemon(t, repo)
+	ep, err := config.ReadEndpoint(repo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ep.TCP != "" {
+		t.Errorf("dashboard off, api.tcp empty: the daemon listens on TCP %s", ep.TCP)
+	}
+	fails(t, repo, []string{"no TCP API", "dashboard = true"}, "webui")
+	d.Stop()
+
+	// With api.tcp set but the dashboard off, the API answers and /ui/ does not.
+	setConfig(t, repo, "tcp = ''", "tcp = '127.0.0.1:0'")
+	d = startDaemon(t, repo)
+	defer d.Stop()
+	ep, _ = config.ReadEndpoint(repo)
+	if resp, err := http.Get(webui.URL(ep.TCP, "")); err != nil || resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("GET /ui/ with the dashboard off: %v %v, expected 401 like any other path", resp, err)
+	} else {
+		resp.Body.Close()
+	}
+	fails(t, repo, []string{"serves no dashboard", "dashboard = true"}, "webui")
+}
