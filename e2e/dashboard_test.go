@@ -427,6 +427,9 @@ func TestDashboard(t *testing.T) {
 		b.run(t, chromedp.Click(chromedp.ID("tail-start")))
 		b.waitFor(t, 10*time.Second, `document.getElementById("tail-status").dataset.state === "subscribed"`,
 			`document.getElementById("tail-form").textContent`)
+		if start, stop := eval[bool](t, b, `document.getElementById("tail-start").disabled`), eval[bool](t, b, `document.getElementById("tail-stop").disabled`); !start || stop {
+			t.Errorf("while tailing: Start disabled %v, Stop disabled %v; expected Start off and Stop on", start, stop)
+		}
 		for i := range 3 {
 			text := fmt.Sprintf("hello from B #%d", i)
 			ok(t, repoB, "send", a.ID, "chat", text)

@@ -372,7 +372,10 @@ async function closeStream(id) {
 }
 
 function renderMessages() {
-  const types = Object.entries((state.msgStats && state.msgStats.types) || {}).sort(([a], [b]) => a.localeCompare(b));
+  // The "(other)" bucket (types not known locally) only once it counted something.
+  const types = Object.entries((state.msgStats && state.msgStats.types) || {})
+    .filter(([name, s]) => name !== '(other)' || Object.values(s).some((v) => v))
+    .sort(([a], [b]) => a.localeCompare(b));
   $('types-empty').hidden = types.length > 0;
   $('types-table').tBodies[0].replaceChildren(...types.map(([name, s]) => h('tr', { dataset: { type: name } },
     td('Type', h('code', { text: name })),
@@ -441,10 +444,11 @@ function onSubmit(form, fn) {
     clearErrors(form);
     const btn = form.querySelector('button[type=submit]');
     btn.disabled = true;
+    let keep = false;
     try {
-      await fn();
+      keep = (await fn()) === true; // true: fn set the button's state itself
     } finally {
-      btn.disabled = false;
+      if (!keep) btn.disabled = false;
     }
   });
 }
@@ -596,6 +600,7 @@ function setupTail() {
       status.dataset.state = 'error';
       showError($('tail-form'), e, [[/./, 'tail-name']], 'tail-name-error');
     });
+    return true; // Start stays disabled while the stream runs
   });
 }
 
