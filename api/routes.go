@@ -24,6 +24,7 @@ import (
 
 	"github.com/warren-p2p/warren"
 	"github.com/warren-p2p/warren/client"
+	"github.com/warren-p2p/warren/webui"
 )
 
 // route is one API route.
@@ -253,7 +254,8 @@ func (d *deadlineWriter) Unwrap() http.ResponseWriter { return d.ResponseWriter 
 // tcpGuard checks what a TCP request must carry before any route sees it:
 // a Host header naming this listener (a web page the browser was tricked
 // into sending to 127.0.0.1 through DNS rebinding names its own host), then
-// the bearer token. A refused request's connection closes after the answer.
+// the bearer token, which the dashboard's assets (package webui) alone do
+// not need. A refused request's connection closes after the answer.
 func (s *Server) tcpGuard(bound *net.TCPAddr, next http.Handler) http.Handler {
 	port := fmt.Sprint(bound.Port)
 	hosts := map[string]bool{"localhost": true, "127.0.0.1": true, "::1": true, bound.IP.String(): true}
@@ -267,6 +269,12 @@ func (s *Server) tcpGuard(bound *net.TCPAddr, next http.Handler) http.Handler {
 			s.refused(reasonHost)
 			s.warn.Warn("API TCP request refused: Host header is not the listener's own", "host", r.Host, "remote", r.RemoteAddr)
 			s.reject(w, withCode(client.CodeForbidden, fmt.Errorf("Host %q refused: the TCP API answers only requests addressed to %s (a guard against DNS rebinding)", r.Host, allowed)))
+			return
+		}
+		if s.ui != nil && webui.Serves(r.URL.Path) {
+			// The dashboard's assets hold no data: every /v1 call its
+			// pages make carries the token.
+			s.ui.ServeHTTP(w, r)
 			return
 		}
 		got := sha256.Sum256([]byte(bearerToken(r.Header.Get("Authorization"))))

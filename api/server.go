@@ -31,6 +31,7 @@ import (
 	"github.com/warren-p2p/warren"
 	"github.com/warren-p2p/warren/config"
 	"github.com/warren-p2p/warren/internal/ratelog"
+	"github.com/warren-p2p/warren/webui"
 )
 
 // ServerOptions configures a Server.
@@ -54,6 +55,9 @@ type Server struct {
 	mux     *http.ServeMux
 	lim     limits
 	metrics *apiMetrics
+	// ui is the web dashboard (package webui) the TCP listeners serve
+	// under /ui/ when api.dashboard is on; nil otherwise.
+	ui http.Handler
 
 	// beforeChmod, when set (by tests), runs in ServeUnix while the socket
 	// listens at its private path, before it gets mode 0600.
@@ -83,6 +87,9 @@ func NewServer(n *warren.Node, opts ServerOptions) *Server {
 	var err error
 	if s.metrics, err = newAPIMetrics(n.Metrics()); err != nil {
 		log.Error("API metrics are not exported", "err", err)
+	}
+	if n.Config().API.Dashboard {
+		s.ui = webui.Handler()
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.register(s.routes())
@@ -151,8 +158,9 @@ func (s *Server) ServeUnix(path string) error {
 }
 
 // ServeTCP listens on a loopback TCP address and returns the bound address.
-// Every request must carry the bearer token and a Host header naming the
-// listener; at most api.max_tcp_conns connections are open at once.
+// Every request must carry a Host header naming the listener, and every
+// request but those for the dashboard's static assets (api.dashboard) the
+// bearer token; at most api.max_tcp_conns connections are open at once.
 func (s *Server) ServeTCP(addr string) (string, error) {
 	if s.token == "" {
 		return "", errors.New("API: refusing to serve on TCP without a token")

@@ -119,6 +119,7 @@ type API struct {
 	ReadTimeout       Duration `toml:"read_timeout" comment:"A JSON request body must arrive within this (408 otherwise); a bulk body must make progress within it on every read, however long it runs."`
 	WriteTimeout      Duration `toml:"write_timeout" comment:"An answer, once begun, must be written within this. NDJSON streams are not limited."`
 	IdleTimeout       Duration `toml:"idle_timeout" comment:"A kept-alive connection with no request for this long is closed. At least 31s: the CLI and Go client drop their idle connections after 30s, so the daemon never closes one they are about to reuse."`
+	Dashboard         bool     `toml:"dashboard" comment:"Serve the web dashboard at /ui/ on the TCP API (its pages call /v1 with the token; 'warren webui' prints the URL). With tcp empty the daemon then listens on 127.0.0.1, on a port of its own choosing, recorded in api.json."`
 }
 
 // Tunnels configures TCP and UDP tunnels.
@@ -212,7 +213,7 @@ func Default() Config {
 			},
 		},
 		API: API{MaxTCPConns: 64, ReadHeaderTimeout: Duration(10 * time.Second), ReadTimeout: Duration(time.Minute),
-			WriteTimeout: Duration(time.Minute), IdleTimeout: Duration(2 * time.Minute)},
+			WriteTimeout: Duration(time.Minute), IdleTimeout: Duration(2 * time.Minute), Dashboard: true},
 		Tunnels: Tunnels{DialTimeout: Duration(30 * time.Second), UDPIdleTimeout: Duration(60 * time.Second), DirectWait: Duration(15 * time.Second), MaxConnsPerTunnel: 1024},
 		// The services' own defaults: each is defined once, by its package.
 		Messages: Messages{

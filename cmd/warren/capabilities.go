@@ -14,4 +14,5 @@ func addCapabilityCommands(root *cobra.Command, e *env) {
 	root.AddCommand(msgCmds(e)...)
 	root.AddCommand(gossipCmds(e)...)
 	root.AddCommand(tunnelCmds(e)...)
+	root.AddCommand(webuiCmd(e))
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/warren-p2p/warren/api"
 	"github.com/warren-p2p/warren/client"
 	"github.com/warren-p2p/warren/config"
+	"github.com/warren-p2p/warren/webui"
 )
 
 func daemonCmd(e *env) *cobra.Command {
@@ -102,13 +103,19 @@ func runDaemon(ctx context.Context, e *env, profile, level, format string) error
 	if err := srv.ServeUnix(ep.Unix); err != nil {
 		return err
 	}
-	if repo.Config.API.TCP != "" {
+	// The dashboard needs the TCP API: without api.tcp it gets a loopback
+	// port of the kernel's choosing, recorded in api.json like any other.
+	tcp := repo.Config.API.TCP
+	if tcp == "" && repo.Config.API.Dashboard {
+		tcp = "127.0.0.1:0"
+	}
+	if tcp != "" {
 		tok, err := repo.Token()
 		if err != nil {
 			return err
 		}
 		srv.SetToken(tok)
-		if ep.TCP, err = srv.ServeTCP(repo.Config.API.TCP); err != nil {
+		if ep.TCP, err = srv.ServeTCP(tcp); err != nil {
 			return err
 		}
 	}
@@ -129,6 +136,9 @@ func runDaemon(ctx context.Context, e *env, profile, level, format string) error
 		fmt.Fprintf(e.stdout, ", tcp %s (token in %s)", ep.TCP, repo.Path(config.TokenFile))
 	}
 	fmt.Fprintln(e.stdout)
+	if ep.TCP != "" && repo.Config.API.Dashboard {
+		fmt.Fprintf(e.stdout, "dashboard: %s ('warren webui' prints it with the login token)\n", webui.URL(ep.TCP, ""))
+	}
 	log.Info("daemon ready", "repo", repo.Dir, "peer", n.ID())
 
 	<-ctx.Done()

@@ -23,6 +23,8 @@ var examples = map[string]string{
 	"warren disconnect": `  warren disconnect 12D3KooW...`,
 	"warren ping": `  warren ping 12D3KooW...
   warren ping -n 10 --json 12D3KooW...`,
+	"warren webui": `  xdg-open "$(warren webui)"      # the dashboard of the daemon on ~/.warren
+  warren --repo /srv/warren webui --json`,
 	"warren version": `  warren version
   warren version --json`,
 	"warren send": `  warren send 12D3KooW... chat "hello"
