@@ -287,7 +287,7 @@ func TestDashboard(t *testing.T) {
 		b.open(t, "peers")
 		b.run(t, chromedp.Click(chromedp.CSS(`#peers-table tr[data-peer="`+bd.ID+`"] button`)))
 		eventually(t, 10*time.Second, func() error {
-			if out := ok(t, repoA, "peers"); strings.Contains(out, bd.ID) {
+			if out := ok(t, repoA, "peers", "--wide"); strings.Contains(out, bd.ID) {
 				return errors.New("B is still connected after Disconnect in the page")
 			}
 			return nil
@@ -296,7 +296,7 @@ func TestDashboard(t *testing.T) {
 		b.run(t, chromedp.Click(chromedp.CSS(`#connect-form button[type=submit]`)))
 		b.waitFor(t, 15*time.Second, `document.querySelector('#peers-table tr[data-peer="`+bd.ID+`"]')`,
 			`document.getElementById("connect-form").textContent`)
-		if out := ok(t, repoA, "peers"); !strings.Contains(out, bd.ID) {
+		if out := ok(t, repoA, "peers", "--wide"); !strings.Contains(out, bd.ID) {
 			t.Fatalf("connect from the page: A's peers are %s", out)
 		}
 		b.screenshots(t, "peers")
