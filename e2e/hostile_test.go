@@ -223,7 +223,7 @@ func TestHostileIdleStreams(t *testing.T) {
 func TestHostileUnreadSubscription(t *testing.T) {
 	v := startVictim(t)
 	const typ = "hostile.sub"
-	startCLI(t, v.Repo, nil, "recv", typ) // its stdout is never read
+	startCLI(t, v.Repo, nil, "recv", "--raw", typ) // its stdout is never read
 	waitSubscribers(t, v.Repo, typ, 1)
 	a := newAttacker(t, v)
 	const msgs, size = 256, 1 << 20
