@@ -62,6 +62,8 @@ type Discovery struct {
 	Bootstrap []string `toml:"bootstrap" comment:"Peers to connect to at start, as multiaddrs ending in /p2p/<peer-id>."`
 	MDNS      bool     `toml:"mdns" comment:"Find peers of the same network on the local network with mDNS."`
 	DHT       string   `toml:"dht" comment:"Kademlia DHT mode: auto (server when publicly reachable), server, client, or off."`
+	// PublicNetwork joins the public libp2p network beside warren's own.
+	PublicNetwork bool `toml:"public_network" comment:"Join the public libp2p network, as kubo does: an Amino DHT client (/ipfs/kad/1.0.0) with kubo's bootstrap peers, to find peers by ID, relays and AutoNAT servers, and topic members across NATs. Makes this node's peer ID and addresses findable by anyone. Warren's own protocols and network name are unchanged."`
 }
 
 // Swarm configures the libp2p host.
@@ -185,7 +187,7 @@ func Default() Config {
 			},
 			Announce: []string{},
 		},
-		Discovery: Discovery{Bootstrap: []string{}, MDNS: true, DHT: "auto"},
+		Discovery: Discovery{Bootstrap: []string{}, MDNS: true, DHT: "auto", PublicNetwork: true},
 		Swarm: Swarm{
 			Security:        []string{"tls", "noise"},
 			PreferTransport: "tcp",
@@ -225,7 +227,7 @@ func ForProfile(name string) (Config, error) {
 	case ProfileTest:
 		// Loopback only, nothing that reaches outside: for tests and local experiments.
 		c.Addresses.Listen = []string{"/ip4/127.0.0.1/tcp/0", "/ip4/127.0.0.1/udp/0/quic-v1"}
-		c.Discovery = Discovery{Bootstrap: []string{}, MDNS: false, DHT: "server"}
+		c.Discovery = Discovery{Bootstrap: []string{}, MDNS: false, DHT: "server", PublicNetwork: false}
 		c.Swarm.NATPortMap, c.Swarm.AutoNAT, c.Swarm.HolePunching, c.Swarm.RelayClient = false, false, false, false
 		return c, nil
 	}

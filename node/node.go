@@ -27,6 +27,7 @@ import (
 	"github.com/libp2p/go-libp2p/p2p/host/autorelay"
 	"github.com/libp2p/go-libp2p/p2p/net/connmgr"
 	relayv2 "github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/relay"
+	"github.com/libp2p/go-libp2p/p2p/protocol/holepunch"
 	"github.com/libp2p/go-libp2p/p2p/protocol/ping"
 	"github.com/libp2p/go-libp2p/p2p/security/noise"
 	libp2ptls "github.com/libp2p/go-libp2p/p2p/security/tls"
@@ -58,6 +59,8 @@ type Node struct {
 	cfg  config.Config
 	log  *slog.Logger
 	mdns mdns.Service
+	// status follows reachability, relays and hole punches for Status.
+	status *statusTracker
 
 	ready  chan struct{} // closed once host is set
 	dials  singleflight.Group
@@ -89,10 +92,14 @@ func New(ctx context.Context, cfg config.Config, key crypto.PrivKey, opts Option
 	if err := usePublicRanges(cfg.Swarm.PublicRanges); err != nil {
 		return nil, fmt.Errorf("start node: %w", err)
 	}
-	n := &Node{cfg: cfg, log: log, ready: make(chan struct{})}
+	st, err := newStatusTracker(opts.Registerer)
+	if err != nil {
+		return nil, fmt.Errorf("start node: %w", err)
+	}
+	n := &Node{cfg: cfg, log: log, ready: make(chan struct{}), status: st}
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 
-	hopts, err := hostOptions(cfg, key, opts, n.relayCandidates)
+	hopts, err := hostOptions(cfg, key, opts, n.relayCandidates, st)
 	if err != nil {
 		n.cancel()
 		return nil, fmt.Errorf("start node: %w", err)
@@ -118,6 +125,20 @@ func New(ctx context.Context, cfg config.Config, key crypto.PrivKey, opts Option
 	n.host = h
 	close(n.ready)
 
+	forced := cfg.Swarm.Reachability
+	if forced == "auto" {
+		forced = ""
+	}
+	subscribed := make(chan struct{})
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		if err := st.run(n.ctx, h, forced, func() { close(subscribed) }); err != nil {
+			n.log.Warn("status tracking stopped", "err", err)
+		}
+	}()
+	<-subscribed
+
 	if cfg.Discovery.MDNS {
 		n.mdns = mdns.NewMdnsService(h, "_warren-"+cfg.Network+"._udp", mdnsNotifee{n})
 		if err := n.mdns.Start(); err != nil {
@@ -134,9 +155,10 @@ func New(ctx context.Context, cfg config.Config, key crypto.PrivKey, opts Option
 	return n, nil
 }
 
-func hostOptions(cfg config.Config, key crypto.PrivKey, opts Options, relays autorelay.PeerSource) ([]libp2p.Option, error) {
+func hostOptions(cfg config.Config, key crypto.PrivKey, opts Options, relays autorelay.PeerSource, st *statusTracker) ([]libp2p.Option, error) {
 	o := []libp2p.Option{
 		libp2p.Identity(key),
+		libp2p.BandwidthReporter(st.bw),
 		libp2p.ListenAddrStrings(cfg.Addresses.Listen...),
 		libp2p.Transport(tcp.NewTCPTransport),
 		libp2p.Transport(quic.NewTransport),
@@ -185,7 +207,7 @@ func hostOptions(cfg config.Config, key crypto.PrivKey, opts Options, relays aut
 	}
 	sw := cfg.Swarm
 	if sw.NATPortMap {
-		o = append(o, libp2p.NATPortMap())
+		o = append(o, libp2p.NATManager(st.newNATManager))
 	}
 	if sw.AutoNAT {
 		// AutoNAT v2 finds which of our addresses are reachable; the v1
@@ -203,7 +225,14 @@ func hostOptions(cfg config.Config, key crypto.PrivKey, opts Options, relays aut
 		o = append(o, libp2p.ForceReachabilityPrivate())
 	}
 	if sw.HolePunching {
-		o = append(o, libp2p.EnableHolePunching())
+		// The status tracer replaces libp2p's metrics tracer, so it is
+		// given back here with the same collectors.
+		hp := holepunch.WithTracer(st)
+		if opts.Registerer != nil {
+			hp = holepunch.WithMetricsAndEventTracer(
+				holepunch.NewMetricsTracer(holepunch.WithRegisterer(opts.Registerer)), st)
+		}
+		o = append(o, libp2p.EnableHolePunching(hp))
 	}
 	if sw.RelayClient {
 		o = append(o, libp2p.EnableRelay())
@@ -414,6 +443,10 @@ type PeerInfo struct {
 	Limited   bool    `json:"limited"`
 	Streams   int     `json:"streams"`
 	LatencyMS float64 `json:"latency_ms"`
+	Direct    bool    `json:"direct"`    // false when reached only through a relay
+	Transport string  `json:"transport"` // tcp, quic-v1, ..., or circuit
+	BytesIn   int64   `json:"bytes_in"`  // since the node started; a peer gone for 10 min is forgotten
+	BytesOut  int64   `json:"bytes_out"`
 }
 
 // Peers lists the connected peers, one entry per peer. A peer with a direct
@@ -431,7 +464,9 @@ func (n *Node) Peers() []PeerInfo {
 			Limited:   c.Stat().Limited,
 			Streams:   len(c.GetStreams()),
 			LatencyMS: float64(n.host.Peerstore().LatencyEWMA(p).Microseconds()) / 1000,
+			Transport: transportOf(c.RemoteMultiaddr()),
 		}
+		info.Direct = info.Transport != "circuit"
 		i, seen := idx[p]
 		if !seen {
 			idx[p] = len(out)
@@ -439,10 +474,16 @@ func (n *Node) Peers() []PeerInfo {
 			continue
 		}
 		info.Streams += out[i].Streams
-		if out[i].Limited && !info.Limited {
+		if (!out[i].Direct && info.Direct) || (out[i].Limited && !info.Limited) {
 			out[i] = info
 		} else {
 			out[i].Streams = info.Streams
+		}
+	}
+	for i := range out {
+		if id, err := peer.Decode(out[i].ID); err == nil {
+			bw := n.status.bw.GetBandwidthForPeer(id)
+			out[i].BytesIn, out[i].BytesOut = bw.TotalIn, bw.TotalOut
 		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })

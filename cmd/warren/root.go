@@ -32,7 +32,7 @@ through its local control API.`,
 	root.PersistentFlags().StringVar(&e.repo, "repo", "", "repo directory (default $WARREN_REPO, else ~/.warren)")
 	root.AddCommand(
 		initCmd(e), daemonCmd(e), idCmd(e), peersCmd(e), connectCmd(e), disconnectCmd(e),
-		pingCmd(e), versionCmd(e),
+		pingCmd(e), versionCmd(e), statusCmd(e),
 	)
 	addCapabilityCommands(root, e)
 	return root
