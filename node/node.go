@@ -46,6 +46,9 @@ type Options struct {
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer // libp2p's metrics go here; nil disables them
 	UserAgent  string
+	// amino are extra options of the Amino DHT, after warren's own (tests
+	// replace its bootstrap peers and address filters with them).
+	amino []dht.Option
 	// Services are resource-manager limits of warren's own services (those
 	// whose stream handlers call str.Scope().SetService(Name)). They apply
 	// only while swarm.resource_manager.enabled is true.
@@ -56,6 +59,10 @@ type Options struct {
 type Node struct {
 	host host.Host
 	dht  *dht.IpfsDHT
+	// amino is the public Amino DHT client ([discovery] public_network).
+	amino *dht.IpfsDHT
+	// router finds peers by ID: warren's DHT and the Amino DHT together.
+	router routing.PeerRouting
 	cfg  config.Config
 	log  *slog.Logger
 	mdns mdns.Service
@@ -104,22 +111,15 @@ func New(ctx context.Context, cfg config.Config, key crypto.PrivKey, opts Option
 		n.cancel()
 		return nil, fmt.Errorf("start node: %w", err)
 	}
-	if cfg.Discovery.DHT != "off" {
+	if cfg.Discovery.DHT != "off" || cfg.Discovery.PublicNetwork {
 		hopts = append(hopts, libp2p.Routing(func(h host.Host) (routing.PeerRouting, error) {
-			d, err := dht.New(h, dhtOptions(cfg)...)
-			if err != nil {
-				return nil, fmt.Errorf("start DHT: %w", err)
-			}
-			n.dht = d
-			return d, nil
+			return n.startRouting(h, opts)
 		}))
 	}
 	h, err := libp2p.New(hopts...)
 	if err != nil {
 		n.cancel()
-		if n.dht != nil {
-			_ = n.dht.Close()
-		}
+		n.closeRouting()
 		return nil, fmt.Errorf("start node: %w", err)
 	}
 	n.host = h
@@ -377,10 +377,10 @@ func (n *Node) connect(ctx context.Context, ai peer.AddrInfo) error {
 		return nil
 	}
 	if len(n.host.Peerstore().Addrs(ai.ID)) == 0 {
-		if n.dht == nil {
+		if n.router == nil {
 			return fmt.Errorf("connect %s: no known address for this peer and the DHT is off; give a multiaddr ending in /p2p/%s", ai.ID, ai.ID)
 		}
-		found, err := n.dht.FindPeer(ctx, ai.ID)
+		found, err := n.router.FindPeer(ctx, ai.ID)
 		if err != nil {
 			return fmt.Errorf("connect %s: find its address in the DHT: %w", ai.ID, err)
 		}
@@ -518,13 +518,20 @@ func (n *Node) bootstrap() {
 			n.log.Warn("DHT bootstrap failed", "err", err)
 		}
 	}
+	if n.amino != nil && n.ctx.Err() == nil {
+		if err := n.amino.Bootstrap(n.ctx); err != nil {
+			n.log.Warn("Amino DHT bootstrap failed", "err", err)
+		}
+	}
 }
 
 // relayHop is the protocol a circuit relay v2 offers its clients.
 const relayHop = "/libp2p/circuit/relay/0.2.0/hop"
 
-// relayCandidates feeds autorelay with connected peers that offer the relay
-// service, when no static relays are configured.
+// relayCandidates feeds autorelay, when no static relays are configured:
+// first connected peers that offer the relay service, then peers of the
+// DHTs' routing tables (the Amino DHT's are public peers, many of them
+// relays), which autorelay dials and keeps if they offer the service.
 func (n *Node) relayCandidates(ctx context.Context, num int) <-chan peer.AddrInfo {
 	out := make(chan peer.AddrInfo)
 	go func() {
@@ -534,18 +541,36 @@ func (n *Node) relayCandidates(ctx context.Context, num int) <-chan peer.AddrInf
 		case <-ctx.Done():
 			return
 		}
-		for _, p := range n.host.Network().Peers() {
-			if num <= 0 {
-				return
+		sent := map[peer.ID]bool{}
+		send := func(p peer.ID) bool {
+			if num <= 0 || sent[p] || p == n.host.ID() {
+				return num > 0
 			}
-			if ok, _ := n.host.Peerstore().SupportsProtocols(p, relayHop); len(ok) == 0 {
-				continue
-			}
+			sent[p] = true
 			select {
 			case out <- n.host.Peerstore().PeerInfo(p):
 				num--
+				return num > 0
 			case <-ctx.Done():
+				return false
+			}
+		}
+		for _, p := range n.host.Network().Peers() {
+			if ok, _ := n.host.Peerstore().SupportsProtocols(p, relayHop); len(ok) == 0 {
+				continue
+			}
+			if !send(p) {
 				return
+			}
+		}
+		for _, d := range []*dht.IpfsDHT{n.amino, n.dht} {
+			if d == nil {
+				continue
+			}
+			for _, p := range d.RoutingTable().ListPeers() {
+				if !send(p) {
+					return
+				}
 			}
 		}
 	}()
@@ -582,9 +607,7 @@ func (n *Node) Close() error {
 			errs = append(errs, n.mdns.Close())
 		}
 		n.wg.Wait()
-		if n.dht != nil {
-			errs = append(errs, n.dht.Close())
-		}
+		errs = append(errs, n.closeRouting())
 		errs = append(errs, n.host.Close())
 	})
 	if err := errors.Join(errs...); err != nil {
