@@ -63,7 +63,7 @@ type Discovery struct {
 	MDNS      bool     `toml:"mdns" comment:"Find peers of the same network on the local network with mDNS."`
 	DHT       string   `toml:"dht" comment:"Kademlia DHT mode: auto (server when publicly reachable), server, client, or off."`
 	// PublicNetwork joins the public libp2p network beside warren's own.
-	PublicNetwork bool `toml:"public_network" comment:"Join the public libp2p network as kubo does, beside this network's own peers: an Amino DHT client (/ipfs/kad/1.0.0) with kubo's bootstrap peers, to find peers by ID, relays and AutoNAT servers, and topic members across NATs (with dht = server it serves the Amino DHT too). What joining makes public: anyone can find this node's peer ID and its addresses, and the provider records of its topics' rendezvous keys. Messages, topics and tunnels stay warren's own protocols; false (the test profile, private deployments) uses only bootstrap and warren's own DHT."`
+	PublicNetwork bool `toml:"public_network" comment:"Join the public libp2p network as kubo does, beside this network's own peers: an Amino DHT client (/ipfs/kad/1.0.0) with kubo's bootstrap peers, to find peers by ID, relays and AutoNAT servers, and topic members across NATs (a node with dht set to server serves the Amino DHT too). What joining makes public: anyone can find this node's peer ID and its addresses, and the provider records of its topics' rendezvous keys. Messages, topics and tunnels stay warren's own protocols; false (the test profile, private deployments) uses only bootstrap and warren's own DHT."`
 }
 
 // Swarm configures the libp2p host.

@@ -63,9 +63,9 @@ type Node struct {
 	amino *dht.IpfsDHT
 	// router finds peers by ID: warren's DHT and the Amino DHT together.
 	router routing.PeerRouting
-	cfg  config.Config
-	log  *slog.Logger
-	mdns mdns.Service
+	cfg    config.Config
+	log    *slog.Logger
+	mdns   mdns.Service
 	// status follows reachability, relays and hole punches for Status.
 	status *statusTracker
 
