@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/discovery"
+	"github.com/libp2p/go-libp2p/core/peer"
 	drouting "github.com/libp2p/go-libp2p/p2p/discovery/routing"
 
 	"github.com/warren-p2p/warren/config"
@@ -122,8 +123,15 @@ func (n *Node) startServices(ctx context.Context, opts Options) error {
 		DialTimeout:    cfg.Tunnels.DialTimeout.Std(),
 		DirectWait:     directWait,
 		UDPIdleTimeout: cfg.Tunnels.UDPIdleTimeout.Std(),
-		Logger:         n.log.With("component", "tunnel"),
-		Registerer:     n.Metrics,
+		// node.Connect finds the peer by ID and, when it fails, says what
+		// was tried; RelayedOK refuses a relay too small for a tunnel.
+		Connect: func(ctx context.Context, p peer.ID) error {
+			_, err := n.Node.Connect(ctx, p.String())
+			return err
+		},
+		RelayedOK:  n.Node.RelayedOK,
+		Logger:     n.log.With("component", "tunnel"),
+		Registerer: n.Metrics,
 	})
 	if err != nil {
 		return fmt.Errorf("start tunnels: %w", err)

@@ -37,7 +37,7 @@ func tunnelInfo(t tunnel.Info) client.TunnelInfo {
 		AllowCustomProtocol: t.AllowCustomProtocol, Temp: t.Temp, MaxConns: t.MaxConns, ActiveStreams: t.ActiveStreams,
 		BytesIn: t.BytesIn, BytesOut: t.BytesOut, Opened: t.Opened, Refused: t.Refused, LimitRefused: t.LimitRefused,
 		Failed: t.Failed, DroppedDatagrams: t.DroppedDatagrams, UDPSessions: t.UDPSessions, UDPQueuedBytes: t.UDPQueuedBytes,
-		Error: t.Error}
+		Error: t.Error, LastError: t.LastError}
 }
 
 // tunnelStreamInfo is the wire form of a tunnel.StreamInfo.

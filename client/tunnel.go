@@ -60,6 +60,9 @@ type TunnelInfo struct {
 	// Error is set when the tunnel is not running, e.g. a restore failed
 	// (port taken). The tunnel stays listed and saved until closed.
 	Error string `json:"error,omitempty"`
+	// LastError is why the forward's last failed connection failed, on
+	// one line (for a peer out of reach: what was tried and how to fix it).
+	LastError string `json:"last_error,omitempty"`
 }
 
 // TunnelStreamInfo is one entry of GET /v1/tunnels/streams: an active

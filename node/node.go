@@ -26,6 +26,7 @@ import (
 	"github.com/libp2p/go-libp2p/p2p/discovery/mdns"
 	"github.com/libp2p/go-libp2p/p2p/host/autorelay"
 	"github.com/libp2p/go-libp2p/p2p/net/connmgr"
+	"github.com/libp2p/go-libp2p/p2p/net/swarm"
 	relayv2 "github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/relay"
 	"github.com/libp2p/go-libp2p/p2p/protocol/holepunch"
 	"github.com/libp2p/go-libp2p/p2p/protocol/ping"
@@ -382,12 +383,17 @@ func (n *Node) connect(ctx context.Context, ai peer.AddrInfo) error {
 		}
 		found, err := n.router.FindPeer(ctx, ai.ID)
 		if err != nil {
-			return fmt.Errorf("connect %s: find its address in the DHT: %w", ai.ID, err)
+			return n.explainConnect(ai.ID, err, nil)
 		}
 		ai = found
 	}
+	// A connect asked for now is tried now: an earlier failure's dial
+	// backoff would otherwise fail it at once.
+	if sw, ok := n.host.Network().(interface{ Backoff() *swarm.DialBackoff }); ok {
+		sw.Backoff().Clear(ai.ID)
+	}
 	if err := n.host.Connect(ctx, ai); err != nil {
-		return fmt.Errorf("connect %s: %w", ai.ID, err)
+		return n.explainConnect(ai.ID, nil, err)
 	}
 	return nil
 }

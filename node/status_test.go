@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -79,6 +80,15 @@ func TestStatusShowsRelayReservationAndRelayedPeer(t *testing.T) {
 			sw.Backoff().Clear(a.ID())
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+	// R keeps libp2p's default relay limits (128 KiB): too small for a tunnel.
+	if err := b.RelayedOK(a.ID()); !errors.Is(err, ErrRelayTooSmall) || !errors.Is(err, ErrUnreachable) ||
+		strings.Contains(err.Error(), "\n") || !strings.Contains(err.Error(), "relay "+r.ID().String()+", which cuts each connection after 131072 bytes") ||
+		!strings.Contains(err.Error(), "Fix: run a relay of your own") {
+		t.Errorf("RelayedOK over a 128 KiB relay: %v", err)
+	}
+	if err := r.RelayedOK(a.ID()); err != nil {
+		t.Errorf("RelayedOK over a direct connection: %v", err)
 	}
 	const proto = "/x/status-echo"
 	a.Host().SetStreamHandler(proto, func(s network.Stream) {

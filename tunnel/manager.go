@@ -9,6 +9,7 @@ import (
 	"net"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -95,6 +96,7 @@ type tunnel struct {
 	active                                     atomic.Int64
 	bytesIn, bytesOut, opened, refused, failed atomic.Uint64
 	dropped, limitRefused                      atomic.Uint64
+	lastErr                                    atomic.Pointer[string]
 	udpSessions                                atomic.Int64
 	udpQueued                                  *atomic.Int64 // a UDP forward's queued bytes, once started
 	met                                        tunnelMetrics
@@ -410,6 +412,9 @@ func (m *Manager) infoLocked(t *tunnel) Info {
 		UDPQueuedBytes:   t.udpQueuedBytes(),
 		Error:            t.err,
 	}
+	if e := t.lastErr.Load(); e != nil {
+		in.LastError = *e
+	}
 	if t.kind == KindListen {
 		in.ReportPeerID = t.lspec.ReportPeerID
 		in.AllowCustomProtocol = t.lspec.AllowCustomProtocol
@@ -655,6 +660,13 @@ func (m *Manager) maxConns(n int) (int, error) {
 func (t *tunnel) fail() {
 	t.failed.Add(1)
 	t.met.failed.Inc()
+}
+
+// failWith counts a failed connection and keeps its error for Info.
+func (t *tunnel) failWith(err error) {
+	t.fail()
+	s := strings.ReplaceAll(err.Error(), "\n", "; ")
+	t.lastErr.Store(&s)
 }
 
 func (f Filter) validate() error {

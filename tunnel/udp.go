@@ -310,7 +310,7 @@ func (f *udpForward) run(sess *udpSession) {
 	if err != nil {
 		f.remove(sess)
 		if f.t.ctx.Err() == nil {
-			f.t.fail()
+			f.t.failWith(err)
 			f.m.rlog.Warn("tunnel: UDP forward failed", "tunnel", f.t.id, "protocol", string(f.t.proto),
 				"peer", f.t.peer.String(), "client", sess.src.String(), "err", err)
 		}
