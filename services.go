@@ -6,9 +6,7 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/libp2p/go-libp2p/core/discovery"
 	"github.com/libp2p/go-libp2p/core/peer"
-	drouting "github.com/libp2p/go-libp2p/p2p/discovery/routing"
 
 	"github.com/warren-p2p/warren/config"
 	"github.com/warren-p2p/warren/gossip"
@@ -85,10 +83,8 @@ func (n *Node) startServices(ctx context.Context, opts Options) error {
 	n.Msg = ms
 	n.closers = append(n.closers, ms.Close)
 
-	var disc discovery.Discovery
-	if d := n.DHT(); d != nil {
-		disc = drouting.NewRoutingDiscovery(d)
-	}
+	// Topic rendezvous on warren's DHT and, with public_network, the Amino DHT.
+	disc := n.Node.Discovery()
 	// The node runs until Close, whatever becomes of the caller's ctx.
 	gs, err := gossip.New(context.WithoutCancel(ctx), n.Host(), gossip.Options{
 		Network:        cfg.Network,

@@ -92,3 +92,63 @@ func TestPublicNetworkProfiles(t *testing.T) {
 		t.Fatalf("amino options %d", len(o))
 	}
 }
+
+// With public_network, topic rendezvous goes to the Amino DHT too: a
+// namespace advertised by one node is found by another through the hub's
+// Amino DHT alone (warren's DHT is off here), each finder once.
+func TestTopicRendezvousOnAminoDHT(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	hub := newAminoNode(t, true)
+	a, c := newAminoNode(t, false), newAminoNode(t, false)
+	for _, n := range []*Node{a, c} {
+		if _, err := n.Connect(ctx, hub.Addrs()[0]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const ns = "floodsub:/warren/warren/topic/chat"
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		if _, err := a.Discovery().Advertise(ctx, ns); err == nil {
+			break
+		} else if time.Now().After(deadline) {
+			t.Fatalf("advertise on the Amino DHT: %v", err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	// c's routing table holds the hub once identify has run.
+	for found := false; !found; time.Sleep(200 * time.Millisecond) {
+		ch, err := c.Discovery().FindPeers(ctx, ns)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for ai := range ch {
+			found = found || ai.ID == a.ID()
+		}
+		if !found && time.Now().After(deadline) {
+			t.Fatal("c did not find a under the topic's key on the Amino DHT")
+		}
+	}
+
+	// Both DHTs at once: multiDiscovery merges and deduplicates.
+	md := multiDiscovery{c.Discovery(), c.Discovery()}
+	ch, err := md.FindPeers(ctx, ns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for ai := range ch {
+		if ai.ID == a.ID() {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Fatalf("merged discovery gave a %d times, want once", n)
+	}
+	for _, n := range []*Node{a, hub, c} {
+		if err := n.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
