@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -21,6 +22,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/peerstore"
 	"github.com/libp2p/go-libp2p/core/protocol"
 	"github.com/libp2p/go-libp2p/core/routing"
 	"github.com/libp2p/go-libp2p/p2p/discovery/mdns"
@@ -35,6 +37,7 @@ import (
 	quic "github.com/libp2p/go-libp2p/p2p/transport/quic"
 	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
 	ma "github.com/multiformats/go-multiaddr"
+	manet "github.com/multiformats/go-multiaddr/net"
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
 	"golang.org/x/sync/singleflight"
@@ -189,6 +192,8 @@ func hostOptions(cfg config.Config, key crypto.PrivKey, opts Options, relays aut
 			announce = append(announce, a)
 		}
 		o = append(o, libp2p.AddrsFactory(func([]ma.Multiaddr) []ma.Multiaddr { return announce }))
+	} else {
+		o = append(o, libp2p.AddrsFactory(withoutNATAddrs))
 	}
 	cm, err := connmgr.NewConnManager(cfg.Swarm.ConnMgr.LowWater, cfg.Swarm.ConnMgr.HighWater,
 		connmgr.WithGracePeriod(cfg.Swarm.ConnMgr.GracePeriod.Std()))
@@ -387,6 +392,19 @@ func (n *Node) connect(ctx context.Context, ai peer.AddrInfo) error {
 		}
 		ai = found
 	}
+	n.host.Peerstore().AddAddrs(ai.ID, ai.Addrs, peerstore.TempAddrTTL)
+	ai = peer.AddrInfo{ID: ai.ID}
+	// The peerstore may hold the NAT addresses of a peer behind NAT from
+	// the DHT's answers too; see behindNAT.
+	all := n.host.Peerstore().Addrs(ai.ID)
+	keep := behindNAT(peer.AddrInfo{ID: ai.ID, Addrs: all})
+	if len(keep.Addrs) < len(all) {
+		for _, a := range all {
+			if !slices.ContainsFunc(keep.Addrs, a.Equal) {
+				n.host.Peerstore().SetAddr(ai.ID, a, 0)
+			}
+		}
+	}
 	// A connect asked for now is tried now: an earlier failure's dial
 	// backoff would otherwise fail it at once.
 	if sw, ok := n.host.Network().(interface{ Backoff() *swarm.DialBackoff }); ok {
@@ -396,6 +414,45 @@ func (n *Node) connect(ctx context.Context, ai peer.AddrInfo) error {
 		return n.explainConnect(ai.ID, nil, err)
 	}
 	return nil
+}
+
+// behindNAT drops the public direct addresses of a peer that announces
+// relay (circuit) addresses: such a peer says it cannot be dialled; its
+// public addresses are what others saw of its NAT, which drops unsolicited
+// connections. Dialling them does not only fail. libp2p keeps dialling
+// them after the relayed connection is up, from this node's listen port to
+// the peer's NAT address and port: the very TCP 4-tuple the hole punch that
+// follows the relayed connection must dial, and a SYN crossing the peer's
+// own dial can leave a socket lingering on it, so that libp2p's hole-punch
+// dial falls back to a random port that no NAT mapping fits. The direct
+// connection is left to the hole punch.
+func behindNAT(ai peer.AddrInfo) peer.AddrInfo {
+	relayed := false
+	for _, a := range ai.Addrs {
+		relayed = relayed || isCircuit(a)
+	}
+	if !relayed {
+		return ai
+	}
+	out := peer.AddrInfo{ID: ai.ID}
+	for _, a := range ai.Addrs {
+		if isCircuit(a) || !manet.IsPublicAddr(a) {
+			out.Addrs = append(out.Addrs, a)
+		}
+	}
+	return out
+}
+
+// withoutNATAddrs is the announced addresses of a node that holds relay
+// reservations: its circuit and private addresses, without the public
+// direct ones that AutoNAT v2 has not found unreachable yet (libp2p keeps
+// those while AutoNAT v1 alone would drop them). They are its NAT's
+// addresses as peers observed them; a peer that dials one while this node
+// hole-punches to it collides with the hole punch (see behindNAT). Hole
+// punching itself still gets the observed addresses: libp2p adds them to
+// its own list.
+func withoutNATAddrs(addrs []ma.Multiaddr) []ma.Multiaddr {
+	return behindNAT(peer.AddrInfo{Addrs: addrs}).Addrs
 }
 
 // Disconnect closes every connection to a peer.
