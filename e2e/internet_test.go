@@ -228,6 +228,7 @@ func TestPublicNetworkAcrossTwoNATs(t *testing.T) {
 				t.Errorf("%s's status text does not say it is behind NAT", name)
 			}
 		}
+		t.Logf("B's warren status:\n%s", ok(t, b.Repo, "status"))
 		if out := ok(t, a.Repo, "status"); !regexp.MustCompile(b.ID + `\s+direct\s`).MatchString(out) {
 			t.Errorf("A's status does not list B as direct:\n%s", out)
 		}
