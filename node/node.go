@@ -457,7 +457,8 @@ func withoutNATAddrs(addrs []ma.Multiaddr) []ma.Multiaddr {
 
 // Disconnect closes every connection to a peer.
 func (n *Node) Disconnect(p peer.ID) error {
-	if n.host.Network().Connectedness(p) != network.Connected {
+	// Limited (relayed) connections are connections too.
+	if c := n.host.Network().Connectedness(p); c != network.Connected && c != network.Limited {
 		return fmt.Errorf("disconnect %s: not connected to this peer", p)
 	}
 	if err := n.host.Network().ClosePeer(p); err != nil {

@@ -120,6 +120,10 @@ func TestStatusShowsRelayReservationAndRelayedPeer(t *testing.T) {
 	if pa.Direct || pa.Transport != "circuit" || pa.BytesIn == 0 || pa.BytesOut == 0 {
 		t.Errorf("B lists A as %+v, want relayed (circuit) with bytes both ways", pa)
 	}
+	// Disconnect closes a relayed (limited) connection too.
+	if err := b.Disconnect(a.ID()); err != nil || b.Host().Network().Connectedness(a.ID()) == network.Limited {
+		t.Errorf("disconnect from a peer reached through a relay: %v", err)
+	}
 	for _, p := range b.Status().Peers {
 		if p.ID == r.ID().String() && (!p.Direct || p.Transport != "tcp") {
 			t.Errorf("B lists R as %+v, want direct tcp", p)
