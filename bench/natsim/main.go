@@ -269,6 +269,9 @@ func holepunch() {
 		_, _ = warren(a.repo, "disconnect", b.id)
 		_, _ = warren(b.repo, "disconnect", a.id)
 		time.Sleep(*gap)
+		// Something (the DHT, gossip) may have reconnected them during the
+		// gap; such a try starts warm, with NAT mappings open, and says so.
+		_, warm := isDirect(a.repo, b.id)
 		start := time.Now()
 		c, err := net.Dial("unix", front)
 		must(err)
@@ -286,7 +289,11 @@ func holepunch() {
 		if i <= *ttfbN && err == nil {
 			ttfb = append(ttfb, d)
 		}
-		fmt.Printf("try %d: first byte after %v (err %v), direct %v %s\n", i, d.Round(time.Millisecond), err, direct, transport)
+		note := ""
+		if warm != "" {
+			note = " (warm: connected over " + warm + " before the try)"
+		}
+		fmt.Printf("try %d: first byte after %v (err %v), direct %v %s%s\n", i, d.Round(time.Millisecond), err, direct, transport, note)
 	}
 	fmt.Printf("\ntime from forward to first byte: median %v of %d tries\n", median(ttfb).Round(time.Millisecond), len(ttfb))
 	fmt.Printf("hole punch: %d of %d tries direct (%.0f%%)\n", ok, *tries, 100*float64(ok)/float64(*tries))
