@@ -120,7 +120,7 @@ type API struct {
 type Tunnels struct {
 	DialTimeout    Duration `toml:"dial_timeout" comment:"How long a forward waits to open a stream to the remote peer."`
 	UDPIdleTimeout Duration `toml:"udp_idle_timeout" comment:"A UDP flow with no datagram for this long is closed."`
-	DirectWait     Duration `toml:"direct_wait" comment:"When a forward's only connection to its peer is relayed, how long a new client connection waits for hole punching to make a direct one before using the relay (whose limits may cut it). DCUtR makes up to 3 attempts of up to 5s each. Once per relayed connection; within dial_timeout; only with swarm.hole_punching; 0: do not wait."`
+	DirectWait     Duration `toml:"direct_wait" comment:"When a forward's only connection to its peer is relayed, how long a new client connection waits for hole punching to make a direct one before using the relay, which it does only if the relay lets a connection carry at least 1 MiB (public relays: 128 KiB); otherwise the connection fails with an error naming the peer, what was tried and the fix. DCUtR makes up to 3 attempts of up to 5s each. Once per relayed connection; within dial_timeout; only with swarm.hole_punching; 0: do not wait."`
 	// MaxConnsPerTunnel is tunnel.Options.MaxConns.
 	MaxConnsPerTunnel int `toml:"max_conns_per_tunnel" comment:"Concurrent connections one tunnel serves when it sets no max_conns of its own (1 to 1048576). A listener gives one peer at most half of them; a UDP forward keeps at most min(this, 256) client flows. Over the cap a stream or client is reset and counted."`
 }
