@@ -5,8 +5,7 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/libp2p/go-libp2p/core/discovery"
-	drouting "github.com/libp2p/go-libp2p/p2p/discovery/routing"
+	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/warren-p2p/warren/config"
 	"github.com/warren-p2p/warren/gossip"
@@ -83,10 +82,8 @@ func (n *Node) startServices(ctx context.Context, opts Options) error {
 	n.msg = ms
 	n.closers = append(n.closers, ms.Close)
 
-	var disc discovery.Discovery
-	if d := n.DHT(); d != nil {
-		disc = drouting.NewRoutingDiscovery(d)
-	}
+	// Topic rendezvous on warren's DHT and, with public_network, the Amino DHT.
+	disc := n.node.Discovery()
 	gs, err := gossip.New(ctx, n.Host(), gossip.Options{
 		Network:        cfg.Network,
 		MaxMessageSize: cfg.Gossip.MaxMessageSize,
@@ -120,8 +117,14 @@ func (n *Node) startServices(ctx context.Context, opts Options) error {
 		DialTimeout:    cfg.Tunnels.DialTimeout.Std(),
 		DirectWait:     directWait,
 		UDPIdleTimeout: cfg.Tunnels.UDPIdleTimeout.Std(),
-		Logger:         n.log.With("component", "tunnel"),
-		Registerer:     n.metrics,
+		// node.Connect finds the peer by ID and, when it fails, says what
+		// was tried; RelayedOK refuses a relay too small for a tunnel.
+		Connect: func(ctx context.Context, p peer.ID) error {
+			return n.node.Connect(ctx, peer.AddrInfo{ID: p})
+		},
+		RelayedOK:  n.node.RelayedOK,
+		Logger:     n.log.With("component", "tunnel"),
+		Registerer: n.metrics,
 	})
 	if err != nil {
 		return err // it says "tunnel: ..." already

@@ -228,6 +228,11 @@ func (n *Node) Ping(ctx context.Context, p peer.ID, count int) ([]time.Duration,
 	return n.node.Ping(ctx, p, count)
 }
 
+// Status says why the node can or cannot be reached: reachability and how
+// it was learnt, addresses, port mapping, relay reservations, hole punches
+// and the connected peers.
+func (n *Node) Status() node.Status { return n.node.Status() }
+
 // DHT returns the Kademlia DHT, or nil when it is off.
 func (n *Node) DHT() *dht.IpfsDHT { return n.node.DHT() }
 

@@ -108,6 +108,7 @@ func TestConversionsCopyEveryField(t *testing.T) {
 		"topicInfo":        topicInfo(filled(&gossip.TopicInfo{}).(gossip.TopicInfo)),
 		"tunnelInfo":       tunnelInfo(filled(&tunnel.Info{}).(tunnel.Info)),
 		"tunnelStreamInfo": tunnelStreamInfo(filled(&tunnel.StreamInfo{}).(tunnel.StreamInfo)),
+		"statusInfo":       statusInfo(filled(&node.Status{}).(node.Status), "id", "net", time.Second),
 	} {
 		if z := zeroFields(reflect.ValueOf(out), name); len(z) > 0 {
 			t.Errorf("%s leaves zero: %v", name, z)

@@ -43,7 +43,8 @@ func (s *Server) peers(w http.ResponseWriter, r *http.Request) {
 // peerInfo is the wire form of a node.PeerInfo.
 func peerInfo(p node.PeerInfo) client.PeerInfo {
 	return client.PeerInfo{ID: p.ID.String(), Addr: p.Addr.String(), Direction: p.Direction, Limited: p.Limited,
-		Streams: p.Streams, LatencyMS: p.LatencyMS}
+		Streams: p.Streams, LatencyMS: p.LatencyMS, Direct: p.Direct, Transport: p.Transport,
+		BytesIn: p.BytesIn, BytesOut: p.BytesOut}
 }
 
 func (s *Server) connect(w http.ResponseWriter, r *http.Request) {

@@ -58,6 +58,7 @@ func (s *Server) routes() []route {
 		}},
 		{pattern: "GET /v1/id", h: s.id},
 		{pattern: "GET /v1/peers", h: s.peers},
+		{pattern: "GET /v1/status", h: s.status},
 		{pattern: "POST /v1/peers/connect", h: s.connect, codes: with(bodyCodes, client.CodeUnreachable, client.CodeTimeout)},
 		{pattern: "POST /v1/peers/disconnect", h: s.disconnect, codes: with(bodyCodes, client.CodeNotFound)},
 		{pattern: "POST /v1/ping", h: s.ping, codes: with(bodyCodes, client.CodeUnreachable, client.CodeTimeout)},

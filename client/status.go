@@ -24,6 +24,10 @@ type Status struct {
 	// ReachabilitySource says how it was learnt: "autonat" (probed by
 	// peers), "config" (forced by [swarm] reachability) or "none" (not yet).
 	ReachabilitySource string `json:"reachability_source"`
+	// NATTypes maps "tcp" and "udp" to the NAT AutoNAT found in front of
+	// this node: "cone" (hole punching can work) or "symmetric" (it cannot:
+	// only a relay helps). Empty until known.
+	NATTypes map[string]string `json:"nat_types"`
 
 	ListenAddrs    []string `json:"listen_addrs"`    // the sockets this node listens on
 	AnnouncedAddrs []string `json:"announced_addrs"` // what identify tells peers, relay addresses included

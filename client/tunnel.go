@@ -53,7 +53,8 @@ type TunnelInfo struct {
 	// stream could not keep up or could not be opened.
 	DroppedDatagrams uint64 `json:"dropped_datagrams,omitempty"`
 	// LastError is the error of the last connection that could not be
-	// established (counted in Failed); "" when none failed.
+	// established (counted in Failed), for a peer out of reach what was
+	// tried and how to fix it, on one line; "" when none failed.
 	LastError string `json:"last_error,omitempty"`
 	// UDPSessions is how many client associations a UDP forward holds.
 	UDPSessions int `json:"udp_sessions,omitempty"`

@@ -69,6 +69,8 @@ type Discovery struct {
 	Bootstrap []string `toml:"bootstrap" comment:"Peers to connect to at start, as multiaddrs ending in /p2p/<peer-id>."`
 	MDNS      bool     `toml:"mdns" comment:"Find peers of the same network on the local network with mDNS."`
 	DHT       string   `toml:"dht" comment:"Kademlia DHT mode: auto (server when publicly reachable), server, client, or off."`
+	// PublicNetwork joins the public libp2p network beside warren's own.
+	PublicNetwork bool `toml:"public_network" comment:"Join the public libp2p network as kubo does, beside this network's own peers: an Amino DHT client (/ipfs/kad/1.0.0) with kubo's bootstrap peers, to find peers by ID, relays and AutoNAT servers, and topic members across NATs (a node with dht set to server serves the Amino DHT too). What joining makes public: anyone can find this node's peer ID and its addresses, and the provider records of its topics' rendezvous keys. Messages, topics and tunnels stay warren's own protocols; false (the test profile, private deployments) uses only bootstrap and warren's own DHT."`
 }
 
 // Swarm configures the libp2p host.
@@ -126,7 +128,7 @@ type API struct {
 type Tunnels struct {
 	DialTimeout    Duration `toml:"dial_timeout" comment:"How long a forward waits to open a stream to the remote peer."`
 	UDPIdleTimeout Duration `toml:"udp_idle_timeout" comment:"A UDP flow with no datagram for this long is closed."`
-	DirectWait     Duration `toml:"direct_wait" comment:"When a forward's only connection to its peer is relayed, how long a new client connection waits for hole punching to make a direct one before using the relay (whose limits may cut it). DCUtR makes up to 3 attempts of up to 5s each. Once per relayed connection; within dial_timeout; only with swarm.hole_punching; 0: do not wait."`
+	DirectWait     Duration `toml:"direct_wait" comment:"When a forward's only connection to its peer is relayed, how long a new client connection waits for hole punching to make a direct one before using the relay, which it does only if the relay lets a connection carry at least 1 MiB (public relays: 128 KiB); otherwise the connection fails with an error naming the peer, what was tried and the fix. DCUtR makes up to 3 attempts of up to 5s each. Once per relayed connection; within dial_timeout; only with swarm.hole_punching; 0: do not wait."`
 	// MaxConnsPerTunnel is tunnel.Options.MaxConns.
 	MaxConnsPerTunnel int `toml:"max_conns_per_tunnel" comment:"Concurrent connections one tunnel serves when it sets no max_conns of its own (1 to 1048576). A listener gives one peer at most half of them; a UDP forward keeps at most min(this, 256) client flows. Over the cap a stream or client is reset and counted."`
 }
@@ -194,7 +196,7 @@ func Default() Config {
 			},
 			Announce: []string{},
 		},
-		Discovery: Discovery{Bootstrap: []string{}, MDNS: true, DHT: "auto"},
+		Discovery: Discovery{Bootstrap: []string{}, MDNS: true, DHT: "auto", PublicNetwork: true},
 		Swarm: Swarm{
 			Security:        []string{"tls", "noise"},
 			PreferTransport: "tcp",
@@ -237,7 +239,7 @@ func ForProfile(name string) (Config, error) {
 		// Loopback only, nothing that reaches outside: for tests and local experiments.
 		c.Profile = ProfileTest
 		c.Addresses.Listen = []string{"/ip4/127.0.0.1/tcp/0", "/ip4/127.0.0.1/udp/0/quic-v1"}
-		c.Discovery = Discovery{Bootstrap: []string{}, MDNS: false, DHT: "server"}
+		c.Discovery = Discovery{Bootstrap: []string{}, MDNS: false, DHT: "server", PublicNetwork: false}
 		c.Swarm.NATPortMap, c.Swarm.AutoNAT, c.Swarm.HolePunching, c.Swarm.RelayClient = false, false, false, false
 		return c, nil
 	}

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -21,18 +22,22 @@ import (
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/peerstore"
 	"github.com/libp2p/go-libp2p/core/protocol"
 	"github.com/libp2p/go-libp2p/core/routing"
 	"github.com/libp2p/go-libp2p/p2p/discovery/mdns"
 	"github.com/libp2p/go-libp2p/p2p/host/autorelay"
 	"github.com/libp2p/go-libp2p/p2p/net/connmgr"
+	"github.com/libp2p/go-libp2p/p2p/net/swarm"
 	relayv2 "github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/relay"
+	"github.com/libp2p/go-libp2p/p2p/protocol/holepunch"
 	"github.com/libp2p/go-libp2p/p2p/protocol/ping"
 	"github.com/libp2p/go-libp2p/p2p/security/noise"
 	libp2ptls "github.com/libp2p/go-libp2p/p2p/security/tls"
 	quic "github.com/libp2p/go-libp2p/p2p/transport/quic"
 	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
 	ma "github.com/multiformats/go-multiaddr"
+	manet "github.com/multiformats/go-multiaddr/net"
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
 	"golang.org/x/sync/singleflight"
@@ -45,6 +50,9 @@ type Options struct {
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer // libp2p's metrics go here; nil disables them
 	UserAgent  string
+	// amino are extra options of the Amino DHT, after warren's own (tests
+	// replace its bootstrap peers and address filters with them).
+	amino []dht.Option
 	// Services are resource-manager limits of warren's own services (those
 	// whose stream handlers call str.Scope().SetService(Name)). They apply
 	// only while swarm.resource_manager.enabled is true.
@@ -92,9 +100,15 @@ func (e *OtherNetworkError) Unwrap() error { return ErrOtherNetwork }
 type Node struct {
 	host host.Host
 	dht  *dht.IpfsDHT
-	cfg  config.Config
-	log  *slog.Logger
-	mdns mdns.Service
+	// amino is the public Amino DHT client ([discovery] public_network).
+	amino *dht.IpfsDHT
+	// router finds peers by ID: warren's DHT and the Amino DHT together.
+	router routing.PeerRouting
+	cfg    config.Config
+	log    *slog.Logger
+	mdns   mdns.Service
+	// status follows reachability, relays and hole punches for Status.
+	status *statusTracker
 
 	ready  chan struct{} // closed once host is set
 	dials  singleflight.Group
@@ -126,54 +140,63 @@ func New(ctx context.Context, cfg config.Config, key crypto.PrivKey, opts Option
 	if err := usePublicRanges(cfg.Swarm.PublicRanges); err != nil {
 		return nil, fmt.Errorf("start node: %w", err)
 	}
-	n := &Node{cfg: cfg, log: log, ready: make(chan struct{})}
+	st, err := newStatusTracker(opts.Registerer)
+	if err != nil {
+		return nil, fmt.Errorf("start node: %w", err)
+	}
+	n := &Node{cfg: cfg, log: log, ready: make(chan struct{}), status: st}
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 
 	if opts.Host != nil {
-		return n.start(opts.Host)
+		return n.start(opts.Host, opts)
 	}
-	hopts, err := hostOptions(cfg, key, opts, n.relayCandidates)
+	hopts, err := hostOptions(cfg, key, opts, n.relayCandidates, st)
 	if err != nil {
 		n.cancel()
 		return nil, fmt.Errorf("start node: %w", err)
 	}
 	hopts = append(hopts, opts.Libp2p...)
-	if cfg.Discovery.DHT != "off" {
+	if cfg.Discovery.DHT != "off" || cfg.Discovery.PublicNetwork {
 		hopts = append(hopts, libp2p.Routing(func(h host.Host) (routing.PeerRouting, error) {
-			d, err := dht.New(h, dhtOptions(cfg)...)
-			if err != nil {
-				return nil, fmt.Errorf("start DHT: %w", err)
-			}
-			n.dht = d
-			return d, nil
+			return n.startRouting(h, opts)
 		}))
 	}
 	h, err := libp2p.New(hopts...)
 	if err != nil {
 		n.cancel()
-		if n.dht != nil {
-			_ = n.dht.Close()
-		}
+		n.closeRouting()
 		return nil, fmt.Errorf("start node: %w", err)
 	}
-	return n.start(h)
+	return n.start(h, opts)
 }
 
 // start runs discovery on the node's host; a given host (Options.Host)
 // gets its DHT here.
-func (n *Node) start(h host.Host) (*Node, error) {
+func (n *Node) start(h host.Host, opts Options) (*Node, error) {
 	cfg, log := n.cfg, n.log
-	if n.dht == nil && cfg.Discovery.DHT != "off" {
-		d, err := dht.New(h, dhtOptions(cfg)...)
-		if err != nil {
+	if n.router == nil && (cfg.Discovery.DHT != "off" || cfg.Discovery.PublicNetwork) {
+		if _, err := n.startRouting(h, opts); err != nil {
 			n.cancel()
 			_ = h.Close()
-			return nil, fmt.Errorf("start node: start DHT: %w", err)
+			return nil, fmt.Errorf("start node: %w", err)
 		}
-		n.dht = d
 	}
 	n.host = h
 	close(n.ready)
+
+	forced := cfg.Swarm.Reachability
+	if forced == "auto" {
+		forced = ""
+	}
+	subscribed := make(chan struct{})
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		if err := n.status.run(n.ctx, h, forced, func() { close(subscribed) }); err != nil {
+			n.log.Warn("status tracking stopped", "err", err)
+		}
+	}()
+	<-subscribed
 
 	if cfg.Discovery.MDNS {
 		n.mdns = mdns.NewMdnsService(h, "_warren-"+cfg.Network+"._udp", mdnsNotifee{n})
@@ -191,9 +214,10 @@ func (n *Node) start(h host.Host) (*Node, error) {
 	return n, nil
 }
 
-func hostOptions(cfg config.Config, key crypto.PrivKey, opts Options, relays autorelay.PeerSource) ([]libp2p.Option, error) {
+func hostOptions(cfg config.Config, key crypto.PrivKey, opts Options, relays autorelay.PeerSource, st *statusTracker) ([]libp2p.Option, error) {
 	o := []libp2p.Option{
 		libp2p.Identity(key),
+		libp2p.BandwidthReporter(st.bw),
 		libp2p.ListenAddrStrings(cfg.Addresses.Listen...),
 		libp2p.Transport(tcp.NewTCPTransport),
 		libp2p.Transport(quic.NewTransport),
@@ -223,6 +247,8 @@ func hostOptions(cfg config.Config, key crypto.PrivKey, opts Options, relays aut
 			announce = append(announce, a)
 		}
 		o = append(o, libp2p.AddrsFactory(func([]ma.Multiaddr) []ma.Multiaddr { return announce }))
+	} else {
+		o = append(o, libp2p.AddrsFactory(withoutNATAddrs))
 	}
 	cm, err := connmgr.NewConnManager(cfg.Swarm.ConnMgr.LowWater, cfg.Swarm.ConnMgr.HighWater,
 		connmgr.WithGracePeriod(cfg.Swarm.ConnMgr.GracePeriod.Std()))
@@ -242,7 +268,7 @@ func hostOptions(cfg config.Config, key crypto.PrivKey, opts Options, relays aut
 	}
 	sw := cfg.Swarm
 	if sw.NATPortMap {
-		o = append(o, libp2p.NATPortMap())
+		o = append(o, libp2p.NATManager(st.newNATManager))
 	}
 	if sw.AutoNAT {
 		// AutoNAT v2 finds which of our addresses are reachable; the v1
@@ -260,7 +286,14 @@ func hostOptions(cfg config.Config, key crypto.PrivKey, opts Options, relays aut
 		o = append(o, libp2p.ForceReachabilityPrivate())
 	}
 	if sw.HolePunching {
-		o = append(o, libp2p.EnableHolePunching())
+		// The status tracer replaces libp2p's metrics tracer, so it is
+		// given back here with the same collectors.
+		hp := holepunch.WithTracer(st)
+		if opts.Registerer != nil {
+			hp = holepunch.WithMetricsAndEventTracer(
+				holepunch.NewMetricsTracer(holepunch.WithRegisterer(opts.Registerer)), st)
+		}
+		o = append(o, libp2p.EnableHolePunching(hp))
 	}
 	if sw.RelayClient {
 		o = append(o, libp2p.EnableRelay())
@@ -383,20 +416,38 @@ func (n *Node) connect(ctx context.Context, ai peer.AddrInfo) error {
 		return n.checkNetwork(ai.ID)
 	}
 	if len(n.host.Peerstore().Addrs(ai.ID)) == 0 {
-		if n.dht == nil {
+		if n.router == nil {
 			return fmt.Errorf("connect %s: %w; give a multiaddr ending in /p2p/%s", ai.ID, ErrNoAddress, ai.ID)
 		}
 		if len(n.host.Network().Peers()) == 0 {
 			return fmt.Errorf("connect %s: %w", ai.ID, ErrNoPeersToAsk)
 		}
-		found, err := n.dht.FindPeer(ctx, ai.ID)
+		found, err := n.router.FindPeer(ctx, ai.ID)
 		if err != nil {
-			return fmt.Errorf("connect %s: find its address in the DHT: %w", ai.ID, err)
+			return n.explainConnect(ai.ID, err, nil)
 		}
 		ai = found
 	}
+	n.host.Peerstore().AddAddrs(ai.ID, ai.Addrs, peerstore.TempAddrTTL)
+	ai = peer.AddrInfo{ID: ai.ID}
+	// The peerstore may hold the NAT addresses of a peer behind NAT from
+	// the DHT's answers too; see behindNAT.
+	all := n.host.Peerstore().Addrs(ai.ID)
+	keep := behindNAT(peer.AddrInfo{ID: ai.ID, Addrs: all})
+	if len(keep.Addrs) < len(all) {
+		for _, a := range all {
+			if !slices.ContainsFunc(keep.Addrs, a.Equal) {
+				n.host.Peerstore().SetAddr(ai.ID, a, 0)
+			}
+		}
+	}
+	// A connect asked for now is tried now: an earlier failure's dial
+	// backoff would otherwise fail it at once.
+	if sw, ok := n.host.Network().(interface{ Backoff() *swarm.DialBackoff }); ok {
+		sw.Backoff().Clear(ai.ID)
+	}
 	if err := n.host.Connect(ctx, ai); err != nil {
-		return fmt.Errorf("connect %s: %w", ai.ID, err)
+		return n.explainConnect(ai.ID, nil, err)
 	}
 	return n.checkNetwork(ai.ID)
 }
@@ -431,9 +482,49 @@ func (n *Node) checkNetwork(p peer.ID) error {
 	return &OtherNetworkError{Peer: p, Network: other, Ours: n.cfg.Network}
 }
 
+// behindNAT drops the public direct addresses of a peer that announces
+// relay (circuit) addresses: such a peer says it cannot be dialled; its
+// public addresses are what others saw of its NAT, which drops unsolicited
+// connections. Dialling them does not only fail. libp2p keeps dialling
+// them after the relayed connection is up, from this node's listen port to
+// the peer's NAT address and port: the very TCP 4-tuple the hole punch that
+// follows the relayed connection must dial, and a SYN crossing the peer's
+// own dial can leave a socket lingering on it, so that libp2p's hole-punch
+// dial falls back to a random port that no NAT mapping fits. The direct
+// connection is left to the hole punch.
+func behindNAT(ai peer.AddrInfo) peer.AddrInfo {
+	relayed := false
+	for _, a := range ai.Addrs {
+		relayed = relayed || isCircuit(a)
+	}
+	if !relayed {
+		return ai
+	}
+	out := peer.AddrInfo{ID: ai.ID}
+	for _, a := range ai.Addrs {
+		if isCircuit(a) || !manet.IsPublicAddr(a) {
+			out.Addrs = append(out.Addrs, a)
+		}
+	}
+	return out
+}
+
+// withoutNATAddrs is the announced addresses of a node that holds relay
+// reservations: its circuit and private addresses, without the public
+// direct ones that AutoNAT v2 has not found unreachable yet (libp2p keeps
+// those while AutoNAT v1 alone would drop them). They are its NAT's
+// addresses as peers observed them; a peer that dials one while this node
+// hole-punches to it collides with the hole punch (see behindNAT). Hole
+// punching itself still gets the observed addresses: libp2p adds them to
+// its own list.
+func withoutNATAddrs(addrs []ma.Multiaddr) []ma.Multiaddr {
+	return behindNAT(peer.AddrInfo{Addrs: addrs}).Addrs
+}
+
 // Disconnect closes every connection to a peer.
 func (n *Node) Disconnect(p peer.ID) error {
-	if n.host.Network().Connectedness(p) != network.Connected {
+	// Limited (relayed) connections are connections too.
+	if c := n.host.Network().Connectedness(p); c != network.Connected && c != network.Limited {
 		return fmt.Errorf("disconnect %s: not connected to this peer", p)
 	}
 	if err := n.host.Network().ClosePeer(p); err != nil {
@@ -482,6 +573,10 @@ type PeerInfo struct {
 	Limited   bool         `json:"limited"`
 	Streams   int          `json:"streams"`
 	LatencyMS float64      `json:"latency_ms"`
+	Direct    bool         `json:"direct"`    // false when reached only through a relay
+	Transport string       `json:"transport"` // tcp, quic-v1, ..., or circuit
+	BytesIn   int64        `json:"bytes_in"`  // since the node started; a peer gone for 10 min is forgotten
+	BytesOut  int64        `json:"bytes_out"`
 }
 
 // Peers lists the connected peers, one entry per peer. A peer with a direct
@@ -499,7 +594,9 @@ func (n *Node) Peers() []PeerInfo {
 			Limited:   c.Stat().Limited,
 			Streams:   len(c.GetStreams()),
 			LatencyMS: float64(n.host.Peerstore().LatencyEWMA(p).Microseconds()) / 1000,
+			Transport: transportOf(c.RemoteMultiaddr()),
 		}
+		info.Direct = info.Transport != "circuit"
 		i, seen := idx[p]
 		if !seen {
 			idx[p] = len(out)
@@ -507,11 +604,15 @@ func (n *Node) Peers() []PeerInfo {
 			continue
 		}
 		info.Streams += out[i].Streams
-		if out[i].Limited && !info.Limited {
+		if (!out[i].Direct && info.Direct) || (out[i].Limited && !info.Limited) {
 			out[i] = info
 		} else {
 			out[i].Streams = info.Streams
 		}
+	}
+	for i := range out {
+		bw := n.status.bw.GetBandwidthForPeer(out[i].ID)
+		out[i].BytesIn, out[i].BytesOut = bw.TotalIn, bw.TotalOut
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].ID.String() < out[j].ID.String() })
 	return out
@@ -545,13 +646,20 @@ func (n *Node) bootstrap() {
 			n.log.Warn("DHT bootstrap failed", "err", err)
 		}
 	}
+	if n.amino != nil && n.ctx.Err() == nil {
+		if err := n.amino.Bootstrap(n.ctx); err != nil {
+			n.log.Warn("Amino DHT bootstrap failed", "err", err)
+		}
+	}
 }
 
 // relayHop is the protocol a circuit relay v2 offers its clients.
 const relayHop = "/libp2p/circuit/relay/0.2.0/hop"
 
-// relayCandidates feeds autorelay with connected peers that offer the relay
-// service, when no static relays are configured.
+// relayCandidates feeds autorelay, when no static relays are configured:
+// first connected peers that offer the relay service, then peers of the
+// DHTs' routing tables (the Amino DHT's are public peers, many of them
+// relays), which autorelay dials and keeps if they offer the service.
 func (n *Node) relayCandidates(ctx context.Context, num int) <-chan peer.AddrInfo {
 	out := make(chan peer.AddrInfo)
 	go func() {
@@ -561,18 +669,36 @@ func (n *Node) relayCandidates(ctx context.Context, num int) <-chan peer.AddrInf
 		case <-ctx.Done():
 			return
 		}
-		for _, p := range n.host.Network().Peers() {
-			if num <= 0 {
-				return
+		sent := map[peer.ID]bool{}
+		send := func(p peer.ID) bool {
+			if num <= 0 || sent[p] || p == n.host.ID() {
+				return num > 0
 			}
-			if ok, _ := n.host.Peerstore().SupportsProtocols(p, relayHop); len(ok) == 0 {
-				continue
-			}
+			sent[p] = true
 			select {
 			case out <- n.host.Peerstore().PeerInfo(p):
 				num--
+				return num > 0
 			case <-ctx.Done():
+				return false
+			}
+		}
+		for _, p := range n.host.Network().Peers() {
+			if ok, _ := n.host.Peerstore().SupportsProtocols(p, relayHop); len(ok) == 0 {
+				continue
+			}
+			if !send(p) {
 				return
+			}
+		}
+		for _, d := range []*dht.IpfsDHT{n.amino, n.dht} {
+			if d == nil {
+				continue
+			}
+			for _, p := range d.RoutingTable().ListPeers() {
+				if !send(p) {
+					return
+				}
 			}
 		}
 	}()
@@ -609,9 +735,7 @@ func (n *Node) Close() error {
 			errs = append(errs, n.mdns.Close())
 		}
 		n.wg.Wait()
-		if n.dht != nil {
-			errs = append(errs, n.dht.Close())
-		}
+		errs = append(errs, n.closeRouting())
 		errs = append(errs, n.host.Close())
 	})
 	if err := errors.Join(errs...); err != nil {

@@ -156,6 +156,11 @@ func (m *Manager) openStream(t *tunnel) (network.Stream, error) {
 		return nil, err
 	}
 	m.awaitDirect(ctx, t.peer)
+	if m.opts.RelayedOK != nil && m.h.Network().Connectedness(t.peer) == network.Limited {
+		if err := m.opts.RelayedOK(t.peer); err != nil {
+			return nil, err
+		}
+	}
 	s, err := m.h.NewStream(ctx, t.peer, t.proto)
 	if err != nil {
 		return nil, fmt.Errorf("open stream %s to peer %s: %w", t.proto, t.peer, err)
@@ -175,6 +180,9 @@ func (m *Manager) connect(ctx context.Context, p peer.ID) error {
 	switch m.h.Network().Connectedness(p) {
 	case network.Connected, network.Limited:
 		return nil
+	}
+	if m.opts.Connect != nil {
+		return m.opts.Connect(ctx, p) // its error names the peer
 	}
 	if err := m.h.Connect(ctx, peer.AddrInfo{ID: p}); err != nil {
 		return fmt.Errorf("connect to peer %s: %w", p, err)

@@ -685,7 +685,7 @@ func (m *Manager) maxConns(n int) (int, error) {
 }
 
 // maxLastError bounds the bytes of a tunnel's last error kept for List.
-const maxLastError = 256
+const maxLastError = 1024
 
 // fail counts a connection that could not be established and keeps its
 // error (at most maxLastError bytes) as the tunnel's last one.

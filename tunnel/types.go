@@ -1,6 +1,7 @@
 package tunnel
 
 import (
+	"context"
 	"log/slog"
 	"time"
 
@@ -68,6 +69,15 @@ type Options struct {
 	// no MaxConns (config tunnels.max_conns_per_tunnel). 0 means
 	// DefaultMaxConns.
 	MaxConns int
+	// Connect connects to a peer known by its ID, with an error that says
+	// what was tried (warren's node.Connect). Nil: the host's Connect.
+	Connect func(ctx context.Context, p peer.ID) error
+	// RelayedOK says whether the connections to a peer can carry a tunnel
+	// once DirectWait is over: an error (naming the relay's limits and the
+	// hole punch) when the only connection is through a relay whose limits
+	// would cut it. The forward then fails with that error instead of
+	// using the relay. Nil: every connection is used.
+	RelayedOK func(p peer.ID) error
 	// Logger receives operational logs. Nil discards them.
 	Logger *slog.Logger
 	// Registerer receives the tunnel metrics. Nil registers nothing.
@@ -165,7 +175,8 @@ type Info struct {
 	UDPQueuedBytes int64 `json:"udp_queued_bytes,omitempty"`
 	// LastError is the error of the last connection that could not be
 	// established (counted in Failed), e.g. the peer has no listener for the
-	// protocol; "" when none failed.
+	// protocol, or for a peer out of reach what was tried and how to fix
+	// it, on one line; "" when none failed.
 	LastError string `json:"last_error,omitempty"`
 	// Error is set when the tunnel is not running, e.g. a restore failed
 	// (port taken). The tunnel stays listed and saved until closed.

@@ -25,6 +25,8 @@ var examples = map[string]string{
   warren ping -n 10 --json 12D3KooW...`,
 	"warren webui": `  xdg-open "$(warren webui)"      # the dashboard of the daemon on ~/.warren
   warren --repo /srv/warren webui --json`,
+	"warren status": `  warren status                    # reachable? through which relay? direct or relayed peers
+  warren status --json | jq -r .reachability`,
 	"warren version": `  warren version
   warren version --json`,
 	"warren send": `  warren send 12D3KooW... chat "hello"

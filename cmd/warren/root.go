@@ -38,7 +38,7 @@ through its local control API. docs/cli.md lists every command.`,
 	_ = root.MarkPersistentFlagDirname("repo")
 	root.AddCommand(
 		initCmd(e), daemonCmd(e), waitCmd(e), idCmd(e), peersCmd(e), connectCmd(e), disconnectCmd(e),
-		pingCmd(e), versionCmd(e),
+		pingCmd(e), versionCmd(e), statusCmd(e),
 	)
 	addCapabilityCommands(root, e)
 	finishTree(root, e)
