@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/network"
+	ma "github.com/multiformats/go-multiaddr"
 
 	"github.com/warren-p2p/warren/tunnel"
 )
@@ -38,7 +39,7 @@ func TestTunnelServiceLimitsWired(t *testing.T) {
 	target := "/ip4/127.0.0.1/tcp/" + portOf(t, ln.Addr())
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	if _, err := b.Tunnels().Listen(ctx, tunnel.ListenSpec{Protocol: "/x/many", Target: target, MaxConns: 2 * n}); err != nil {
+	if _, err := b.Tunnels().Listen(ctx, tunnel.ListenSpec{Protocol: "/x/many", Target: ma.StringCast(target), MaxConns: 2 * n}); err != nil {
 		t.Fatal(err)
 	}
 	if err := a.Connect(ctx, b.AddrInfo()); err != nil {

@@ -10,6 +10,8 @@ import (
 	"net/http"
 
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
+	ma "github.com/multiformats/go-multiaddr"
 
 	"github.com/warren-p2p/warren/client"
 	"github.com/warren-p2p/warren/node"
@@ -30,10 +32,11 @@ func (s *Server) tunnelRoutes() []route {
 	}
 }
 
-// tunnelInfo is the wire form of a tunnel.Info.
+// tunnelInfo is the wire form of a tunnel.Info. An address the tunnel
+// could not parse (a saved one; Error says so) is "".
 func tunnelInfo(t tunnel.Info) client.TunnelInfo {
-	return client.TunnelInfo{ID: t.ID, Kind: t.Kind, Transport: t.Transport, Protocol: t.Protocol,
-		ListenAddress: t.ListenAddress, TargetAddress: t.TargetAddress, Allow: t.Allow, ReportPeerID: t.ReportPeerID,
+	return client.TunnelInfo{ID: t.ID, Kind: t.Kind, Transport: t.Transport, Protocol: string(t.Protocol),
+		ListenAddress: t.ListenAddress.String(), TargetAddress: t.TargetAddress.String(), Allow: t.Allow, ReportPeerID: t.ReportPeerID,
 		AllowCustomProtocol: t.AllowCustomProtocol, Temp: t.Temp, MaxConns: t.MaxConns, ActiveStreams: t.ActiveStreams,
 		BytesIn: t.BytesIn, BytesOut: t.BytesOut, Opened: t.Opened, Refused: t.Refused, LimitRefused: t.LimitRefused,
 		Failed: t.Failed, LastError: t.LastError, DroppedDatagrams: t.DroppedDatagrams, UDPSessions: t.UDPSessions, UDPQueuedBytes: t.UDPQueuedBytes,
@@ -54,7 +57,7 @@ func (s *Server) tunnelList(w http.ResponseWriter, r *http.Request) {
 	}
 	out := []client.TunnelInfo{}
 	for _, t := range s.node.Tunnels().List() {
-		if f.match(t.Kind, t.Protocol) {
+		if f.match(t.Kind, string(t.Protocol)) {
 			out = append(out, tunnelInfo(t))
 		}
 	}
@@ -101,13 +104,18 @@ func (s *Server) tunnelListen(w http.ResponseWriter, r *http.Request) {
 	if !s.readBody(w, r, controlLimit, "docs/api-tunnel.md", &req) {
 		return
 	}
+	target, err := parseTunnelAddr("target", "<target-multiaddr>", req.Target, tunnel.TargetForms)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
 	allow, err := parseAllow(req.Allow)
 	if err != nil {
 		writeError(w, err)
 		return
 	}
 	info, err := s.node.Tunnels().Listen(r.Context(), tunnel.ListenSpec{
-		Protocol: req.Protocol, Target: req.Target, Allow: allow, ReportPeerID: req.ReportPeerID,
+		Protocol: protocol.ID(req.Protocol), Target: target, Allow: allow, ReportPeerID: req.ReportPeerID,
 		AllowCustomProtocol: req.AllowCustomProtocol, Temp: req.Temp, MaxConns: req.MaxConns,
 	})
 	if err != nil {
@@ -115,6 +123,22 @@ func (s *Server) tunnelListen(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, tunnelInfo(info.Info))
+}
+
+// parseTunnelAddr reads a tunnel's local address, field in the JSON body
+// and arg on the command line; the error names both and the forms
+// expected. "" is nil: package tunnel refuses it as empty, with the same
+// forms. Whether the address is usable (transport, port, unix path) is
+// package tunnel's check.
+func parseTunnelAddr(field, arg, s, forms string) (ma.Multiaddr, error) {
+	if s == "" {
+		return nil, nil
+	}
+	m, err := ma.NewMultiaddr(s)
+	if err != nil {
+		return nil, invalid(fmt.Errorf("tunnel: %s (%s) %q: not a valid multiaddr: %w (expected %s)", field, arg, s, err, forms))
+	}
+	return m, nil
 }
 
 // parseAllow reads the allow list, naming the entry that is not a peer ID.
@@ -135,13 +159,18 @@ func (s *Server) tunnelForward(w http.ResponseWriter, r *http.Request) {
 	if !s.readBody(w, r, controlLimit, "docs/api-tunnel.md", &req) {
 		return
 	}
+	listen, err := parseTunnelAddr("listen_address", "<listen-multiaddr>", req.ListenAddress, tunnel.ListenForms)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
 	target, err := node.ParseTarget(req.Peer)
 	if err != nil {
 		writeError(w, invalid(fmt.Errorf("tunnel: peer: %w", err)))
 		return
 	}
 	info, err := s.node.Tunnels().Forward(r.Context(), tunnel.ForwardSpec{
-		Protocol: req.Protocol, ListenAddr: req.ListenAddress, Peer: target.ID, Addrs: target.Addrs,
+		Protocol: protocol.ID(req.Protocol), ListenAddr: listen, Peer: target.ID, Addrs: target.Addrs,
 		AllowCustomProtocol: req.AllowCustomProtocol, Temp: req.Temp, MaxConns: req.MaxConns,
 	})
 	if err != nil {

@@ -22,6 +22,7 @@ import (
 	ma "github.com/multiformats/go-multiaddr"
 	manet "github.com/multiformats/go-multiaddr/net"
 
+	"github.com/warren-p2p/warren/client"
 	"github.com/warren-p2p/warren/config"
 	"github.com/warren-p2p/warren/tunnel"
 )
@@ -151,18 +152,18 @@ func tunnelPair(t *testing.T) (a, b *daemon) {
 }
 
 // tunnelListen runs `tunnel listen` on d and returns the new tunnel.
-func tunnelListen(t *testing.T, d *daemon, args ...string) tunnel.Info {
+func tunnelListen(t *testing.T, d *daemon, args ...string) client.TunnelInfo {
 	t.Helper()
-	var info tunnel.Info
+	var info client.TunnelInfo
 	jsonOut(t, d.Repo, &info, append([]string{"tunnel", "listen", "--json"}, args...)...)
 	return info
 }
 
 // tunnelForward runs `tunnel forward` on d and returns the new tunnel and
 // the host:port it is bound to.
-func tunnelForward(t *testing.T, d *daemon, args ...string) (tunnel.Info, string) {
+func tunnelForward(t *testing.T, d *daemon, args ...string) (client.TunnelInfo, string) {
 	t.Helper()
-	var info tunnel.Info
+	var info client.TunnelInfo
 	jsonOut(t, d.Repo, &info, append([]string{"tunnel", "forward", "--json"}, args...)...)
 	return info, hostPort(t, info.ListenAddress)
 }
@@ -183,16 +184,16 @@ func hostPort(t *testing.T, maddr string) string {
 	return a.String()
 }
 
-func tunnels(t *testing.T, d *daemon, args ...string) []tunnel.Info {
+func tunnels(t *testing.T, d *daemon, args ...string) []client.TunnelInfo {
 	t.Helper()
-	var ts []tunnel.Info
+	var ts []client.TunnelInfo
 	jsonOut(t, d.Repo, &ts, append([]string{"tunnel", "ls", "--json"}, args...)...)
 	return ts
 }
 
-func streams(t *testing.T, d *daemon, args ...string) []tunnel.StreamInfo {
+func streams(t *testing.T, d *daemon, args ...string) []client.TunnelStreamInfo {
 	t.Helper()
-	var ss []tunnel.StreamInfo
+	var ss []client.TunnelStreamInfo
 	jsonOut(t, d.Repo, &ss, append([]string{"tunnel", "streams", "--json"}, args...)...)
 	return ss
 }

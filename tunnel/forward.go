@@ -72,8 +72,8 @@ func (m *Manager) setBound(t *tunnel, addr net.Addr, stop func()) error {
 		return fmt.Errorf("tunnel: forward %q: bound address %v: %w", t.proto, addr, err)
 	}
 	m.mu.Lock()
-	t.listenAddr = bound.String()
-	t.fspec.ListenAddr = bound.String()
+	t.listenAddr = bound
+	t.fspec.ListenAddr = bound
 	t.stop = stop
 	t.err = ""
 	m.mu.Unlock()

@@ -19,11 +19,11 @@ func TestTunnelHandleClose(t *testing.T) {
 	h, other := e.host(), e.host()
 	m := e.manager(h, tunnel.Options{})
 	ctx := context.Background()
-	l, err := m.Listen(ctx, tunnel.ListenSpec{Protocol: "/x/h", Target: "/ip4/127.0.0.1/tcp/9", Temp: true})
+	l, err := m.Listen(ctx, tunnel.ListenSpec{Protocol: "/x/h", Target: ma.StringCast("/ip4/127.0.0.1/tcp/9"), Temp: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	f, err := m.Forward(ctx, tunnel.ForwardSpec{Protocol: "/x/h", ListenAddr: "/ip4/127.0.0.1/tcp/0", Peer: other.ID(), Temp: true})
+	f, err := m.Forward(ctx, tunnel.ForwardSpec{Protocol: "/x/h", ListenAddr: ma.StringCast("/ip4/127.0.0.1/tcp/0"), Peer: other.ID(), Temp: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -39,7 +39,7 @@ func TestTunnelHandleClose(t *testing.T) {
 	if ls := m.List(); len(ls) != 1 || ls[0].ID != l.ID {
 		t.Fatalf("after closing the forward: %+v", ls)
 	}
-	na, err := manet.ToNetAddr(ma.StringCast(f.ListenAddress))
+	na, err := manet.ToNetAddr(f.ListenAddress)
 	if err != nil {
 		t.Fatal(err)
 	}

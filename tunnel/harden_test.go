@@ -86,15 +86,15 @@ func TestUnixPathsInsideRepoRefused(t *testing.T) {
 		"/unix" + filepath.Join(other, "s.sock"),           // symlinked socket
 		"/unix" + filepath.Join(repo, "not-yet", "x.sock"), // missing parent inside the repo
 	} {
-		_, err := m.Listen(ctx, tunnel.ListenSpec{Protocol: "/x/api", Target: target})
+		_, err := m.Listen(ctx, tunnel.ListenSpec{Protocol: "/x/api", Target: ma.StringCast(target)})
 		wantInvalid(t, "listen to "+target, err, target, "repo directory")
 	}
-	_, err = m.Forward(ctx, tunnel.ForwardSpec{Protocol: "/x/f", ListenAddr: "/unix" + filepath.Join(repo, "f.sock"), Peer: peerH.ID()})
+	_, err = m.Forward(ctx, tunnel.ForwardSpec{Protocol: "/x/f", ListenAddr: ma.StringCast("/unix" + filepath.Join(repo, "f.sock")), Peer: peerH.ID()})
 	wantInvalid(t, "forward in the repo", err, filepath.Join(repo, "f.sock"), "repo directory")
 	if _, err := os.Stat(filepath.Join(repo, "f.sock")); err == nil {
 		t.Error("a refused forward created its socket in the repo")
 	}
-	if _, err := m.Listen(ctx, tunnel.ListenSpec{Protocol: "/x/ok", Target: "/unix" + filepath.Join(other, "app.sock")}); err != nil {
+	if _, err := m.Listen(ctx, tunnel.ListenSpec{Protocol: "/x/ok", Target: ma.StringCast("/unix" + filepath.Join(other, "app.sock"))}); err != nil {
 		t.Fatalf("unix target outside the repo: %v", err)
 	}
 	if n := len(m.List()); n != 1 {
@@ -131,9 +131,9 @@ func TestUnixPathMustBeAbsoluteAndClean(t *testing.T) {
 	m := e.manager(h, tunnel.Options{})
 	ctx := context.Background()
 	for _, addr := range []string{"/unix/./a.sock", "/unix/tmp/../a.sock", "/unix/tmp/./x/a.sock"} {
-		_, err := m.Listen(ctx, tunnel.ListenSpec{Protocol: "/x/u", Target: addr})
+		_, err := m.Listen(ctx, tunnel.ListenSpec{Protocol: "/x/u", Target: ma.StringCast(addr)})
 		wantInvalid(t, "listen to "+addr, err, addr, "absolute")
-		_, err = m.Forward(ctx, tunnel.ForwardSpec{Protocol: "/x/u", ListenAddr: addr, Peer: peerH.ID()})
+		_, err = m.Forward(ctx, tunnel.ForwardSpec{Protocol: "/x/u", ListenAddr: ma.StringCast(addr), Peer: peerH.ID()})
 		wantInvalid(t, "forward on "+addr, err, addr, "absolute")
 	}
 }
@@ -147,11 +147,11 @@ func TestForwardUnixSocketMode(t *testing.T) {
 	p := e.pair(target, tunnel.ListenSpec{}, tunnel.Options{})
 	dir := shortTempDir(t)
 	path := filepath.Join(dir, "f.sock")
-	in, err := p.cm.Forward(context.Background(), tunnel.ForwardSpec{Protocol: p.proto, ListenAddr: "/unix" + path, Peer: p.server.ID(), Addrs: p.server.Addrs()})
+	in, err := p.cm.Forward(context.Background(), tunnel.ForwardSpec{Protocol: protocol.ID(p.proto), ListenAddr: ma.StringCast("/unix" + path), Peer: p.server.ID(), Addrs: p.server.Addrs()})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if in.ListenAddress != "/unix"+path {
+	if in.ListenAddress.String() != "/unix"+path {
 		t.Errorf("listen address %q, want /unix%s", in.ListenAddress, path)
 	}
 	fi, err := os.Lstat(path)
@@ -180,13 +180,13 @@ func TestForwardUnixSocketMode(t *testing.T) {
 	if err := os.WriteFile(file, []byte("keep"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := p.cm.Forward(context.Background(), tunnel.ForwardSpec{Protocol: p.proto, ListenAddr: "/unix" + file, Peer: p.server.ID(), Addrs: p.server.Addrs()}); err == nil {
+	if _, err := p.cm.Forward(context.Background(), tunnel.ForwardSpec{Protocol: protocol.ID(p.proto), ListenAddr: ma.StringCast("/unix" + file), Peer: p.server.ID(), Addrs: p.server.Addrs()}); err == nil {
 		t.Fatal("forward replaced a regular file")
 	}
 	if b, _ := os.ReadFile(file); string(b) != "keep" {
 		t.Fatalf("file content %q", b)
 	}
-	if n, _, err := p.cm.CloseTunnels(tunnel.Filter{ListenAddress: in.ListenAddress}); err != nil || n != 1 {
+	if n, _, err := p.cm.CloseTunnels(tunnel.Filter{ListenAddress: in.ListenAddress.String()}); err != nil || n != 1 {
 		t.Fatalf("close = %d, %v", n, err)
 	}
 	if _, err := os.Lstat(path); err == nil {
@@ -265,10 +265,10 @@ func TestListenConnCap(t *testing.T) {
 	cm := e.manager(client, tunnel.Options{})
 	ctx := context.Background()
 	// One allowed peer: it may use the whole cap.
-	if _, err := sm.Listen(ctx, tunnel.ListenSpec{Protocol: "/x/cap", Target: target, MaxConns: capN, Allow: []peer.ID{client.ID()}}); err != nil {
+	if _, err := sm.Listen(ctx, tunnel.ListenSpec{Protocol: "/x/cap", Target: ma.StringCast(target), MaxConns: capN, Allow: []peer.ID{client.ID()}}); err != nil {
 		t.Fatal(err)
 	}
-	f, err := cm.Forward(ctx, tunnel.ForwardSpec{Protocol: "/x/cap", ListenAddr: "/ip4/127.0.0.1/tcp/0", Peer: server.ID(), Addrs: server.Addrs()})
+	f, err := cm.Forward(ctx, tunnel.ForwardSpec{Protocol: "/x/cap", ListenAddr: ma.StringCast("/ip4/127.0.0.1/tcp/0"), Peer: server.ID(), Addrs: server.Addrs()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -279,14 +279,14 @@ func TestListenConnCap(t *testing.T) {
 		}
 	}()
 	for i := range capN {
-		c, ok := echoOnce(t, f.ListenAddress)
+		c, ok := echoOnce(t, f.ListenAddress.String())
 		open = append(open, c)
 		if !ok {
 			t.Fatalf("connection %d of %d refused", i+1, capN)
 		}
 	}
 	for i := range extra {
-		c, ok := echoOnce(t, f.ListenAddress)
+		c, ok := echoOnce(t, f.ListenAddress.String())
 		closeConn(c)
 		if ok {
 			t.Fatalf("connection %d over the cap was served", i+1)
@@ -308,7 +308,7 @@ func TestListenConnCap(t *testing.T) {
 	open = open[2:]
 	testutil.Eventually(t, 10*time.Second, "closed connections to end", func() bool { return sm.List()[0].ActiveStreams == capN-2 })
 	for range 2 {
-		c, ok := echoOnce(t, f.ListenAddress)
+		c, ok := echoOnce(t, f.ListenAddress.String())
 		open = append(open, c)
 		if !ok {
 			t.Fatal("connection after others closed was refused")
@@ -326,7 +326,7 @@ func TestListenPerPeerShare(t *testing.T) {
 	server, a, b := e.host(), e.host(), e.host()
 	sm := e.manager(server, tunnel.Options{Registerer: reg, MaxConns: 4}) // node default: 4, 2 per peer
 	ctx := context.Background()
-	if _, err := sm.Listen(ctx, tunnel.ListenSpec{Protocol: "/x/share", Target: target}); err != nil {
+	if _, err := sm.Listen(ctx, tunnel.ListenSpec{Protocol: "/x/share", Target: ma.StringCast(target)}); err != nil {
 		t.Fatal(err)
 	}
 	fwd := func(h interface{ ID() peer.ID }) string {
@@ -334,11 +334,11 @@ func TestListenPerPeerShare(t *testing.T) {
 		if h.ID() == b.ID() {
 			m = e.manager(b, tunnel.Options{})
 		}
-		in, err := m.Forward(ctx, tunnel.ForwardSpec{Protocol: "/x/share", ListenAddr: "/ip4/127.0.0.1/tcp/0", Peer: server.ID(), Addrs: server.Addrs()})
+		in, err := m.Forward(ctx, tunnel.ForwardSpec{Protocol: "/x/share", ListenAddr: ma.StringCast("/ip4/127.0.0.1/tcp/0"), Peer: server.ID(), Addrs: server.Addrs()})
 		if err != nil {
 			t.Fatal(err)
 		}
-		return in.ListenAddress
+		return in.ListenAddress.String()
 	}
 	fa, fb := fwd(a), fwd(b)
 	var open []*net.TCPConn
@@ -378,7 +378,7 @@ func TestForwardClientCap(t *testing.T) {
 	defer e.close()
 	target, _ := e.tcpServer(echo)
 	p := e.pair(target, tunnel.ListenSpec{}, tunnel.Options{})
-	f, err := p.cm.Forward(context.Background(), tunnel.ForwardSpec{Protocol: p.proto, ListenAddr: "/ip4/127.0.0.1/tcp/0", Peer: p.server.ID(), Addrs: p.server.Addrs(), MaxConns: 2})
+	f, err := p.cm.Forward(context.Background(), tunnel.ForwardSpec{Protocol: protocol.ID(p.proto), ListenAddr: ma.StringCast("/ip4/127.0.0.1/tcp/0"), Peer: p.server.ID(), Addrs: p.server.Addrs(), MaxConns: 2})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -389,13 +389,13 @@ func TestForwardClientCap(t *testing.T) {
 		}
 	}()
 	for range 2 {
-		c, ok := echoOnce(t, f.ListenAddress)
+		c, ok := echoOnce(t, f.ListenAddress.String())
 		open = append(open, c)
 		if !ok {
 			t.Fatal("client under the cap refused")
 		}
 	}
-	c, ok := echoOnce(t, f.ListenAddress)
+	c, ok := echoOnce(t, f.ListenAddress.String())
 	closeConn(c)
 	if ok {
 		t.Fatal("third client of a max_conns=2 forward was served")
@@ -421,19 +421,19 @@ func TestStreamsJoinTunnelService(t *testing.T) {
 	sm := e.manager(server, tunnel.Options{Registerer: reg})
 	cm := e.manager(client, tunnel.Options{})
 	ctx := context.Background()
-	if _, err := sm.Listen(ctx, tunnel.ListenSpec{Protocol: "/x/svc", Target: target}); err != nil {
+	if _, err := sm.Listen(ctx, tunnel.ListenSpec{Protocol: "/x/svc", Target: ma.StringCast(target)}); err != nil {
 		t.Fatal(err)
 	}
-	f, err := cm.Forward(ctx, tunnel.ForwardSpec{Protocol: "/x/svc", ListenAddr: "/ip4/127.0.0.1/tcp/0", Peer: server.ID(), Addrs: server.Addrs()})
+	f, err := cm.Forward(ctx, tunnel.ForwardSpec{Protocol: "/x/svc", ListenAddr: ma.StringCast("/ip4/127.0.0.1/tcp/0"), Peer: server.ID(), Addrs: server.Addrs()})
 	if err != nil {
 		t.Fatal(err)
 	}
-	c1, ok := echoOnce(t, f.ListenAddress)
+	c1, ok := echoOnce(t, f.ListenAddress.String())
 	defer closeConn(c1)
 	if !ok {
 		t.Fatal("first stream refused")
 	}
-	c2, ok := echoOnce(t, f.ListenAddress)
+	c2, ok := echoOnce(t, f.ListenAddress.String())
 	closeConn(c2)
 	if ok {
 		t.Fatal("second stream served over the service's per-peer limit")
@@ -468,7 +468,7 @@ func TestRefusedStreamWarningsRateLimited(t *testing.T) {
 	server, denied := e.host(), e.host()
 	sm := e.manager(server, tunnel.Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	ctx := context.Background()
-	if _, err := sm.Listen(ctx, tunnel.ListenSpec{Protocol: "/x/deny", Target: "/ip4/127.0.0.1/tcp/9", Allow: []peer.ID{server.ID()}}); err != nil {
+	if _, err := sm.Listen(ctx, tunnel.ListenSpec{Protocol: "/x/deny", Target: ma.StringCast("/ip4/127.0.0.1/tcp/9"), Allow: []peer.ID{server.ID()}}); err != nil {
 		t.Fatal(err)
 	}
 	connectHosts(t, denied, server)
@@ -539,13 +539,13 @@ func TestUDPForwardSourceFlood(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	cm := e.manager(client, tunnel.Options{DialTimeout: time.Minute, Registerer: reg})
 	f, err := cm.Forward(context.Background(), tunnel.ForwardSpec{
-		Protocol: "/x/flood", ListenAddr: "/ip4/127.0.0.1/udp/0",
+		Protocol: "/x/flood", ListenAddr: ma.StringCast("/ip4/127.0.0.1/udp/0"),
 		Peer: ghost, Addrs: []ma.Multiaddr{ma.StringCast("/ip4/127.0.0.1/tcp/" + hostPort[1])},
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	dst := udpDial(t, f.ListenAddress).RemoteAddr().(*net.UDPAddr)
+	dst := udpDial(t, f.ListenAddress.String()).RemoteAddr().(*net.UDPAddr)
 	info := func() tunnel.Info { in, _ := cm.Info(f.ID); return in }
 
 	// Queued bytes per association: 60 kB datagrams from one source; the
@@ -612,10 +612,10 @@ func TestStateUnknownKeyFailsClosed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := m1.Listen(ctx, tunnel.ListenSpec{Protocol: "/x/a", Target: "/ip4/127.0.0.1/tcp/22", Allow: []peer.ID{allowed}}); err != nil {
+	if _, err := m1.Listen(ctx, tunnel.ListenSpec{Protocol: "/x/a", Target: ma.StringCast("/ip4/127.0.0.1/tcp/22"), Allow: []peer.ID{allowed}}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := m1.Listen(ctx, tunnel.ListenSpec{Protocol: "/x/b", Target: "/ip4/127.0.0.1/tcp/22"}); err != nil {
+	if _, err := m1.Listen(ctx, tunnel.ListenSpec{Protocol: "/x/b", Target: ma.StringCast("/ip4/127.0.0.1/tcp/22")}); err != nil {
 		t.Fatal(err)
 	}
 	if err := m1.Close(); err != nil {

@@ -14,6 +14,7 @@ import (
 	"github.com/libp2p/go-libp2p"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
 	rcmgr "github.com/libp2p/go-libp2p/p2p/host/resource-manager"
 	ma "github.com/multiformats/go-multiaddr"
 	manet "github.com/multiformats/go-multiaddr/net"
@@ -91,6 +92,12 @@ func (e *env) manager(h host.Host, opts tunnel.Options) *tunnel.Manager {
 		}
 	})
 	return m
+}
+
+// tcpPort is the TCP port of m (a forward's bound address).
+func tcpPort(m ma.Multiaddr) string {
+	p, _ := m.ValueForProtocol(ma.P_TCP)
+	return p
 }
 
 // peerAddr is h's full multiaddr ending in /p2p/<id>.
@@ -188,21 +195,21 @@ func (e *env) pair(target string, lspec tunnel.ListenSpec, opts tunnel.Options) 
 	ctx := context.Background()
 	p := &pair{proto: "/x/test"}
 	if lspec.Protocol != "" {
-		p.proto = lspec.Protocol
+		p.proto = string(lspec.Protocol)
 	}
 	p.server = e.host()
 	p.client = e.host()
 	p.sm = e.manager(p.server, opts)
 	p.cm = e.manager(p.client, opts)
-	lspec.Protocol = p.proto
-	lspec.Target = target
+	lspec.Protocol = protocol.ID(p.proto)
+	lspec.Target = ma.StringCast(target)
 	var err error
 	if p.listen, err = p.sm.Listen(ctx, lspec); err != nil {
 		e.t.Fatalf("Listen: %v", err)
 	}
 	if p.forward, err = p.cm.Forward(ctx, tunnel.ForwardSpec{
-		Protocol:   p.proto,
-		ListenAddr: "/ip4/127.0.0.1/tcp/0",
+		Protocol:   protocol.ID(p.proto),
+		ListenAddr: ma.StringCast("/ip4/127.0.0.1/tcp/0"),
 		Peer:       p.server.ID(), Addrs: p.server.Addrs(),
 	}); err != nil {
 		e.t.Fatalf("Forward: %v", err)

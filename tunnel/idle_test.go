@@ -83,7 +83,7 @@ func TestIdleConnectionMemory(t *testing.T) {
 	// More connections than the default cap (1024, 512 per peer).
 	p := e.pair(target, tunnel.ListenSpec{}, tunnel.Options{MaxConns: 2 * n})
 	// Warm up the path (connection, protocol negotiation, pools).
-	for _, c := range openIdle(t, p.forward.ListenAddress, 10) {
+	for _, c := range openIdle(t, p.forward.ListenAddress.String(), 10) {
 		c.Close()
 	}
 	testutil.Eventually(t, 10*time.Second, "warm-up streams to end", func() bool { return len(p.cm.Streams()) == 0 && len(p.sm.Streams()) == 0 })
@@ -97,7 +97,7 @@ func TestIdleConnectionMemory(t *testing.T) {
 	}
 
 	before := sample()
-	conns := openIdle(t, p.forward.ListenAddress, n)
+	conns := openIdle(t, p.forward.ListenAddress.String(), n)
 	testutil.Eventually(t, 10*time.Second, "all streams registered", func() bool { return len(p.cm.Streams()) == n && len(p.sm.Streams()) == n })
 	after := sample()
 

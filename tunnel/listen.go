@@ -91,7 +91,7 @@ func (m *Manager) handleInbound(t *tunnel, s network.Stream) {
 			"target", t.targetAddr, "peer", remote.String(), "err", err)
 		return
 	}
-	laddr := t.targetAddr
+	laddr := t.targetAddr.String()
 	if a, err := manet.FromNetAddr(c.RemoteAddr()); err == nil {
 		laddr = a.String()
 	}

@@ -8,11 +8,14 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
+	ma "github.com/multiformats/go-multiaddr"
 
 	"github.com/warren-p2p/warren/tunnel"
 )
@@ -29,18 +32,18 @@ func TestValidation(t *testing.T) {
 		spec tunnel.ListenSpec
 		want []string // substrings of the error
 	}{
-		{tunnel.ListenSpec{Protocol: "/ssh", Target: okTarget}, []string{`"/ssh"`, "/x/", "allow_custom_protocol"}},
-		{tunnel.ListenSpec{Protocol: "", Target: okTarget}, []string{"protocol is empty"}},
-		{tunnel.ListenSpec{Protocol: "/x/", Target: okTarget}, []string{`"/x/"`}},
-		{tunnel.ListenSpec{Protocol: "/x/a b", Target: okTarget}, []string{`"/x/a b"`, "whitespace"}},
-		{tunnel.ListenSpec{Protocol: "ssh", Target: okTarget, AllowCustomProtocol: true}, []string{`"ssh"`, "start with /"}},
-		{tunnel.ListenSpec{Protocol: "/x/t", Target: "not-a-multiaddr"}, []string{`"not-a-multiaddr"`, "multiaddr"}},
-		{tunnel.ListenSpec{Protocol: "/x/t", Target: "/ip4/127.0.0.1/tcp/0"}, []string{`"/ip4/127.0.0.1/tcp/0"`, "non-zero"}},
-		{tunnel.ListenSpec{Protocol: "/x/t", Target: "/ip4/127.0.0.1/sctp/80"}, []string{"/ip4/127.0.0.1/sctp/80", "unsupported"}},
-		{tunnel.ListenSpec{Protocol: "/x/t", Target: "/ip4/127.0.0.1"}, []string{`"/ip4/127.0.0.1"`, "expected"}},
-		{tunnel.ListenSpec{Protocol: "/x/t", Target: "/ip4/127.0.0.1/tcp/80/p2p/" + other.ID().String()}, []string{"components"}},
-		{tunnel.ListenSpec{Protocol: "/x/t", Target: "/ip4/127.0.0.1/udp/53", ReportPeerID: true}, []string{"report_peer_id", "UDP"}},
-		{tunnel.ListenSpec{Protocol: "/x/t", Target: okTarget, Allow: []peer.ID{"garbage"}}, []string{"allow[0]"}},
+		{tunnel.ListenSpec{Protocol: "/ssh", Target: ma.StringCast(okTarget)}, []string{`"/ssh"`, "/x/", "allow_custom_protocol"}},
+		{tunnel.ListenSpec{Protocol: "", Target: ma.StringCast(okTarget)}, []string{"protocol is empty"}},
+		{tunnel.ListenSpec{Protocol: "/x/", Target: ma.StringCast(okTarget)}, []string{`"/x/"`}},
+		{tunnel.ListenSpec{Protocol: "/x/a b", Target: ma.StringCast(okTarget)}, []string{`"/x/a b"`, "whitespace"}},
+		{tunnel.ListenSpec{Protocol: "ssh", Target: ma.StringCast(okTarget), AllowCustomProtocol: true}, []string{`"ssh"`, "start with /"}},
+		{tunnel.ListenSpec{Protocol: "/x/t"}, []string{`target ""`, "is empty", "/unix/<path>"}},
+		{tunnel.ListenSpec{Protocol: "/x/t", Target: ma.StringCast("/ip4/127.0.0.1/tcp/0")}, []string{`"/ip4/127.0.0.1/tcp/0"`, "non-zero"}},
+		{tunnel.ListenSpec{Protocol: "/x/t", Target: ma.StringCast("/ip4/127.0.0.1/sctp/80")}, []string{"/ip4/127.0.0.1/sctp/80", "unsupported"}},
+		{tunnel.ListenSpec{Protocol: "/x/t", Target: ma.StringCast("/ip4/127.0.0.1")}, []string{`"/ip4/127.0.0.1"`, "expected"}},
+		{tunnel.ListenSpec{Protocol: "/x/t", Target: ma.StringCast("/ip4/127.0.0.1/tcp/80/p2p/" + other.ID().String())}, []string{"components"}},
+		{tunnel.ListenSpec{Protocol: "/x/t", Target: ma.StringCast("/ip4/127.0.0.1/udp/53"), ReportPeerID: true}, []string{"report_peer_id", "UDP"}},
+		{tunnel.ListenSpec{Protocol: "/x/t", Target: ma.StringCast(okTarget), Allow: []peer.ID{"garbage"}}, []string{"allow[0]"}},
 	}
 	for _, tc := range listens {
 		_, err := m.Listen(ctx, tc.spec)
@@ -58,11 +61,12 @@ func TestValidation(t *testing.T) {
 		spec tunnel.ForwardSpec
 		want []string
 	}{
-		{tunnel.ForwardSpec{Protocol: "/bad", ListenAddr: "/ip4/127.0.0.1/tcp/0", Peer: other.ID()}, []string{`"/bad"`, "--allow-custom-protocol"}},
-		{tunnel.ForwardSpec{Protocol: "/x/t", ListenAddr: "/dns4/localhost/tcp/0", Peer: other.ID()}, []string{"/dns4/localhost/tcp/0", "DNS"}},
-		{tunnel.ForwardSpec{Protocol: "/x/t", ListenAddr: "127.0.0.1:80", Peer: other.ID()}, []string{`"127.0.0.1:80"`}},
-		{tunnel.ForwardSpec{Protocol: "/x/t", ListenAddr: "/ip4/127.0.0.1/tcp/0", Peer: ""}, []string{"peer is empty"}},
-		{tunnel.ForwardSpec{Protocol: "/x/t", ListenAddr: "/ip4/127.0.0.1/tcp/0", Peer: h.ID()}, []string{"this host"}},
+		{tunnel.ForwardSpec{Protocol: "/bad", ListenAddr: ma.StringCast("/ip4/127.0.0.1/tcp/0"), Peer: other.ID()}, []string{`"/bad"`, "--allow-custom-protocol"}},
+		{tunnel.ForwardSpec{Protocol: "/x/t", ListenAddr: ma.StringCast("/dns4/localhost/tcp/0"), Peer: other.ID()}, []string{"/dns4/localhost/tcp/0", "DNS"}},
+		{tunnel.ForwardSpec{Protocol: "/x/t", Peer: other.ID()}, []string{`listen address ""`, "is empty"}},
+		{tunnel.ForwardSpec{Protocol: "/x/t", ListenAddr: ma.StringCast("/ip4/127.0.0.1/tcp/0"), Peer: "garbage"}, []string{"peer", "not a valid peer ID"}},
+		{tunnel.ForwardSpec{Protocol: "/x/t", ListenAddr: ma.StringCast("/ip4/127.0.0.1/tcp/0"), Peer: ""}, []string{"peer is empty"}},
+		{tunnel.ForwardSpec{Protocol: "/x/t", ListenAddr: ma.StringCast("/ip4/127.0.0.1/tcp/0"), Peer: h.ID()}, []string{"this host"}},
 	}
 	for _, tc := range forwards {
 		_, err := m.Forward(ctx, tc.spec)
@@ -77,11 +81,11 @@ func TestValidation(t *testing.T) {
 		}
 	}
 	// Custom protocols are fine with the flag.
-	if _, err := m.Listen(ctx, tunnel.ListenSpec{Protocol: "/custom/1", Target: okTarget, AllowCustomProtocol: true}); err != nil {
+	if _, err := m.Listen(ctx, tunnel.ListenSpec{Protocol: "/custom/1", Target: ma.StringCast(okTarget), AllowCustomProtocol: true}); err != nil {
 		t.Errorf("custom protocol with AllowCustomProtocol: %v", err)
 	}
 	// A protocol the host already serves is refused.
-	if _, err := m.Listen(ctx, tunnel.ListenSpec{Protocol: "/ipfs/id/1.0.0", Target: okTarget, AllowCustomProtocol: true}); err == nil {
+	if _, err := m.Listen(ctx, tunnel.ListenSpec{Protocol: "/ipfs/id/1.0.0", Target: ma.StringCast(okTarget), AllowCustomProtocol: true}); err == nil {
 		t.Error("Listen on the host's identify protocol succeeded")
 	}
 	if len(m.List()) != 1 {
@@ -95,23 +99,23 @@ func TestDuplicates(t *testing.T) {
 	h, other := e.host(), e.host()
 	m := e.manager(h, tunnel.Options{})
 	ctx := context.Background()
-	if _, err := m.Listen(ctx, tunnel.ListenSpec{Protocol: "/x/dup", Target: "/ip4/127.0.0.1/tcp/1234"}); err != nil {
+	if _, err := m.Listen(ctx, tunnel.ListenSpec{Protocol: "/x/dup", Target: ma.StringCast("/ip4/127.0.0.1/tcp/1234")}); err != nil {
 		t.Fatal(err)
 	}
-	_, err := m.Listen(ctx, tunnel.ListenSpec{Protocol: "/x/dup", Target: "/ip4/127.0.0.1/tcp/5678"})
+	_, err := m.Listen(ctx, tunnel.ListenSpec{Protocol: "/x/dup", Target: ma.StringCast("/ip4/127.0.0.1/tcp/5678")})
 	if err == nil || !strings.Contains(err.Error(), "already") || !strings.Contains(err.Error(), "/x/dup") {
 		t.Fatalf("second listener on the same protocol: %v", err)
 	}
-	f, err := m.Forward(ctx, tunnel.ForwardSpec{Protocol: "/x/dup", ListenAddr: "/ip4/127.0.0.1/tcp/0", Peer: other.ID()})
+	f, err := m.Forward(ctx, tunnel.ForwardSpec{Protocol: "/x/dup", ListenAddr: ma.StringCast("/ip4/127.0.0.1/tcp/0"), Peer: other.ID()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	_, err = m.Forward(ctx, tunnel.ForwardSpec{Protocol: "/x/other", ListenAddr: f.ListenAddress, Peer: other.ID()})
-	if err == nil || !strings.Contains(err.Error(), f.ListenAddress) {
+	if err == nil || !strings.Contains(err.Error(), f.ListenAddress.String()) {
 		t.Fatalf("second forward on the same address: %v", err)
 	}
 	// Two port-0 forwards are distinct addresses.
-	if _, err := m.Forward(ctx, tunnel.ForwardSpec{Protocol: "/x/dup", ListenAddr: "/ip4/127.0.0.1/tcp/0", Peer: other.ID()}); err != nil {
+	if _, err := m.Forward(ctx, tunnel.ForwardSpec{Protocol: "/x/dup", ListenAddr: ma.StringCast("/ip4/127.0.0.1/tcp/0"), Peer: other.ID()}); err != nil {
 		t.Fatalf("second port-0 forward: %v", err)
 	}
 }
@@ -125,7 +129,7 @@ func TestCloseTunnelsFilter(t *testing.T) {
 	m := p.cm
 	other := p.server.ID()
 	mk := func(proto string) *tunnel.Tunnel {
-		in, err := m.Forward(ctx, tunnel.ForwardSpec{Protocol: proto, ListenAddr: "/ip4/127.0.0.1/tcp/0", Peer: other})
+		in, err := m.Forward(ctx, tunnel.ForwardSpec{Protocol: protocol.ID(proto), ListenAddr: ma.StringCast("/ip4/127.0.0.1/tcp/0"), Peer: other})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -134,7 +138,7 @@ func TestCloseTunnelsFilter(t *testing.T) {
 	a1 := mk("/x/a")
 	mk("/x/a")
 	mk("/x/b")
-	if _, err := m.Listen(ctx, tunnel.ListenSpec{Protocol: "/x/a", Target: "/ip4/127.0.0.1/tcp/9"}); err != nil {
+	if _, err := m.Listen(ctx, tunnel.ListenSpec{Protocol: "/x/a", Target: ma.StringCast("/ip4/127.0.0.1/tcp/9")}); err != nil {
 		t.Fatal(err)
 	}
 	// p.forward (/x/test) + 3 forwards + 1 listen.
@@ -153,11 +157,11 @@ func TestCloseTunnelsFilter(t *testing.T) {
 		t.Fatalf("close by listen address /tcp/0 = %d, %v; want 0", n, err)
 	}
 	// AND of fields: protocol /x/a and the first forward's address.
-	if n, _, err := m.CloseTunnels(tunnel.Filter{Protocol: "/x/a", ListenAddress: a1.ListenAddress}); err != nil || n != 1 {
+	if n, _, err := m.CloseTunnels(tunnel.Filter{Protocol: "/x/a", ListenAddress: a1.ListenAddress.String()}); err != nil || n != 1 {
 		t.Fatalf("close by protocol+listen address = %d, %v; want 1", n, err)
 	}
 	// Nothing matches a protocol+address pair that disagree.
-	if n, _, err := m.CloseTunnels(tunnel.Filter{Protocol: "/x/b", ListenAddress: a1.ListenAddress}); err != nil || n != 0 {
+	if n, _, err := m.CloseTunnels(tunnel.Filter{Protocol: "/x/b", ListenAddress: a1.ListenAddress.String()}); err != nil || n != 0 {
 		t.Fatalf("non-matching AND = %d, %v; want 0", n, err)
 	}
 	// Protocol alone closes the remaining forward and the listener on /x/a.
@@ -169,11 +173,11 @@ func TestCloseTunnelsFilter(t *testing.T) {
 		t.Fatalf("close by target = %d, %v; want 1", n, err)
 	}
 	// The closed listener's protocol is free again.
-	if _, err := m.Listen(ctx, tunnel.ListenSpec{Protocol: "/x/a", Target: "/ip4/127.0.0.1/tcp/9"}); err != nil {
+	if _, err := m.Listen(ctx, tunnel.ListenSpec{Protocol: "/x/a", Target: ma.StringCast("/ip4/127.0.0.1/tcp/9")}); err != nil {
 		t.Fatalf("re-listen after close: %v", err)
 	}
 	// Closing a tunnel with a live connection resets it and counts it.
-	c := dial(t, p.forward.ListenAddress)
+	c := dial(t, p.forward.ListenAddress.String())
 	defer c.Close()
 	_, _ = c.Write([]byte("x"))
 	if _, err := io.ReadFull(c, make([]byte, 1)); err != nil {
@@ -190,7 +194,7 @@ func TestCloseTunnelsFilter(t *testing.T) {
 	if len(m.List()) != 0 {
 		t.Fatalf("List after close all: %+v", m.List())
 	}
-	if _, err := net.DialTimeout("tcp", strings.TrimPrefix(strings.Replace(a1.ListenAddress, "/tcp/", ":", 1), "/ip4/"), time.Second); err == nil {
+	if _, err := net.DialTimeout("tcp", strings.TrimPrefix(strings.Replace(a1.ListenAddress.String(), "/tcp/", ":", 1), "/ip4/"), time.Second); err == nil {
 		t.Error("closed forward still accepting")
 	}
 }
@@ -205,25 +209,25 @@ func TestPersistence(t *testing.T) {
 	clientState := filepath.Join(dir, "client.json")
 	server, client := e.host(), e.host()
 	sm := e.manager(server, tunnel.Options{StatePath: serverState})
-	if _, err := sm.Listen(ctx, tunnel.ListenSpec{Protocol: "/x/p", Target: target, Allow: []peer.ID{client.ID()}}); err != nil {
+	if _, err := sm.Listen(ctx, tunnel.ListenSpec{Protocol: "/x/p", Target: ma.StringCast(target), Allow: []peer.ID{client.ID()}}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := sm.Listen(ctx, tunnel.ListenSpec{Protocol: "/x/temp", Target: target, Temp: true}); err != nil {
+	if _, err := sm.Listen(ctx, tunnel.ListenSpec{Protocol: "/x/temp", Target: ma.StringCast(target), Temp: true}); err != nil {
 		t.Fatal(err)
 	}
 	cm1, err := tunnel.NewManager(context.Background(), client, tunnel.Options{StatePath: clientState})
 	if err != nil {
 		t.Fatal(err)
 	}
-	fwd1, err := cm1.Forward(ctx, tunnel.ForwardSpec{Protocol: "/x/p", ListenAddr: "/ip4/127.0.0.1/tcp/0", Peer: server.ID(), Addrs: server.Addrs()})
+	fwd1, err := cm1.Forward(ctx, tunnel.ForwardSpec{Protocol: "/x/p", ListenAddr: ma.StringCast("/ip4/127.0.0.1/tcp/0"), Peer: server.ID(), Addrs: server.Addrs()})
 	if err != nil {
 		t.Fatal(err)
 	}
-	fwd2, err := cm1.Forward(ctx, tunnel.ForwardSpec{Protocol: "/x/p", ListenAddr: "/ip4/127.0.0.1/tcp/0", Peer: server.ID()})
+	fwd2, err := cm1.Forward(ctx, tunnel.ForwardSpec{Protocol: "/x/p", ListenAddr: ma.StringCast("/ip4/127.0.0.1/tcp/0"), Peer: server.ID()})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := cm1.Forward(ctx, tunnel.ForwardSpec{Protocol: "/x/p", ListenAddr: "/ip4/127.0.0.1/tcp/0", Peer: server.ID(), Temp: true}); err != nil {
+	if _, err := cm1.Forward(ctx, tunnel.ForwardSpec{Protocol: "/x/p", ListenAddr: ma.StringCast("/ip4/127.0.0.1/tcp/0"), Peer: server.ID(), Temp: true}); err != nil {
 		t.Fatal(err)
 	}
 	if err := cm1.Close(); err != nil {
@@ -245,7 +249,7 @@ func TestPersistence(t *testing.T) {
 
 	// Restart the client with the second forward's port taken: the first
 	// comes back on its old port, the second is listed with its error.
-	port2 := fwd2.ListenAddress[strings.LastIndex(fwd2.ListenAddress, "/")+1:]
+	port2 := tcpPort(fwd2.ListenAddress)
 	blocker, err := net.Listen("tcp", "127.0.0.1:"+port2)
 	if err != nil {
 		t.Fatal(err)
@@ -258,7 +262,7 @@ func TestPersistence(t *testing.T) {
 	if len(restored) != 2 {
 		t.Fatalf("Restore returned %d tunnels, want 2: %+v", len(restored), restored)
 	}
-	if restored[0].Error != "" || restored[0].ListenAddress != fwd1.ListenAddress {
+	if restored[0].Error != "" || !restored[0].ListenAddress.Equal(fwd1.ListenAddress) {
 		t.Errorf("first forward restored as %+v, want no error on %s", restored[0], fwd1.ListenAddress)
 	}
 	if restored[1].Error == "" || !strings.Contains(restored[1].Error, port2) {
@@ -270,7 +274,7 @@ func TestPersistence(t *testing.T) {
 	if n := savedCount(t, clientState); n != 2 {
 		t.Errorf("state after failed restore has %d tunnels, want 2 (failed one kept)", n)
 	}
-	c := dial(t, fwd1.ListenAddress)
+	c := dial(t, fwd1.ListenAddress.String())
 	if err := sendAndCheckEcho(c, 4096); err != nil {
 		t.Fatalf("restored forward: %v", err)
 	}
@@ -284,7 +288,7 @@ func TestPersistence(t *testing.T) {
 	deadline := time.Now().Add(15 * time.Second)
 	for {
 		l := cm2.List()
-		if len(l) == 2 && l[1].Error == "" && l[1].ListenAddress == fwd2.ListenAddress {
+		if len(l) == 2 && l[1].Error == "" && l[1].ListenAddress.Equal(fwd2.ListenAddress) {
 			break
 		}
 		if time.Now().After(deadline) {
@@ -292,14 +296,14 @@ func TestPersistence(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	c = dial(t, fwd2.ListenAddress)
+	c = dial(t, fwd2.ListenAddress.String())
 	if err := sendAndCheckEcho(c, 4096); err != nil {
 		t.Fatalf("retried forward: %v", err)
 	}
 	c.Close()
 
 	// Closing removes from the state file.
-	if n, _, err := cm2.CloseTunnels(tunnel.Filter{ListenAddress: fwd1.ListenAddress}); err != nil || n != 1 {
+	if n, _, err := cm2.CloseTunnels(tunnel.Filter{ListenAddress: fwd1.ListenAddress.String()}); err != nil || n != 1 {
 		t.Fatalf("close = %d, %v", n, err)
 	}
 	if n := savedCount(t, clientState); n != 1 {
@@ -375,12 +379,12 @@ func TestForwardFailureCountedWithLastError(t *testing.T) {
 	server, client := e.host(), e.host()
 	_ = e.manager(server, tunnel.Options{})
 	cm := e.manager(client, tunnel.Options{})
-	fwd, err := cm.Forward(ctx, tunnel.ForwardSpec{Protocol: "/x/none", ListenAddr: "/ip4/127.0.0.1/tcp/0", Peer: server.ID(), Addrs: server.Addrs()})
+	fwd, err := cm.Forward(ctx, tunnel.ForwardSpec{Protocol: "/x/none", ListenAddr: ma.StringCast("/ip4/127.0.0.1/tcp/0"), Peer: server.ID(), Addrs: server.Addrs()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	for range 2 {
-		c := dial(t, fwd.ListenAddress)
+		c := dial(t, fwd.ListenAddress.String())
 		_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
 		_, _ = c.Read(make([]byte, 1)) // reset once the stream fails
 		c.Close()
@@ -411,12 +415,12 @@ func TestRestoreRetryStopsAtClose(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	fwd, err := cm1.Forward(ctx, tunnel.ForwardSpec{Protocol: "/x/p", ListenAddr: "/ip4/127.0.0.1/tcp/0", Peer: server.ID(), Addrs: server.Addrs()})
+	fwd, err := cm1.Forward(ctx, tunnel.ForwardSpec{Protocol: "/x/p", ListenAddr: ma.StringCast("/ip4/127.0.0.1/tcp/0"), Peer: server.ID(), Addrs: server.Addrs()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	cm1.Close()
-	blocker, err := net.Listen("tcp", "127.0.0.1:"+fwd.ListenAddress[strings.LastIndex(fwd.ListenAddress, "/")+1:])
+	blocker, err := net.Listen("tcp", "127.0.0.1:"+tcpPort(fwd.ListenAddress))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -437,5 +441,60 @@ func TestRestoreRetryStopsAtClose(t *testing.T) {
 		case <-time.After(10 * time.Second):
 			t.Fatal("Close did not return while a restore was being retried")
 		}
+	}
+}
+
+// A saved address that is not a multiaddr fails only its tunnel: listed
+// with an error naming the field and the value, not started, kept in the
+// file as read. A value of the wrong JSON type refuses the file, naming the
+// field.
+func TestRestoreBadSavedAddressKept(t *testing.T) {
+	e := newEnv(t)
+	defer e.close()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "state.json")
+	other := e.host().ID().String()
+	doc := `{"version":1,"tunnels":[{"kind":"listen","listen":{"protocol":"/x/badtarget","target":"not-a-multiaddr"}},
+	{"kind":"forward","forward":{"protocol":"/x/badlisten","listen_address":"127.0.0.1:80","peer":"` + other + `"}},
+	{"kind":"listen","listen":{"protocol":"/x/ok","target":"/ip4/127.0.0.1/tcp/22"}}]}`
+	if err := os.WriteFile(path, []byte(doc), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	h := e.host()
+	m := e.manager(h, tunnel.Options{StatePath: path})
+	got := m.Restore(context.Background())
+	if len(got) != 3 {
+		t.Fatalf("Restore = %+v, want 3 tunnels", got)
+	}
+	if in := got[0]; in.Protocol != "/x/badtarget" || !strings.Contains(in.Error, `target "not-a-multiaddr" is not a multiaddr`) || in.TargetAddress != nil {
+		t.Errorf("bad target restored as %+v, want an error naming target and its value", in)
+	}
+	if in := got[1]; in.Protocol != "/x/badlisten" || !strings.Contains(in.Error, `listen_address "127.0.0.1:80" is not a multiaddr`) ||
+		in.ListenAddress != nil || in.TargetAddress.String() != "/p2p/"+other {
+		t.Errorf("bad listen address restored as %+v, want an error naming listen_address and its value", in)
+	}
+	if in := got[2]; in.Error != "" || in.TargetAddress.String() != "/ip4/127.0.0.1/tcp/22" {
+		t.Errorf("good tunnel restored as %+v, want running", in)
+	}
+	if slices.Contains(h.Mux().Protocols(), protocol.ID("/x/badtarget")) {
+		t.Error("the listener with a bad target serves its protocol")
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(b), `"not-a-multiaddr"`) || !strings.Contains(string(b), `"127.0.0.1:80"`) {
+		t.Errorf("state file lost the unparsable entries:\n%s", b)
+	}
+	if n, _, err := m.CloseTunnels(tunnel.Filter{Protocol: "/x/badtarget"}); err != nil || n != 1 {
+		t.Fatalf("close the bad listener = %d, %v", n, err)
+	}
+
+	typed := filepath.Join(dir, "typed.json")
+	if err := os.WriteFile(typed, []byte(`{"version":1,"tunnels":[{"kind":"listen","listen":{"protocol":"/x/a","target":5}}]}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tunnel.NewManager(context.Background(), h, tunnel.Options{StatePath: typed}); err == nil || !strings.Contains(err.Error(), "listen.target") {
+		t.Errorf("a target that is a JSON number: %v, want the file refused naming listen.target", err)
 	}
 }

@@ -82,8 +82,8 @@ type tunnel struct {
 	peer      peer.ID
 	peerAddrs []ma.Multiaddr
 
-	listenAddr string // display
-	targetAddr string // display
+	listenAddr ma.Multiaddr // display (Info.ListenAddress); nil if a saved one does not parse
+	targetAddr ma.Multiaddr // display (Info.TargetAddress); nil if a saved one does not parse
 
 	maxConns int          // effective cap on concurrent connections
 	lim      *connLimiter // listen: streams served; TCP/unix forward: clients
@@ -282,8 +282,8 @@ func (m *Manager) newListenTunnel(spec ListenSpec) (*tunnel, error) {
 		lspec:      spec,
 		target:     target,
 		allow:      allow,
-		listenAddr: "/p2p/" + m.h.ID().String(),
-		targetAddr: target.maddr.String(),
+		listenAddr: p2pAddr(m.h.ID()),
+		targetAddr: target.maddr,
 		maxConns:   maxConns,
 		lim:        newConnLimiter(maxConns, peerShare(maxConns, len(allow))),
 	}, nil
@@ -309,6 +309,9 @@ func (m *Manager) newForwardTunnel(spec ForwardSpec) (*tunnel, error) {
 	if pid == "" {
 		return nil, invalidf("tunnel: peer is empty: expected a peer ID")
 	}
+	if _, err := peer.IDFromBytes([]byte(pid)); err != nil {
+		return nil, invalidf("tunnel: peer %q: not a valid peer ID: %v", pid.String(), err)
+	}
 	if pid == m.h.ID() {
 		return nil, invalidf("tunnel: peer %s is this host: expected a remote peer", pid)
 	}
@@ -320,8 +323,8 @@ func (m *Manager) newForwardTunnel(spec ForwardSpec) (*tunnel, error) {
 		bind:       bind,
 		peer:       pid,
 		peerAddrs:  addrs,
-		listenAddr: bind.maddr.String(),
-		targetAddr: "/p2p/" + pid.String(),
+		listenAddr: bind.maddr,
+		targetAddr: p2pAddr(pid),
 		maxConns:   maxConns,
 		lim:        newConnLimiter(maxConns, 0), // clients are local: no per-peer share
 	}, nil
@@ -380,7 +383,7 @@ func (m *Manager) conflict(t *tunnel) error {
 				return existsf("tunnel: listen %q: protocol already has a listener (tunnel %d, target %s); close it first", t.proto, o.id, o.targetAddr)
 			}
 		case KindForward:
-			if o.transport == t.transport && (o.listenAddr == t.listenAddr || o.bind.maddr.String() == t.listenAddr) && !isPortZero(t.bind) {
+			if o.transport == t.transport && (o.listenAddr.Equal(t.listenAddr) || o.bind.maddr.Equal(t.listenAddr)) && !isPortZero(t.bind) {
 				return existsf("tunnel: forward %q: listen address %s is already used by tunnel %d (protocol %s); close it first", t.proto, t.listenAddr, o.id, o.proto)
 			}
 		}
@@ -426,7 +429,7 @@ func (m *Manager) infoLocked(t *tunnel) Info {
 		ID:               t.id,
 		Kind:             t.kind,
 		Transport:        t.transport,
-		Protocol:         string(t.proto),
+		Protocol:         t.proto,
 		ListenAddress:    t.listenAddr,
 		TargetAddress:    t.targetAddr,
 		MaxConns:         t.maxConns,
@@ -721,11 +724,7 @@ func (f Filter) validate() error {
 }
 
 // anyPort reports whether a listen address asks for any free port (0).
-func anyPort(addr string) bool {
-	m, err := ma.NewMultiaddr(addr)
-	if err != nil {
-		return false
-	}
+func anyPort(m ma.Multiaddr) bool {
 	for _, code := range []int{ma.P_TCP, ma.P_UDP} {
 		if v, err := m.ValueForProtocol(code); err == nil && v == "0" {
 			return true
@@ -751,20 +750,20 @@ func (f Filter) match(t *tunnel) bool {
 		want := normalizeAddr(f.ListenAddress)
 		requested := t.fspec.ListenAddr
 		if t.kind == KindForward && t.bind.maddr != nil {
-			requested = t.bind.maddr.String()
+			requested = t.bind.maddr
 		}
-		byRequest := t.kind == KindForward && !anyPort(requested) && want == normalizeAddr(requested)
-		if want != t.listenAddr && !byRequest {
+		byRequest := t.kind == KindForward && !anyPort(requested) && want == requested.String()
+		if want != t.listenAddr.String() && !byRequest {
 			return false
 		}
 	}
 	if f.TargetAddress != "" {
 		want := normalizeAddr(f.TargetAddress)
-		ok := want == t.targetAddr
+		ok := want == t.targetAddr.String()
 		if t.kind == KindForward {
 			ok = ok || f.TargetAddress == t.peer.String()
 		} else {
-			ok = ok || want == normalizeAddr(t.lspec.Target)
+			ok = ok || want == t.lspec.Target.String()
 		}
 		if !ok {
 			return false

@@ -58,29 +58,38 @@ func (st savedTunnel) MarshalJSON() ([]byte, error) {
 	return json.Marshal(savedTunnelJSON{Kind: st.Kind, Listen: st.Listen, Forward: st.Forward})
 }
 
-// savedListen is a ListenSpec as stored. Its allow-list entries stay text
-// (the outer Allow hides ListenSpec's in JSON), so an entry that is not a
-// peer ID fails that tunnel's restore, listed with the error, instead of
-// failing to decode the whole file and the daemon's start.
+// savedListen is a ListenSpec as stored. Its protocol, target and
+// allow-list entries stay text (the outer fields hide ListenSpec's in JSON),
+// so an entry that does not parse fails that tunnel's restore, listed with
+// the error, instead of failing to decode the whole file and the daemon's
+// start. The fields before ListenSpec and after it keep the JSON keys in
+// the order earlier versions wrote them (testdata/tunnels-v1.json).
 type savedListen struct {
+	Protocol string `json:"protocol"`
+	Target   string `json:"target"`
 	ListenSpec
 	Allow []string `json:"allow,omitempty"`
 }
 
 func newSavedListen(spec ListenSpec) *savedListen {
-	s := &savedListen{ListenSpec: spec}
-	s.ListenSpec.Allow = nil
+	s := &savedListen{Protocol: string(spec.Protocol), Target: spec.Target.String(), ListenSpec: spec}
+	s.ListenSpec.Protocol, s.ListenSpec.Target, s.ListenSpec.Allow = "", nil, nil
 	for _, id := range spec.Allow {
 		s.Allow = append(s.Allow, id.String())
 	}
 	return s
 }
 
-// spec is the ListenSpec saved; an allow entry that is not a peer ID is an
-// error naming it.
+// spec is the ListenSpec saved; a target that is not a multiaddr or an
+// allow entry that is not a peer ID is an error naming it.
 func (s *savedListen) spec() (ListenSpec, error) {
 	spec := s.ListenSpec
-	spec.Allow = nil
+	spec.Protocol, spec.Allow = protocol.ID(s.Protocol), nil
+	target, err := parseSavedAddr(s.Target)
+	if err != nil {
+		return spec, invalidf("tunnel: saved listener %q: target %q is not a multiaddr: %v (expected %s)", s.Protocol, s.Target, err, TargetForms)
+	}
+	spec.Target = target
 	for i, a := range s.Allow {
 		id, err := peer.Decode(a)
 		if err != nil {
@@ -91,19 +100,23 @@ func (s *savedListen) spec() (ListenSpec, error) {
 	return spec, nil
 }
 
-// savedForward is a ForwardSpec as stored. Its peer and addresses stay text
-// (the outer fields hide ForwardSpec's in JSON): the peer is a peer ID, or,
-// as earlier versions saved it, a multiaddr ending in /p2p/<peer-id>; an
-// entry that does not parse fails that tunnel's restore, as for listeners.
+// savedForward is a ForwardSpec as stored. Its protocol, listen address,
+// peer and addresses stay text (the outer fields hide ForwardSpec's in
+// JSON): the peer is a peer ID, or, as earlier versions saved it, a
+// multiaddr ending in /p2p/<peer-id>; an entry that does not parse fails
+// that tunnel's restore, as for listeners. The JSON keys keep the order
+// earlier versions wrote, as for savedListen.
 type savedForward struct {
+	Protocol   string `json:"protocol"`
+	ListenAddr string `json:"listen_address"`
 	ForwardSpec
 	Peer  string   `json:"peer"`
 	Addrs []string `json:"addrs,omitempty"`
 }
 
 func newSavedForward(spec ForwardSpec) *savedForward {
-	s := &savedForward{ForwardSpec: spec, Peer: spec.Peer.String()}
-	s.ForwardSpec.Peer, s.ForwardSpec.Addrs = "", nil
+	s := &savedForward{Protocol: string(spec.Protocol), ListenAddr: spec.ListenAddr.String(), ForwardSpec: spec, Peer: spec.Peer.String()}
+	s.ForwardSpec.Protocol, s.ForwardSpec.ListenAddr, s.ForwardSpec.Peer, s.ForwardSpec.Addrs = "", nil, "", nil
 	for _, a := range spec.Addrs {
 		s.Addrs = append(s.Addrs, a.String())
 	}
@@ -113,6 +126,12 @@ func newSavedForward(spec ForwardSpec) *savedForward {
 // spec is the ForwardSpec saved.
 func (s *savedForward) spec() (ForwardSpec, error) {
 	spec := s.ForwardSpec
+	spec.Protocol = protocol.ID(s.Protocol)
+	listen, err := parseSavedAddr(s.ListenAddr)
+	if err != nil {
+		return spec, invalidf("tunnel: saved forward %q: listen_address %q is not a multiaddr: %v (expected %s)", s.Protocol, s.ListenAddr, err, ListenForms)
+	}
+	spec.ListenAddr = listen
 	id, addrs, err := parsePeer(s.Peer)
 	if err != nil {
 		return spec, err
@@ -126,6 +145,15 @@ func (s *savedForward) spec() (ForwardSpec, error) {
 		spec.Addrs = append(spec.Addrs, m)
 	}
 	return spec, nil
+}
+
+// parseSavedAddr reads a saved address; "" is nil, which validation
+// refuses as empty.
+func parseSavedAddr(s string) (ma.Multiaddr, error) {
+	if s == "" {
+		return nil, nil
+	}
+	return ma.NewMultiaddr(s)
 }
 
 // maxStateSize bounds the state file read at start.
@@ -477,15 +505,22 @@ func (m *Manager) savedToTunnel(st savedTunnel) (*tunnel, error) {
 // placeholder stands for a saved tunnel whose spec no longer validates.
 func placeholder(st savedTunnel) *tunnel {
 	t := &tunnel{kind: st.Kind}
+	// Addresses that do not parse are left nil: Info.Error names them.
 	if st.Kind == KindListen {
 		t.lspec = st.Listen.ListenSpec
-		t.proto = protocol.ID(t.lspec.Protocol)
+		t.lspec.Protocol = protocol.ID(st.Listen.Protocol)
+		t.lspec.Target, _ = parseSavedAddr(st.Listen.Target)
+		t.proto = t.lspec.Protocol
 		t.targetAddr = t.lspec.Target
 	} else {
 		t.fspec = st.Forward.ForwardSpec
-		t.proto = protocol.ID(t.fspec.Protocol)
+		t.fspec.Protocol = protocol.ID(st.Forward.Protocol)
+		t.fspec.ListenAddr, _ = parseSavedAddr(st.Forward.ListenAddr)
+		t.proto = t.fspec.Protocol
 		t.listenAddr = t.fspec.ListenAddr
-		t.targetAddr = st.Forward.Peer
+		if id, _, err := parsePeer(st.Forward.Peer); err == nil {
+			t.targetAddr = p2pAddr(id)
+		}
 	}
 	return t
 }

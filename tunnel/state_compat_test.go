@@ -95,11 +95,11 @@ func TestStateFixtureRestore(t *testing.T) {
 			t.Errorf("tunnels[%d] restored as %+v, want a running listener", i, in)
 		}
 	}
-	if in := restored[1]; in.Protocol != "/x/web" || in.TargetAddress != "/dns4/localhost/tcp/8080" || len(in.Allow) != 2 || !in.ReportPeerID || in.MaxConns != 7 {
+	if in := restored[1]; in.Protocol != "/x/web" || in.TargetAddress.String() != "/dns4/localhost/tcp/8080" || len(in.Allow) != 2 || !in.ReportPeerID || in.MaxConns != 7 {
 		t.Errorf("/x/web restored as %+v", in)
 	}
-	if in := restored[4]; in.Kind != KindForward || in.Protocol != "/x/ssh" || in.ListenAddress != "/ip4/127.0.0.1/tcp/47391" ||
-		in.TargetAddress != "/p2p/12D3KooWGRUVh7fDZ8HJ4jNsk5cNFh3fqfHu2ruYC8GXLbqnkDLy" {
+	if in := restored[4]; in.Kind != KindForward || in.Protocol != "/x/ssh" || in.ListenAddress.String() != "/ip4/127.0.0.1/tcp/47391" ||
+		in.TargetAddress.String() != "/p2p/12D3KooWGRUVh7fDZ8HJ4jNsk5cNFh3fqfHu2ruYC8GXLbqnkDLy" {
 		t.Errorf("forward /x/ssh restored as %+v", in) // a busy port only sets Error
 	}
 	got, err := os.ReadFile(path)

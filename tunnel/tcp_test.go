@@ -70,11 +70,11 @@ func TestForwardListenLargeTransfer(t *testing.T) {
 	target, _ := e.tcpServer(echo)
 	reg := prometheus.NewRegistry()
 	p := e.pair(target, tunnel.ListenSpec{}, tunnel.Options{Registerer: reg})
-	if strings.HasSuffix(p.forward.ListenAddress, "/tcp/0") {
+	if strings.HasSuffix(p.forward.ListenAddress.String(), "/tcp/0") {
 		t.Fatalf("forward ListenAddress %q is not the real bound address", p.forward.ListenAddress)
 	}
 	const size = 32 << 20
-	c := dial(t, p.forward.ListenAddress)
+	c := dial(t, p.forward.ListenAddress.String())
 	defer c.Close()
 	start := time.Now()
 	if err := sendAndCheckEcho(c, size); err != nil {
@@ -111,7 +111,7 @@ func TestConcurrentConnections(t *testing.T) {
 	var g errgroup.Group
 	for i := range n {
 		g.Go(func() error {
-			c := dial(t, p.forward.ListenAddress)
+			c := dial(t, p.forward.ListenAddress.String())
 			defer c.Close()
 			if err := sendAndCheckEcho(c, 64<<10+i); err != nil {
 				return fmt.Errorf("conn %d: %w", i, err)
@@ -148,7 +148,7 @@ func TestHalfCloseClientFirst(t *testing.T) {
 		_ = c.CloseWrite()
 	})
 	p := e.pair(target, tunnel.ListenSpec{}, tunnel.Options{})
-	c := dial(t, p.forward.ListenAddress)
+	c := dial(t, p.forward.ListenAddress.String())
 	defer c.Close()
 	data := bytes.Repeat([]byte("request "), 100_000)
 	if _, err := c.Write(data); err != nil {
@@ -181,7 +181,7 @@ func TestHalfCloseServerFirst(t *testing.T) {
 		got <- string(b)
 	})
 	p := e.pair(target, tunnel.ListenSpec{}, tunnel.Options{})
-	c := dial(t, p.forward.ListenAddress)
+	c := dial(t, p.forward.ListenAddress.String())
 	defer c.Close()
 	greeting, err := io.ReadAll(c)
 	if err != nil || string(greeting) != "hello\n" {
@@ -212,13 +212,13 @@ func TestAllowList(t *testing.T) {
 	denied := e.host()
 	reg := prometheus.NewRegistry()
 	sm := e.manager(server, tunnel.Options{Registerer: reg})
-	if _, err := sm.Listen(ctx, tunnel.ListenSpec{Protocol: "/x/allow", Target: target, Allow: []peer.ID{allowed.ID()}}); err != nil {
+	if _, err := sm.Listen(ctx, tunnel.ListenSpec{Protocol: "/x/allow", Target: ma.StringCast(target), Allow: []peer.ID{allowed.ID()}}); err != nil {
 		t.Fatal(err)
 	}
 	am := e.manager(allowed, tunnel.Options{})
 	dm := e.manager(denied, tunnel.Options{})
 	fwd := func(m *tunnel.Manager) *tunnel.Tunnel {
-		in, err := m.Forward(ctx, tunnel.ForwardSpec{Protocol: "/x/allow", ListenAddr: "/ip4/127.0.0.1/tcp/0", Peer: server.ID(), Addrs: server.Addrs()})
+		in, err := m.Forward(ctx, tunnel.ForwardSpec{Protocol: "/x/allow", ListenAddr: ma.StringCast("/ip4/127.0.0.1/tcp/0"), Peer: server.ID(), Addrs: server.Addrs()})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -226,7 +226,7 @@ func TestAllowList(t *testing.T) {
 	}
 	af, df := fwd(am), fwd(dm)
 
-	port := df.ListenAddress[strings.LastIndex(df.ListenAddress, "/")+1:]
+	port := tcpPort(df.ListenAddress)
 	if nc, err := net.Dial("tcp", "127.0.0.1:"+port); err == nil { // else reset before connect returned
 		_, _ = nc.Write([]byte("secret"))
 		_ = nc.SetReadDeadline(time.Now().Add(10 * time.Second))
@@ -247,7 +247,7 @@ func TestAllowList(t *testing.T) {
 		t.Errorf("refused metric = %v, want 1", v)
 	}
 
-	c := dial(t, af.ListenAddress)
+	c := dial(t, af.ListenAddress.String())
 	defer c.Close()
 	if err := sendAndCheckEcho(c, 1000); err != nil {
 		t.Fatalf("allowed peer: %v", err)
@@ -289,7 +289,7 @@ func TestReportPeerID(t *testing.T) {
 		lines <- line + "|" + string(rest)
 	})
 	p := e.pair(target, tunnel.ListenSpec{ReportPeerID: true}, tunnel.Options{})
-	c := dial(t, p.forward.ListenAddress)
+	c := dial(t, p.forward.ListenAddress.String())
 	defer c.Close()
 	_, _ = io.WriteString(c, "payload")
 	_ = c.CloseWrite()
@@ -312,7 +312,7 @@ func TestRawStreamInterop(t *testing.T) {
 	target, _ := e.tcpServer(echo)
 	server, client := e.host(), e.host()
 	sm := e.manager(server, tunnel.Options{})
-	if _, err := sm.Listen(context.Background(), tunnel.ListenSpec{Protocol: "/x/kubo", Target: target}); err != nil {
+	if _, err := sm.Listen(context.Background(), tunnel.ListenSpec{Protocol: "/x/kubo", Target: ma.StringCast(target)}); err != nil {
 		t.Fatal(err)
 	}
 	connectHosts(t, client, server)
@@ -337,11 +337,11 @@ func TestRawStreamInterop(t *testing.T) {
 		_, _ = s.Write(append([]byte("re:"), b...))
 		_ = s.Close()
 	})
-	fwd, err := sm.Forward(context.Background(), tunnel.ForwardSpec{Protocol: "/x/plain", ListenAddr: "/ip4/127.0.0.1/tcp/0", Peer: client.ID()})
+	fwd, err := sm.Forward(context.Background(), tunnel.ForwardSpec{Protocol: "/x/plain", ListenAddr: ma.StringCast("/ip4/127.0.0.1/tcp/0"), Peer: client.ID()})
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := dial(t, fwd.ListenAddress)
+	c := dial(t, fwd.ListenAddress.String())
 	defer c.Close()
 	_, _ = io.WriteString(c, "ping")
 	_ = c.CloseWrite()
@@ -375,7 +375,7 @@ func TestUnixTarget(t *testing.T) {
 	if p.listen.Transport != tunnel.TransportUnix {
 		t.Errorf("transport %q", p.listen.Transport)
 	}
-	c := dial(t, p.forward.ListenAddress)
+	c := dial(t, p.forward.ListenAddress.String())
 	defer c.Close()
 	_, _ = io.WriteString(c, "unix")
 	_ = c.CloseWrite()
@@ -391,9 +391,9 @@ func TestStreamsAndCloseStream(t *testing.T) {
 	defer e.close()
 	target, _ := e.tcpServer(echo)
 	p := e.pair(target, tunnel.ListenSpec{}, tunnel.Options{})
-	c1 := dial(t, p.forward.ListenAddress)
+	c1 := dial(t, p.forward.ListenAddress.String())
 	defer c1.Close()
-	c2 := dial(t, p.forward.ListenAddress)
+	c2 := dial(t, p.forward.ListenAddress.String())
 	defer c2.Close()
 	for _, c := range []*net.TCPConn{c1, c2} {
 		_, _ = c.Write([]byte("x"))
@@ -457,7 +457,7 @@ func TestRemoteHostCloseClosesClient(t *testing.T) {
 	defer e.close()
 	target, _ := e.tcpServer(echo)
 	p := e.pair(target, tunnel.ListenSpec{}, tunnel.Options{})
-	c := dial(t, p.forward.ListenAddress)
+	c := dial(t, p.forward.ListenAddress.String())
 	defer c.Close()
 	_, _ = c.Write([]byte("x"))
 	if _, err := io.ReadFull(c, make([]byte, 1)); err != nil {
@@ -484,7 +484,7 @@ func TestCloseManagerResetsConnections(t *testing.T) {
 	defer e.close()
 	target, _ := e.tcpServer(echo)
 	p := e.pair(target, tunnel.ListenSpec{}, tunnel.Options{})
-	c := dial(t, p.forward.ListenAddress)
+	c := dial(t, p.forward.ListenAddress.String())
 	defer c.Close()
 	_, _ = c.Write([]byte("x"))
 	if _, err := io.ReadFull(c, make([]byte, 1)); err != nil {
@@ -497,12 +497,12 @@ func TestCloseManagerResetsConnections(t *testing.T) {
 	if _, err := c.Read(make([]byte, 1)); err == nil {
 		t.Fatal("client conn open after Manager.Close")
 	}
-	if _, err := p.cm.Forward(context.Background(), tunnel.ForwardSpec{Protocol: "/x/a", ListenAddr: "/ip4/127.0.0.1/tcp/0", Peer: p.server.ID()}); !errors.Is(err, tunnel.ErrClosed) {
+	if _, err := p.cm.Forward(context.Background(), tunnel.ForwardSpec{Protocol: "/x/a", ListenAddr: ma.StringCast("/ip4/127.0.0.1/tcp/0"), Peer: p.server.ID()}); !errors.Is(err, tunnel.ErrClosed) {
 		t.Errorf("Forward after Close = %v, want ErrClosed", err)
 	}
 	// The listener is gone.
 	m := p.forward.ListenAddress
-	parts := strings.Split(m, "/")
+	parts := strings.Split(m.String(), "/")
 	if _, err := net.DialTimeout("tcp", "127.0.0.1:"+parts[len(parts)-1], time.Second); err == nil {
 		t.Error("forward listener still accepting after Manager.Close")
 	}
@@ -527,7 +527,7 @@ func TestTargetResetPropagates(t *testing.T) {
 		_ = c.Close() // RST
 	})
 	p := e.pair(target, tunnel.ListenSpec{}, tunnel.Options{})
-	c := dial(t, p.forward.ListenAddress)
+	c := dial(t, p.forward.ListenAddress.String())
 	defer c.Close()
 	_, _ = c.Write([]byte("x"))
 	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
@@ -555,16 +555,16 @@ func TestForwardFailures(t *testing.T) {
 	strangerID := stranger.ID()
 	_ = stranger.Close() // a valid peer ID nobody can reach
 	cm := e.manager(client, tunnel.Options{DialTimeout: time.Second})
-	unreachable, err := cm.Forward(ctx, tunnel.ForwardSpec{Protocol: "/x/none", ListenAddr: "/ip4/127.0.0.1/tcp/0", Peer: strangerID})
+	unreachable, err := cm.Forward(ctx, tunnel.ForwardSpec{Protocol: "/x/none", ListenAddr: ma.StringCast("/ip4/127.0.0.1/tcp/0"), Peer: strangerID})
 	if err != nil {
 		t.Fatal(err)
 	}
-	unserved, err := cm.Forward(ctx, tunnel.ForwardSpec{Protocol: "/x/none", ListenAddr: "/ip4/127.0.0.1/tcp/0", Peer: server.ID(), Addrs: server.Addrs()})
+	unserved, err := cm.Forward(ctx, tunnel.ForwardSpec{Protocol: "/x/none", ListenAddr: ma.StringCast("/ip4/127.0.0.1/tcp/0"), Peer: server.ID(), Addrs: server.Addrs()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, in := range []*tunnel.Tunnel{unreachable, unserved} {
-		port := in.ListenAddress[strings.LastIndex(in.ListenAddress, "/")+1:]
+		port := tcpPort(in.ListenAddress)
 		nc, err := net.Dial("tcp", "127.0.0.1:"+port)
 		if err != nil {
 			continue // reset before connect returned: closed promptly indeed
@@ -602,11 +602,11 @@ func TestCloseForwardWhileDialing(t *testing.T) {
 	_ = silent.Close()
 
 	before := goleak.IgnoreCurrent()
-	in, err := cm.Forward(context.Background(), tunnel.ForwardSpec{Protocol: "/x/hang", ListenAddr: "/ip4/127.0.0.1/tcp/0", Peer: silentID, Addrs: []ma.Multiaddr{ma.StringCast(hole)}})
+	in, err := cm.Forward(context.Background(), tunnel.ForwardSpec{Protocol: "/x/hang", ListenAddr: ma.StringCast("/ip4/127.0.0.1/tcp/0"), Peer: silentID, Addrs: []ma.Multiaddr{ma.StringCast(hole)}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := dial(t, in.ListenAddress)
+	c := dial(t, in.ListenAddress.String())
 	defer c.Close()
 	testutil.Eventually(t, 10*time.Second, "the dial to reach the silent peer", func() bool { return accepted.Load() > 0 })
 
@@ -653,7 +653,7 @@ func TestForwardUnixReplacesStaleSocket(t *testing.T) {
 
 	srvAddr, _ := e.tcpServer(echo)
 	p := e.pair(srvAddr, tunnel.ListenSpec{}, tunnel.Options{})
-	in, err := p.cm.Forward(context.Background(), tunnel.ForwardSpec{Protocol: p.proto, ListenAddr: "/unix" + stale, Peer: p.server.ID(), Addrs: p.server.Addrs()})
+	in, err := p.cm.Forward(context.Background(), tunnel.ForwardSpec{Protocol: protocol.ID(p.proto), ListenAddr: ma.StringCast("/unix" + stale), Peer: p.server.ID(), Addrs: p.server.Addrs()})
 	if err != nil {
 		t.Fatalf("forward on a stale socket file: %v", err)
 	}
@@ -671,7 +671,7 @@ func TestForwardUnixReplacesStaleSocket(t *testing.T) {
 		t.Fatalf("echo through the forward: %q %v", got, err)
 	}
 
-	if _, err := p.cm.Forward(context.Background(), tunnel.ForwardSpec{Protocol: p.proto, ListenAddr: "/unix" + live, Peer: p.server.ID(), Addrs: p.server.Addrs()}); err == nil {
+	if _, err := p.cm.Forward(context.Background(), tunnel.ForwardSpec{Protocol: protocol.ID(p.proto), ListenAddr: ma.StringCast("/unix" + live), Peer: p.server.ID(), Addrs: p.server.Addrs()}); err == nil {
 		t.Fatal("forward took over a socket another process serves")
 	}
 	if c, err := net.Dial("unix", live); err != nil {
@@ -689,11 +689,11 @@ func TestMetricsPerTunnel(t *testing.T) {
 	target, _ := e.tcpServer(echo)
 	reg := prometheus.NewRegistry()
 	p := e.pair(target, tunnel.ListenSpec{}, tunnel.Options{Registerer: reg})
-	second, err := p.cm.Forward(context.Background(), tunnel.ForwardSpec{Protocol: p.proto, ListenAddr: "/ip4/127.0.0.1/tcp/0", Peer: p.server.ID(), Addrs: p.server.Addrs()})
+	second, err := p.cm.Forward(context.Background(), tunnel.ForwardSpec{Protocol: protocol.ID(p.proto), ListenAddr: ma.StringCast("/ip4/127.0.0.1/tcp/0"), Peer: p.server.ID(), Addrs: p.server.Addrs()})
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := dial(t, p.forward.ListenAddress)
+	c := dial(t, p.forward.ListenAddress.String())
 	if err := sendAndCheckEcho(c, 1000); err != nil {
 		t.Fatal(err)
 	}

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
 	ma "github.com/multiformats/go-multiaddr"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -88,10 +89,11 @@ type Options struct {
 // Protocol are connected to Target.
 type ListenSpec struct {
 	// Protocol is the libp2p protocol to serve, e.g. "/x/ssh".
-	Protocol string `json:"protocol"`
+	Protocol protocol.ID `json:"protocol"`
 	// Target is the multiaddr of the local service:
-	// /ip4|ip6|dns|dns4|dns6/<host>/tcp|udp/<port> or /unix/<path>.
-	Target string `json:"target"`
+	// /ip4|ip6|dns|dns4|dns6/<host>/tcp|udp/<port> or /unix/<path>
+	// (TargetForms; ma.StringCast or ma.NewMultiaddr build one).
+	Target ma.Multiaddr `json:"target"`
 	// Allow, if non-empty, lists the only peers allowed through. Other peers
 	// are refused (stream reset) before the target is dialled.
 	Allow []peer.ID `json:"allow,omitempty"`
@@ -112,10 +114,11 @@ type ListenSpec struct {
 // are each carried over a new stream to Peer on Protocol.
 type ForwardSpec struct {
 	// Protocol is the remote peer's tunnel protocol, e.g. "/x/ssh".
-	Protocol string `json:"protocol"`
+	Protocol protocol.ID `json:"protocol"`
 	// ListenAddr is the local multiaddr to accept connections on:
-	// /ip4|ip6/<ip>/tcp|udp/<port> (port 0 picks a free port) or /unix/<path>.
-	ListenAddr string `json:"listen_address"`
+	// /ip4|ip6/<ip>/tcp|udp/<port> (port 0 picks a free port) or /unix/<path>
+	// (ListenForms).
+	ListenAddr ma.Multiaddr `json:"listen_address"`
 	// Peer is the remote peer.
 	Peer peer.ID `json:"peer"`
 	// Addrs, if any, are Peer's addresses, added to the peerstore before
@@ -136,18 +139,20 @@ type ForwardSpec struct {
 // For a listen tunnel ListenAddress is "/p2p/<own peer ID>" and TargetAddress
 // is the target multiaddr; for a forward tunnel ListenAddress is the real
 // bound multiaddr and TargetAddress is "/p2p/<peer ID>" (as kubo's "p2p ls").
+// An address a saved tunnel holds that is not a multiaddr (the tunnel is
+// listed with Error saying so) is nil.
 // BytesIn counts bytes received from remote peers, BytesOut bytes sent to them.
 type Info struct {
-	ID                  uint64   `json:"id"`
-	Kind                string   `json:"kind"`
-	Transport           string   `json:"transport,omitempty"`
-	Protocol            string   `json:"protocol"`
-	ListenAddress       string   `json:"listen_address"`
-	TargetAddress       string   `json:"target_address"`
-	Allow               []string `json:"allow,omitempty"`
-	ReportPeerID        bool     `json:"report_peer_id"`
-	AllowCustomProtocol bool     `json:"allow_custom_protocol"`
-	Temp                bool     `json:"temp"`
+	ID                  uint64       `json:"id"`
+	Kind                string       `json:"kind"`
+	Transport           string       `json:"transport,omitempty"`
+	Protocol            protocol.ID  `json:"protocol"`
+	ListenAddress       ma.Multiaddr `json:"listen_address"`
+	TargetAddress       ma.Multiaddr `json:"target_address"`
+	Allow               []string     `json:"allow,omitempty"`
+	ReportPeerID        bool         `json:"report_peer_id"`
+	AllowCustomProtocol bool         `json:"allow_custom_protocol"`
+	Temp                bool         `json:"temp"`
 	// MaxConns is the tunnel's effective cap on concurrent connections.
 	MaxConns      int    `json:"max_conns"`
 	ActiveStreams int    `json:"active_streams"`

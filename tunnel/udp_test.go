@@ -82,25 +82,25 @@ func TestUDPRoundTrip(t *testing.T) {
 	opts := tunnel.Options{UDPIdleTimeout: 500 * time.Millisecond}
 	sm := e.manager(server, opts)
 	cm := e.manager(client, opts)
-	l, err := sm.Listen(ctx, tunnel.ListenSpec{Protocol: "/x/dns", Target: target})
+	l, err := sm.Listen(ctx, tunnel.ListenSpec{Protocol: "/x/dns", Target: ma.StringCast(target)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if l.Transport != tunnel.TransportUDP {
 		t.Errorf("listen transport %q, want udp", l.Transport)
 	}
-	f, err := cm.Forward(ctx, tunnel.ForwardSpec{Protocol: "/x/dns", ListenAddr: "/ip4/127.0.0.1/udp/0", Peer: server.ID(), Addrs: server.Addrs()})
+	f, err := cm.Forward(ctx, tunnel.ForwardSpec{Protocol: "/x/dns", ListenAddr: ma.StringCast("/ip4/127.0.0.1/udp/0"), Peer: server.ID(), Addrs: server.Addrs()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	big := make([]byte, 60000)
 	_, _ = rand.Read(big)
-	c1 := udpDial(t, f.ListenAddress)
+	c1 := udpDial(t, f.ListenAddress.String())
 	defer c1.Close()
 	for _, p := range [][]byte{[]byte("hello"), {}, bytes.Repeat([]byte{7}, 1400), big} {
 		roundTrip(t, c1, p)
 	}
-	c2 := udpDial(t, f.ListenAddress)
+	c2 := udpDial(t, f.ListenAddress.String())
 	defer c2.Close()
 	roundTrip(t, c2, []byte("second client"))
 	// One stream per client source address.
@@ -132,7 +132,7 @@ func TestUDPFramingAndHalfClose(t *testing.T) {
 	target := e.udpEcho()
 	server, client := e.host(), e.host()
 	sm := e.manager(server, tunnel.Options{UDPIdleTimeout: 300 * time.Millisecond})
-	if _, err := sm.Listen(ctx, tunnel.ListenSpec{Protocol: "/x/u", Target: target}); err != nil {
+	if _, err := sm.Listen(ctx, tunnel.ListenSpec{Protocol: "/x/u", Target: ma.StringCast(target)}); err != nil {
 		t.Fatal(err)
 	}
 	connectHosts(t, client, server)

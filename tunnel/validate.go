@@ -29,42 +29,47 @@ type endpoint struct {
 
 // validateProtocol enforces kubo's rule: names live under /x/ unless the
 // caller explicitly allows custom protocols.
-func validateProtocol(p string, allowCustom bool) (protocol.ID, error) {
+func validateProtocol(p protocol.ID, allowCustom bool) (protocol.ID, error) {
+	s := string(p)
 	switch {
-	case p == "":
+	case s == "":
 		return "", invalidf("tunnel: protocol is empty: expected a name like /x/my-service")
-	case len(p) > maxProtocolLen:
-		return "", invalidf("tunnel: protocol %.40q...: longer than %d bytes", p, maxProtocolLen)
-	case strings.IndexFunc(p, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }) >= 0:
-		return "", invalidf("tunnel: protocol %q: must not contain whitespace or control characters", p)
-	case !strings.HasPrefix(p, "/x/") && !allowCustom:
-		return "", invalidf("tunnel: protocol %q: names must start with /x/ (set allow_custom_protocol, --allow-custom-protocol, to use another name)", p)
-	case !strings.HasPrefix(p, "/"):
-		return "", invalidf("tunnel: protocol %q: must start with /", p)
-	case p == "/x/" || p == "/":
-		return "", invalidf("tunnel: protocol %q: name is empty after the prefix, expected e.g. /x/my-service", p)
+	case len(s) > maxProtocolLen:
+		return "", invalidf("tunnel: protocol %.40q...: longer than %d bytes", s, maxProtocolLen)
+	case strings.IndexFunc(s, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }) >= 0:
+		return "", invalidf("tunnel: protocol %q: must not contain whitespace or control characters", s)
+	case !strings.HasPrefix(s, "/x/") && !allowCustom:
+		return "", invalidf("tunnel: protocol %q: names must start with /x/ (set allow_custom_protocol, --allow-custom-protocol, to use another name)", s)
+	case !strings.HasPrefix(s, "/"):
+		return "", invalidf("tunnel: protocol %q: must start with /", s)
+	case s == "/x/" || s == "/":
+		return "", invalidf("tunnel: protocol %q: name is empty after the prefix, expected e.g. /x/my-service", s)
 	}
-	return protocol.ID(p), nil
+	return p, nil
 }
 
-// parseEndpoint parses a local address. what names the input in errors.
-// Targets (dial) accept dns names and need a non-zero port; listen addresses
-// accept IP addresses only and port 0.
-func parseEndpoint(what, s string, listen bool) (endpoint, error) {
-	hostForms := "/ip4|ip6|dns|dns4|dns6/<host>"
+// The address forms a listen tunnel's target and a forward's listen address
+// accept, as error messages name them.
+const (
+	TargetForms = "/ip4|ip6|dns|dns4|dns6/<host>/tcp|udp/<port> or /unix/<path>"
+	ListenForms = "/ip4|ip6/<ip>/tcp|udp/<port> or /unix/<path>"
+)
+
+// parseEndpoint checks a local address and works out how to dial or listen
+// on it. what names the input in errors. Targets (dial) accept dns names
+// and need a non-zero port; listen addresses accept IP addresses only and
+// port 0.
+func parseEndpoint(what string, m ma.Multiaddr, listen bool) (endpoint, error) {
+	expected := TargetForms
 	if listen {
-		hostForms = "/ip4|ip6/<ip>"
+		expected = ListenForms
 	}
-	expected := hostForms + "/tcp|udp/<port> or /unix/<path>"
+	s := m.String()
 	fail := func(format string, args ...any) (endpoint, error) {
 		return endpoint{}, invalidf("tunnel: %s %q: %s (expected %s)", what, s, fmt.Sprintf(format, args...), expected)
 	}
-	if s == "" {
+	if len(m) == 0 {
 		return fail("is empty")
-	}
-	m, err := ma.NewMultiaddr(s)
-	if err != nil {
-		return fail("not a valid multiaddr: %v", err)
 	}
 	comps := []ma.Component(m)
 	if len(comps) == 1 && comps[0].Protocol().Code == ma.P_UNIX {
@@ -124,6 +129,16 @@ func parsePeer(s string) (peer.ID, []ma.Multiaddr, error) {
 		return "", nil, invalidf("tunnel: peer: %w", err)
 	}
 	return ai.ID, ai.Addrs, nil
+}
+
+// p2pAddr is /p2p/<id>, the address Info shows for a peer (nil if id is
+// not a valid peer ID).
+func p2pAddr(id peer.ID) ma.Multiaddr {
+	m, err := ma.NewMultiaddr("/p2p/" + id.String())
+	if err != nil {
+		return nil
+	}
+	return m
 }
 
 // normalizeAddr returns the canonical string of a multiaddr, or s itself if
