@@ -479,7 +479,7 @@ function setupForms() {
       $('fwd-result').dataset.tunnelId = t.id;
     } catch (e) {
       showError($('forward-form'), e, [
-        [/listen address|listen on|bound address|address already in use/i, 'fwd-listen'],
+        [/listen_address|listen address|listen on|bound address|address already in use/i, 'fwd-listen'],
         [/\bpeer\b/i, 'fwd-peer'],
         [/protocol/i, 'fwd-protocol'],
       ], 'fwd-form-error');
