@@ -2,7 +2,8 @@ package gossip
 
 import (
 	"errors"
-	"fmt"
+
+	"github.com/warren-p2p/warren/internal/errkind"
 )
 
 // Errors callers branch on with errors.Is. Each error of the package wraps
@@ -37,17 +38,6 @@ var (
 	ErrLeft = errors.New("topic was left")
 )
 
-// kindError gives an error one of the kinds above without adding to its
-// text (as tunnel's errors do).
-type kindError struct {
-	kind error
-	err  error
-}
-
-func (e *kindError) Error() string   { return e.err.Error() }
-func (e *kindError) Unwrap() []error { return []error{e.kind, e.err} }
-
-// kindf is fmt.Errorf(format, a...) of the given kind.
-func kindf(kind error, format string, a ...any) error {
-	return &kindError{kind: kind, err: fmt.Errorf(format, a...)}
-}
+// kindf is fmt.Errorf(format, a...) of the given kind: errors.Is matches
+// the kind and whatever the error wraps, and the text is the message's alone.
+func kindf(kind error, format string, a ...any) error { return errkind.Errorf(kind, format, a...) }

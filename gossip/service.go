@@ -18,6 +18,8 @@ import (
 	"github.com/libp2p/go-libp2p/core/protocol"
 
 	"github.com/warren-p2p/warren/internal/ratelog"
+
+	"github.com/warren-p2p/warren/internal/errkind"
 )
 
 // Service is warren's broadcast on one host. Safe for concurrent use.
@@ -240,7 +242,7 @@ const MaxTopicLen = 128
 // and says what is wrong with it and what is expected.
 func ValidateTopic(name string) error {
 	if err := checkName("topic name", name, MaxTopicLen); err != nil {
-		return &kindError{kind: ErrInvalidTopic, err: err}
+		return &errkind.Error{Kind: ErrInvalidTopic, Err: err}
 	}
 	return nil
 }

@@ -14,6 +14,8 @@ import (
 	manet "github.com/multiformats/go-multiaddr/net"
 
 	"github.com/warren-p2p/warren/config"
+
+	"github.com/warren-p2p/warren/internal/errkind"
 )
 
 // maxProtocolLen keeps names well inside multistream-select's token limit.
@@ -159,23 +161,9 @@ var (
 	ErrExists  = errors.New("tunnel already exists")
 )
 
-// kindError prints as its cause but also matches a sentinel with errors.Is.
-type kindError struct {
-	kind error
-	err  error
-}
+func invalidf(format string, args ...any) error { return errkind.Errorf(ErrInvalid, format, args...) }
 
-func (e *kindError) Error() string        { return e.err.Error() }
-func (e *kindError) Unwrap() error        { return e.err }
-func (e *kindError) Is(target error) bool { return target == e.kind }
-
-func invalidf(format string, args ...any) error {
-	return &kindError{kind: ErrInvalid, err: fmt.Errorf(format, args...)}
-}
-
-func existsf(format string, args ...any) error {
-	return &kindError{kind: ErrExists, err: fmt.Errorf(format, args...)}
-}
+func existsf(format string, args ...any) error { return errkind.Errorf(ErrExists, format, args...) }
 
 // checkUnixPath enforces the rules for a /unix/ endpoint (what names it in
 // errors): the path is absolute and clean (no ".", ".." or empty
