@@ -229,7 +229,7 @@ func TestPublicNetworkAcrossTwoNATs(t *testing.T) {
 			}
 		}
 		t.Logf("B's warren status:\n%s", ok(t, b.Repo, "status"))
-		if out := ok(t, a.Repo, "status"); !regexp.MustCompile(b.ID + `\s+direct\s`).MatchString(out) {
+		if out := ok(t, a.Repo, "status", "--wide"); !regexp.MustCompile(b.ID + `\s+direct\s`).MatchString(out) {
 			t.Errorf("A's status does not list B as direct:\n%s", out)
 		}
 	})

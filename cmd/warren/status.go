@@ -15,7 +15,7 @@ import (
 )
 
 func statusCmd(e *env) *cobra.Command {
-	var asJSON bool
+	var asJSON, wide bool
 	c := &cobra.Command{
 		Use:   "status",
 		Short: "Say whether and how other peers can reach this node, and how each peer is connected",
@@ -26,16 +26,18 @@ whether the connection is direct or relayed. --json prints GET /v1/status.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return show(e, asJSON, func(cl *client.Client) (client.Status, error) { return cl.Status(cmd.Context()) },
-				func(st client.Status) error { return printStatus(e.stdout, st, time.Now()) })
+				func(st client.Status) error { return printStatus(e.stdout, st, time.Now(), wide) })
 		},
 	}
 	c.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	c.Flags().BoolVar(&wide, "wide", false, "show other peers' IDs in full")
 	return c
 }
 
 // printStatus writes the status for a person: a verdict first, then the
-// facts it rests on.
-func printStatus(w io.Writer, st client.Status, now time.Time) error {
+// facts it rests on. Other peers' IDs are shortened unless wide, as in
+// every table of the CLI; the node's own stays whole, to be copied.
+func printStatus(w io.Writer, st client.Status, now time.Time, wide bool) error {
 	p := func(format string, a ...any) { fmt.Fprintf(w, format, a...) }
 	p("peer %s  (network %s, %s, up %s)\n", st.ID, st.Network, st.Agent, (time.Duration(st.UptimeS) * time.Second).String())
 	if st.PublicNetwork {
@@ -89,7 +91,7 @@ func printStatus(w io.Writer, st client.Status, now time.Time) error {
 		if !r.Expires.IsZero() {
 			exp = "expires in " + r.Expires.Sub(now).Round(time.Second).String()
 		}
-		p("  %s  %s\n", r.Relay, exp)
+		p("  %s  %s\n", shortID(r.Relay, wide), exp)
 		for _, a := range r.Addrs {
 			p("    %s\n", a)
 		}
@@ -97,7 +99,7 @@ func printStatus(w io.Writer, st client.Status, now time.Time) error {
 	hp := st.HolePunch
 	p("hole punches: %d attempts, %d succeeded, %d failed\n", hp.Attempts, hp.Successes, hp.Failures)
 	for _, a := range hp.Recent {
-		line := fmt.Sprintf("  %s  %s  %s  %.0fms", a.Time.Format(time.TimeOnly), a.Peer, a.Outcome, a.DurationMS)
+		line := fmt.Sprintf("  %s  %s  %s  %.0fms", a.Time.Format(time.TimeOnly), shortID(a.Peer, wide), a.Outcome, a.DurationMS)
 		if a.Error != "" {
 			line += "  " + a.Error
 		}
@@ -111,7 +113,7 @@ func printStatus(w io.Writer, st client.Status, now time.Time) error {
 		if !pr.Direct {
 			how = "relayed"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%.1fms\t%s\t%s\n", pr.ID, how, pr.Transport, pr.LatencyMS, byteCount(pr.BytesIn), byteCount(pr.BytesOut))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%.1fms\t%s\t%s\n", shortID(pr.ID, wide), how, pr.Transport, pr.LatencyMS, byteCount(pr.BytesIn), byteCount(pr.BytesOut))
 	}
 	return tw.Flush()
 }

@@ -32,7 +32,7 @@ func TestStatusTextSaysWhy(t *testing.T) {
 			[]string{"no peers to ask", "nat_port_map = false"}},
 	} {
 		var b bytes.Buffer
-		if err := printStatus(&b, tc.st, now); err != nil {
+		if err := printStatus(&b, tc.st, now, true); err != nil {
 			t.Fatal(err)
 		}
 		for _, w := range tc.want {
@@ -40,5 +40,33 @@ func TestStatusTextSaysWhy(t *testing.T) {
 				t.Errorf("%s: output lacks %q:\n%s", tc.name, w, b.String())
 			}
 		}
+	}
+}
+
+// Other peers' IDs are short unless --wide, as in the other tables; the
+// node's own ID stays whole.
+func TestStatusShortensOtherPeers(t *testing.T) {
+	self := "12D3KooWSelfSelfSelfSelfSelfSelfSelfSelfSelfSelfSelf"
+	other := "12D3KooWOtherOtherOtherOtherOtherOtherOtherOtherXyZ"
+	st := client.Status{ID: self, Reachability: "private",
+		Relays:    []client.RelayReservation{{Relay: other}},
+		HolePunch: client.HolePunchStats{Attempts: 1, Successes: 1, Recent: []client.HolePunchAttempt{{Peer: other, Outcome: "success"}}},
+		Peers:     []client.PeerInfo{{ID: other, Direct: true, Transport: "tcp"}}}
+	var b bytes.Buffer
+	if err := printStatus(&b, st, time.Now(), false); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(b.String(), self) {
+		t.Errorf("own ID not whole:\n%s", b.String())
+	}
+	if strings.Contains(b.String(), other) || strings.Count(b.String(), shortID(other, false)) != 3 {
+		t.Errorf("other peer's ID not shortened in the relay, hole-punch and peer lines:\n%s", b.String())
+	}
+	b.Reset()
+	if err := printStatus(&b, st, time.Now(), true); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Count(b.String(), other) != 3 {
+		t.Errorf("--wide does not show the full ID three times:\n%s", b.String())
 	}
 }
