@@ -80,7 +80,10 @@ func TestAdvertiseFailureWarnsOnce(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	testutil.Eventually(t, 5*time.Second, "four failed advertisements", func() bool { return s.AdvertiseFailures() >= 4 })
+	// A failure is counted before it is logged: wait for both.
+	testutil.Eventually(t, 5*time.Second, "four failed advertisements, logged", func() bool {
+		return s.AdvertiseFailures() >= 4 && rec.count(slog.LevelDebug, "advertising topic failed") >= 3
+	})
 	if n := rec.count(slog.LevelWarn, "advertis"); n != 1 {
 		t.Fatalf("%d warnings about advertising after %d failures; expected 1", n, s.AdvertiseFailures())
 	}
