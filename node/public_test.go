@@ -14,6 +14,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/warren-p2p/warren/config"
+	"github.com/warren-p2p/warren/internal/testutil"
 )
 
 // newAminoNode starts a node on the public network with warren's own DHT
@@ -63,6 +64,11 @@ func TestConnectByPeerIDThroughAminoDHT(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// The hub joins a's routing table once identify has said it serves the
+	// DHT, after Connect returns; a lookup before that finds no one to ask.
+	testutil.Eventually(t, 10*time.Second, "the hub in a's Amino routing table", func() bool {
+		return a.PublicDHT().RoutingTable().Find(hub.ID()) != ""
+	})
 	// c is a DHT client, so it is in no routing table; the hub answers a
 	// lookup of a peer it is connected to with that peer's addresses.
 	_ = a.Host().Network().ClosePeer(c.ID())

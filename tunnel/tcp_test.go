@@ -401,7 +401,19 @@ func TestStreamsAndCloseStream(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	testutil.Eventually(t, 10*time.Second, "two streams each side", func() bool { return len(p.cm.Streams()) == 2 && len(p.sm.Streams()) == 2 })
+	// A stream counts a byte once it is written on, which may be just after
+	// the client has read it: wait for the counts too.
+	testutil.Eventually(t, 10*time.Second, "two streams each side, one byte each way", func() bool {
+		if len(p.cm.Streams()) != 2 || len(p.sm.Streams()) != 2 {
+			return false
+		}
+		for _, s := range p.cm.Streams() {
+			if s.BytesIn != 1 || s.BytesOut != 1 {
+				return false
+			}
+		}
+		return true
+	})
 	ss := p.cm.Streams()
 	for _, s := range ss {
 		if s.Protocol != p.proto || s.Peer != p.server.ID().String() || s.Kind != tunnel.KindForward ||
