@@ -156,7 +156,7 @@ func (s *Service) dispatch(from peer.ID, ip *inPeer, e *envelope, now time.Time,
 // newMessage builds a Message; the payload is copied out of the frame buffer
 // into its own (pointer-free, so cheap for the GC) allocation, unless the
 // frame had a buffer of its own, which the payload then keeps.
-func (s *Service) newMessage(typ string, from peer.ID, e *envelope, now time.Time) *Message {
+func newMessage(typ string, from peer.ID, e *envelope, now time.Time) *Message {
 	m := &Message{Type: typ, ID: e.id, From: from, Time: now, Sent: time.Unix(0, e.sent)}
 	switch {
 	case e.owned:
@@ -187,21 +187,20 @@ type msgSlab struct {
 }
 
 func (sl *msgSlab) newMessage(typ string, from peer.ID, e *envelope, now time.Time) *Message {
+	if e.owned || len(e.payload) > slabMaxPayload {
+		// A large payload gets a Message of its own: in a chunk it would
+		// stay reachable while any Message of the chunk is, and the reader
+		// holds its chunk until the last one is handed out, so up to
+		// slabMsgs payloads of the largest size after they were read.
+		return newMessage(typ, from, e, now)
+	}
 	if len(sl.msgs) == 0 {
 		sl.msgs = make([]Message, slabMsgs)
 	}
 	m := &sl.msgs[0]
 	sl.msgs = sl.msgs[1:]
 	*m = Message{Type: typ, ID: e.id, From: from, Time: now, Sent: time.Unix(0, e.sent)}
-	n := len(e.payload)
-	switch {
-	case n == 0:
-	case e.owned:
-		m.Payload = e.payload[:n:n]
-	case n > slabMaxPayload:
-		m.Payload = make([]byte, n)
-		copy(m.Payload, e.payload)
-	default:
+	if n := len(e.payload); n > 0 {
 		if len(sl.bytes) < n {
 			sl.bytes = make([]byte, slabBytes)
 		}

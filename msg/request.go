@@ -119,7 +119,7 @@ func (s *Service) deliverReply(from peer.ID, e *envelope, now time.Time) {
 		ch <- reply{err: &RemoteError{Peer: from, Type: typ, Message: string(e.payload)}}
 		return
 	}
-	ch <- reply{m: s.newMessage(typ, from, e, now)}
+	ch <- reply{m: newMessage(typ, from, e, now)}
 }
 
 // replyTooLarge fails at once the request an oversized frame from p
@@ -236,7 +236,7 @@ func (s *Service) serveRequest(from peer.ID, ip *inPeer, e *envelope, ts *typeSt
 		}
 		s.handlerBytes.Add(held)
 	}
-	m := s.newMessage(ts.name, from, e, now)
+	m := newMessage(ts.name, from, e, now)
 	s.mu.Lock()
 	ip.refs++   // the handler keeps the peer's slots alive
 	s.wg.Add(1) // the reader holds a count, so Close cannot be waiting on zero
