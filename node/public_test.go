@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"crypto/rand"
+	"fmt"
 	"slices"
 	"testing"
 	"time"
@@ -73,9 +74,17 @@ func TestConnectByPeerIDThroughAminoDHT(t *testing.T) {
 	// lookup of a peer it is connected to with that peer's addresses.
 	_ = a.Host().Network().ClosePeer(c.ID())
 	a.Host().Peerstore().ClearAddrs(c.ID())
-	if err := a.Connect(ctx, peer.AddrInfo{ID: c.ID()}); err != nil {
-		t.Fatalf("connect by peer ID through the Amino DHT: %v", err)
-	}
+	// The hub learns c's addresses from identify, after c's Connect has
+	// returned, so an early lookup may still be told "not found": retry
+	// for a while, as a user would.
+	testutil.EventuallyNil(t, 10*time.Second, func() error {
+		cctx, ccancel := context.WithTimeout(ctx, 3*time.Second)
+		defer ccancel()
+		if err := a.Connect(cctx, peer.AddrInfo{ID: c.ID()}); err != nil {
+			return fmt.Errorf("connect by peer ID through the Amino DHT: %w", err)
+		}
+		return nil
+	})
 	for _, n := range []*Node{a, hub, c} {
 		if err := n.Close(); err != nil {
 			t.Fatal(err)
