@@ -76,12 +76,14 @@ func (s *Service) scopedHandler(handler network.StreamHandler) network.StreamHan
 }
 
 func (s *Service) streamRefused(dir string, p peer.ID, err error) {
+	// The metric first: whoever sees RefusedStreams move then finds the
+	// metric moved too.
 	if dir == DirInbound {
-		s.refusedIn.Add(1)
 		s.m.refusedIn.Inc()
+		s.refusedIn.Add(1)
 	} else {
-		s.refusedOut.Add(1)
 		s.m.refusedOut.Inc()
+		s.refusedOut.Add(1)
 	}
 	s.rlog.Warn("gossip: stream refused by the resource manager", "direction", dir, "peer", p, "err", err)
 }

@@ -423,10 +423,18 @@ func (n *Node) connect(ctx context.Context, ai peer.AddrInfo) error {
 			return fmt.Errorf("connect %s: %w", ai.ID, ErrNoPeersToAsk)
 		}
 		found, err := n.router.FindPeer(ctx, ai.ID)
-		if err != nil {
+		switch {
+		case err == nil:
+			ai = found
+		case len(n.host.Peerstore().Addrs(ai.ID)) == 0:
 			return n.explainConnect(ai.ID, err, nil)
+		default:
+			// The lookup learned the peer's addresses from a DHT peer
+			// but gave up before using them: a stale routing-table
+			// entry for the peer itself, tried first with no address,
+			// marks it unreachable for the rest of the query. Dial
+			// the addresses it learned.
 		}
-		ai = found
 	}
 	n.host.Peerstore().AddAddrs(ai.ID, ai.Addrs, peerstore.TempAddrTTL)
 	ai = peer.AddrInfo{ID: ai.ID}

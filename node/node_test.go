@@ -14,6 +14,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/warren-p2p/warren/config"
+	"github.com/warren-p2p/warren/internal/testutil"
 )
 
 func newTestNode(t *testing.T, mutate ...func(*config.Config)) *Node {
@@ -35,8 +36,16 @@ func newTestNode(t *testing.T, mutate ...func(*config.Config)) *Node {
 	return n
 }
 
+// verifyNoLeaks checks, after the test's other cleanups (its nodes'
+// Close) have run, that none of the test's goroutines is left. Call it
+// before creating anything with a cleanup.
+func verifyNoLeaks(t *testing.T) {
+	opt := goleak.IgnoreCurrent()
+	t.Cleanup(func() { goleak.VerifyNone(t, opt) })
+}
+
 func TestConnectByPeerIDThroughDHT(t *testing.T) {
-	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	verifyNoLeaks(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	a, hub, c := newTestNode(t), newTestNode(t), newTestNode(t)
@@ -89,6 +98,36 @@ func TestConnectByPeerIDThroughDHT(t *testing.T) {
 		if err := n.Close(); err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+// A peer in the routing table whose addresses are gone (expired, or the
+// peer moved) is the lookup's closest candidate: the DHT tries it first,
+// fails with no address, and marks it unreachable, so it ignores the
+// fresh addresses another peer then returns. Connect dials those.
+func TestConnectByIDWithAStaleRoutingEntry(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	a, hub, c := newTestNode(t), newTestNode(t), newTestNode(t)
+	for _, pair := range [][2]*Node{{a, hub}, {c, hub}, {a, c}} {
+		if err := pair[0].Connect(ctx, addrInfo(pair[1])); err != nil {
+			t.Fatal(err)
+		}
+	}
+	testutil.Eventually(t, 10*time.Second, "a and hub know c in their routing tables", func() bool {
+		return a.DHT().RoutingTable().Find(c.ID()) != "" && a.DHT().RoutingTable().Find(hub.ID()) != "" &&
+			hub.DHT().RoutingTable().Find(c.ID()) != ""
+	})
+	_ = a.Host().Network().ClosePeer(c.ID())
+	a.Host().Peerstore().ClearAddrs(c.ID())
+	if a.DHT().RoutingTable().Find(c.ID()) == "" {
+		t.Fatal("c left a's routing table on disconnect; the test would not exercise a stale entry")
+	}
+	if err := a.Connect(ctx, peer.AddrInfo{ID: c.ID()}); err != nil {
+		t.Fatalf("connect by peer ID with a stale routing entry: %v", err)
+	}
+	if a.Host().Network().Connectedness(c.ID()) != network.Connected {
+		t.Fatal("not connected after Connect")
 	}
 }
 

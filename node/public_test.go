@@ -12,7 +12,6 @@ import (
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/protocol"
-	"go.uber.org/goleak"
 
 	"github.com/warren-p2p/warren/config"
 	"github.com/warren-p2p/warren/internal/testutil"
@@ -49,7 +48,7 @@ func newAminoNode(t *testing.T, server bool) *Node {
 // With public_network, a peer known only by its ID is found through the
 // Amino DHT (/ipfs/kad/1.0.0), here with warren's own DHT off.
 func TestConnectByPeerIDThroughAminoDHT(t *testing.T) {
-	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	verifyNoLeaks(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	hub := newAminoNode(t, true)
@@ -112,7 +111,7 @@ func TestPublicNetworkProfiles(t *testing.T) {
 // namespace advertised by one node is found by another through the hub's
 // Amino DHT alone (warren's DHT is off here), each finder once.
 func TestTopicRendezvousOnAminoDHT(t *testing.T) {
-	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	verifyNoLeaks(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	hub := newAminoNode(t, true)
