@@ -35,18 +35,33 @@ func (s *Server) tunnelRoutes() []route {
 // tunnelInfo is the wire form of a tunnel.Info. An address the tunnel
 // could not parse (a saved one; Error says so) is "".
 func tunnelInfo(t tunnel.Info) client.TunnelInfo {
-	return client.TunnelInfo{ID: t.ID, Kind: t.Kind, Transport: t.Transport, Protocol: string(t.Protocol),
-		ListenAddress: t.ListenAddress.String(), TargetAddress: t.TargetAddress.String(), Allow: t.Allow, ReportPeerID: t.ReportPeerID,
+	return client.TunnelInfo{ID: t.ID, Kind: string(t.Kind), Transport: t.Transport, Protocol: string(t.Protocol),
+		ListenAddress: t.ListenAddress.String(), TargetAddress: t.TargetAddress.String(), Allow: peerStrings(t.Allow), ReportPeerID: t.ReportPeerID,
 		AllowCustomProtocol: t.AllowCustomProtocol, Temp: t.Temp, MaxConns: t.MaxConns, ActiveStreams: t.ActiveStreams,
 		BytesIn: t.BytesIn, BytesOut: t.BytesOut, Opened: t.Opened, Refused: t.Refused, LimitRefused: t.LimitRefused,
 		Failed: t.Failed, LastError: t.LastError, DroppedDatagrams: t.DroppedDatagrams, UDPSessions: t.UDPSessions, UDPQueuedBytes: t.UDPQueuedBytes,
 		Error: t.Error}
 }
 
-// tunnelStreamInfo is the wire form of a tunnel.StreamInfo.
+// peerStrings is the wire form of an allow-list: nil when empty (the field
+// is then absent).
+func peerStrings(ids []peer.ID) []string {
+	if len(ids) == 0 {
+		return nil
+	}
+	out := make([]string, 0, len(ids))
+	for _, id := range ids {
+		out = append(out, id.String())
+	}
+	return out
+}
+
+// tunnelStreamInfo is the wire form of a tunnel.StreamInfo. A local
+// address with no multiaddr form (nil) is "".
 func tunnelStreamInfo(st tunnel.StreamInfo) client.TunnelStreamInfo {
-	return client.TunnelStreamInfo{ID: st.ID, TunnelID: st.TunnelID, Kind: st.Kind, Protocol: st.Protocol, Peer: st.Peer,
-		LocalAddr: st.LocalAddr, RemoteAddr: st.RemoteAddr, BytesIn: st.BytesIn, BytesOut: st.BytesOut, Opened: st.Opened}
+	return client.TunnelStreamInfo{ID: st.ID, TunnelID: st.TunnelID, Kind: string(st.Kind), Protocol: string(st.Protocol),
+		Peer: st.Peer.String(), LocalAddr: st.LocalAddr.String(), RemoteAddr: st.RemoteAddr.String(),
+		BytesIn: st.BytesIn, BytesOut: st.BytesOut, Opened: st.Opened}
 }
 
 func (s *Server) tunnelList(w http.ResponseWriter, r *http.Request) {
@@ -57,7 +72,7 @@ func (s *Server) tunnelList(w http.ResponseWriter, r *http.Request) {
 	}
 	out := []client.TunnelInfo{}
 	for _, t := range s.node.Tunnels().List() {
-		if f.match(t.Kind, string(t.Protocol)) {
+		if f.match(string(t.Kind), string(t.Protocol)) {
 			out = append(out, tunnelInfo(t))
 		}
 	}
@@ -72,7 +87,7 @@ func (s *Server) tunnelStreams(w http.ResponseWriter, r *http.Request) {
 	}
 	out := []client.TunnelStreamInfo{}
 	for _, st := range s.node.Tunnels().Streams() {
-		if f.match(st.Kind, st.Protocol) {
+		if f.match(string(st.Kind), string(st.Protocol)) {
 			out = append(out, tunnelStreamInfo(st))
 		}
 	}
@@ -89,7 +104,7 @@ func tunnelQuery(r *http.Request) (tunnelQueryFilter, error) {
 		return f, err
 	}
 	switch f.kind {
-	case "", tunnel.KindListen, tunnel.KindForward:
+	case "", string(tunnel.KindListen), string(tunnel.KindForward):
 		return f, nil
 	}
 	return f, invalidf("query kind=%q: expected %s or %s", f.kind, tunnel.KindListen, tunnel.KindForward)
@@ -180,13 +195,48 @@ func (s *Server) tunnelForward(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, tunnelInfo(info.Info))
 }
 
+// The forms of a close filter's addresses, as 'warren tunnel ls --wide'
+// shows them.
+const (
+	closeListenForms = "a forward's bound address, " + tunnel.ListenForms + ", or /p2p/<own-peer-id> for every listener"
+	closeTargetForms = "a listener's target, " + tunnel.TargetForms + ", or a forward's peer as /p2p/<peer-id>, <maddr>/p2p/<peer-id> or a bare peer ID"
+)
+
+// parseCloseTarget reads a close filter's target_address: a multiaddr, or
+// a bare peer ID, which stands for /p2p/<peer-id>. "" is nil (not given).
+func parseCloseTarget(s string) (ma.Multiaddr, error) {
+	if s == "" {
+		return nil, nil
+	}
+	m, err := ma.NewMultiaddr(s)
+	if err == nil {
+		return m, nil
+	}
+	if id, idErr := peer.Decode(s); idErr == nil {
+		if m, idErr := ma.NewMultiaddr("/p2p/" + id.String()); idErr == nil {
+			return m, nil
+		}
+	}
+	return nil, invalid(fmt.Errorf("tunnel: target_address (--target-address) %q: not a valid multiaddr or peer ID: %w (expected %s)", s, err, closeTargetForms))
+}
+
 func (s *Server) tunnelClose(w http.ResponseWriter, r *http.Request) {
 	var req client.TunnelCloseRequest
 	if !s.readBody(w, r, controlLimit, "docs/api-tunnel.md", &req) {
 		return
 	}
-	nt, ns, err := s.node.Tunnels().CloseTunnels(tunnel.Filter{All: req.All, ID: req.ID, Protocol: req.Protocol,
-		ListenAddress: req.ListenAddress, TargetAddress: req.TargetAddress})
+	listen, err := parseTunnelAddr("listen_address", "--listen-address", req.ListenAddress, closeListenForms)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	target, err := parseCloseTarget(req.TargetAddress)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	nt, ns, err := s.node.Tunnels().CloseTunnels(tunnel.Filter{All: req.All, ID: req.ID, Protocol: protocol.ID(req.Protocol),
+		ListenAddress: listen, TargetAddress: target})
 	if err != nil {
 		if nt > 0 {
 			err = withCode(client.CodeInternal, err) // closed, but saving the state file failed

@@ -270,7 +270,7 @@ func TestTunnelBulkConcurrentAndHalfClose(t *testing.T) {
 	a, b := tunnelPair(t)
 	srv := startTarget(t, false)
 	info := tunnelListen(t, a, "/x/bulk", srv.maddr)
-	if info.Kind != tunnel.KindListen || info.TargetAddress != srv.maddr {
+	if info.Kind != client.TunnelKindListen || info.TargetAddress != srv.maddr {
 		t.Fatalf("listen answered %+v", info)
 	}
 	// The human output prints the real bound address, not port 0.
@@ -536,7 +536,7 @@ func TestTunnelCloseLsAndStreamsFilters(t *testing.T) {
 		}
 		return nil
 	})
-	if ss := streams(t, b, "--protocol", "/x/one"); len(ss) != 2 || ss[0].Protocol != "/x/one" || ss[0].Peer != a.ID || ss[0].Kind != tunnel.KindForward {
+	if ss := streams(t, b, "--protocol", "/x/one"); len(ss) != 2 || ss[0].Protocol != "/x/one" || ss[0].Peer != a.ID || ss[0].Kind != client.TunnelKindForward {
 		t.Fatalf("streams --protocol /x/one: %+v", ss)
 	}
 	if ss := streams(t, a, "--kind", "listen"); len(ss) != 3 {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+	ma "github.com/multiformats/go-multiaddr"
 )
 
 // activeStream is one tunnelled connection: a libp2p stream joined to a
@@ -21,8 +22,8 @@ type activeStream struct {
 	s      network.Stream
 	local  net.Conn // nil for UDP forward sessions: the socket is the tunnel's
 	peer   peer.ID
-	laddr  string
-	raddr  string
+	laddr  ma.Multiaddr // nil when unknown
+	raddr  ma.Multiaddr
 	opened time.Time
 	// release frees the connection's slot in its tunnel's limiter; called
 	// by unregister. Nil for UDP forward sessions (bounded by their map).
@@ -133,8 +134,8 @@ func (a *activeStream) info() StreamInfo {
 		ID:         a.id,
 		TunnelID:   a.t.id,
 		Kind:       a.t.kind,
-		Protocol:   string(a.t.proto),
-		Peer:       a.peer.String(),
+		Protocol:   a.t.proto,
+		Peer:       a.peer,
 		LocalAddr:  a.laddr,
 		RemoteAddr: a.raddr,
 		BytesIn:    a.bytesIn.Load(),

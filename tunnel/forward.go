@@ -127,11 +127,7 @@ func (m *Manager) forwardConn(t *tunnel, c net.Conn, release func()) {
 		}
 		return
 	}
-	laddr := c.RemoteAddr().String()
-	if a, err := manet.FromNetAddr(c.RemoteAddr()); err == nil {
-		laddr = a.String()
-	}
-	a := m.register(t, s, c, laddr, release)
+	a := m.register(t, s, c, netMultiaddr(c.RemoteAddr()), release)
 	if a == nil {
 		_ = s.Reset()
 		closeRST(c)

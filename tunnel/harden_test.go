@@ -186,7 +186,7 @@ func TestForwardUnixSocketMode(t *testing.T) {
 	if b, _ := os.ReadFile(file); string(b) != "keep" {
 		t.Fatalf("file content %q", b)
 	}
-	if n, _, err := p.cm.CloseTunnels(tunnel.Filter{ListenAddress: in.ListenAddress.String()}); err != nil || n != 1 {
+	if n, _, err := p.cm.CloseTunnels(tunnel.Filter{ListenAddress: in.ListenAddress}); err != nil || n != 1 {
 		t.Fatalf("close = %d, %v", n, err)
 	}
 	if _, err := os.Lstat(path); err == nil {

@@ -7,7 +7,6 @@ import (
 	"slices"
 
 	"github.com/libp2p/go-libp2p/core/network"
-	manet "github.com/multiformats/go-multiaddr/net"
 )
 
 // startListen registers the stream handler of a listen tunnel.
@@ -91,9 +90,9 @@ func (m *Manager) handleInbound(t *tunnel, s network.Stream) {
 			"target", t.targetAddr, "peer", remote.String(), "err", err)
 		return
 	}
-	laddr := t.targetAddr.String()
-	if a, err := manet.FromNetAddr(c.RemoteAddr()); err == nil {
-		laddr = a.String()
+	laddr := netMultiaddr(c.RemoteAddr())
+	if laddr == nil {
+		laddr = t.targetAddr
 	}
 	if t.transport == TransportUDP {
 		owned = false

@@ -153,15 +153,15 @@ func TestCloseTunnelsFilter(t *testing.T) {
 	}
 	// "/tcp/0", the address every port-0 forward asked for, names none
 	// of them: only the bound address ls shows does.
-	if n, _, err := m.CloseTunnels(tunnel.Filter{ListenAddress: "/ip4/127.0.0.1/tcp/0"}); err != nil || n != 0 {
+	if n, _, err := m.CloseTunnels(tunnel.Filter{ListenAddress: ma.StringCast("/ip4/127.0.0.1/tcp/0")}); err != nil || n != 0 {
 		t.Fatalf("close by listen address /tcp/0 = %d, %v; want 0", n, err)
 	}
 	// AND of fields: protocol /x/a and the first forward's address.
-	if n, _, err := m.CloseTunnels(tunnel.Filter{Protocol: "/x/a", ListenAddress: a1.ListenAddress.String()}); err != nil || n != 1 {
+	if n, _, err := m.CloseTunnels(tunnel.Filter{Protocol: "/x/a", ListenAddress: a1.ListenAddress}); err != nil || n != 1 {
 		t.Fatalf("close by protocol+listen address = %d, %v; want 1", n, err)
 	}
 	// Nothing matches a protocol+address pair that disagree.
-	if n, _, err := m.CloseTunnels(tunnel.Filter{Protocol: "/x/b", ListenAddress: a1.ListenAddress.String()}); err != nil || n != 0 {
+	if n, _, err := m.CloseTunnels(tunnel.Filter{Protocol: "/x/b", ListenAddress: a1.ListenAddress}); err != nil || n != 0 {
 		t.Fatalf("non-matching AND = %d, %v; want 0", n, err)
 	}
 	// Protocol alone closes the remaining forward and the listener on /x/a.
@@ -169,7 +169,7 @@ func TestCloseTunnelsFilter(t *testing.T) {
 		t.Fatalf("close by protocol = %d, %v; want 2", n, err)
 	}
 	// TargetAddress matches forwards by /p2p/<id>.
-	if n, _, err := m.CloseTunnels(tunnel.Filter{TargetAddress: "/p2p/" + other.String(), Protocol: "/x/b"}); err != nil || n != 1 {
+	if n, _, err := m.CloseTunnels(tunnel.Filter{TargetAddress: ma.StringCast("/p2p/" + other.String()), Protocol: "/x/b"}); err != nil || n != 1 {
 		t.Fatalf("close by target = %d, %v; want 1", n, err)
 	}
 	// The closed listener's protocol is free again.
@@ -303,7 +303,7 @@ func TestPersistence(t *testing.T) {
 	c.Close()
 
 	// Closing removes from the state file.
-	if n, _, err := cm2.CloseTunnels(tunnel.Filter{ListenAddress: fwd1.ListenAddress.String()}); err != nil || n != 1 {
+	if n, _, err := cm2.CloseTunnels(tunnel.Filter{ListenAddress: fwd1.ListenAddress}); err != nil || n != 1 {
 		t.Fatalf("close = %d, %v", n, err)
 	}
 	if n := savedCount(t, clientState); n != 1 {
@@ -338,7 +338,7 @@ func TestRestoreInvalidEntryKept(t *testing.T) {
 		!strings.Contains(got[2].Error, `allow[1] "banana"`) {
 		t.Fatalf("Restore = %+v", got)
 	}
-	if len(got[1].Allow) != 1 || got[1].Allow[0] != allowed {
+	if len(got[1].Allow) != 1 || got[1].Allow[0].String() != allowed {
 		t.Fatalf("restored allow-list = %v, want [%s]", got[1].Allow, allowed)
 	}
 	if n := savedCount(t, path); n != 3 {

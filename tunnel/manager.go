@@ -67,7 +67,7 @@ const maxWaitedOn = 4096
 // tunnel is one listen or forward tunnel.
 type tunnel struct {
 	id        uint64
-	kind      string
+	kind      Kind
 	proto     protocol.ID
 	transport string
 	lspec     ListenSpec   // kind == KindListen
@@ -402,7 +402,7 @@ func isPortZero(e endpoint) bool {
 // prepare gives t its context and metrics.
 func (m *Manager) prepare(t *tunnel) {
 	t.ctx, t.cancel = context.WithCancel(m.ctx)
-	t.met = m.met.forTunnel(t.id, string(t.proto), t.kind)
+	t.met = m.met.forTunnel(t.id, string(t.proto), string(t.kind))
 }
 
 // start binds t's listener or stream handler. Called with opMu held.
@@ -450,9 +450,7 @@ func (m *Manager) infoLocked(t *tunnel) Info {
 		in.ReportPeerID = t.lspec.ReportPeerID
 		in.AllowCustomProtocol = t.lspec.AllowCustomProtocol
 		in.Temp = t.lspec.Temp
-		for _, p := range t.lspec.Allow {
-			in.Allow = append(in.Allow, p.String())
-		}
+		in.Allow = slices.Clone(t.lspec.Allow)
 	} else {
 		in.AllowCustomProtocol = t.fspec.AllowCustomProtocol
 		in.Temp = t.fspec.Temp
@@ -577,7 +575,7 @@ func (m *Manager) shutdownTunnel(t *tunnel) {
 	if t.cancel != nil {
 		t.cancel()
 	}
-	m.met.forget(t.id, string(t.proto), t.kind)
+	m.met.forget(t.id, string(t.proto), string(t.kind))
 }
 
 // Close stops every tunnel, resets every connection and waits for all the
@@ -629,7 +627,7 @@ func (m *Manager) enter() bool {
 //
 // register owns release (may be nil): it is called when the connection is
 // unregistered, or at once when register returns nil.
-func (m *Manager) register(t *tunnel, s network.Stream, local net.Conn, laddr string, release func()) *activeStream {
+func (m *Manager) register(t *tunnel, s network.Stream, local net.Conn, laddr ma.Multiaddr, release func()) *activeStream {
 	remote := s.Conn().RemotePeer()
 	a := &activeStream{
 		m:       m,
@@ -638,7 +636,7 @@ func (m *Manager) register(t *tunnel, s network.Stream, local net.Conn, laddr st
 		local:   local,
 		peer:    remote,
 		laddr:   laddr,
-		raddr:   s.Conn().RemoteMultiaddr().String() + "/p2p/" + remote.String(),
+		raddr:   s.Conn().RemoteMultiaddr().Encapsulate(p2pAddr(remote)),
 		opened:  time.Now(),
 		done:    make(chan struct{}),
 		release: release,
@@ -713,7 +711,7 @@ func (t *tunnel) lastError() string {
 }
 
 func (f Filter) validate() error {
-	some := f.ID != 0 || f.Protocol != "" || f.ListenAddress != "" || f.TargetAddress != ""
+	some := f.ID != 0 || f.Protocol != "" || len(f.ListenAddress) > 0 || len(f.TargetAddress) > 0
 	switch {
 	case f.All && some:
 		return invalidf("tunnel close: all (--all) cannot be combined with id, protocol (--protocol), listen_address (--listen-address) or target_address (--target-address)")
@@ -740,30 +738,31 @@ func (f Filter) match(t *tunnel) bool {
 	if f.ID != 0 && f.ID != t.id {
 		return false
 	}
-	if f.Protocol != "" && f.Protocol != string(t.proto) {
+	if f.Protocol != "" && f.Protocol != t.proto {
 		return false
 	}
-	if f.ListenAddress != "" {
+	if want := f.ListenAddress; len(want) > 0 {
 		// The address ls shows (a port-0 forward's real port), or the
 		// address as the forward was asked for unless that was port 0:
 		// "/tcp/0" must not name every port-0 forward at once.
-		want := normalizeAddr(f.ListenAddress)
 		requested := t.fspec.ListenAddr
 		if t.kind == KindForward && t.bind.maddr != nil {
 			requested = t.bind.maddr
 		}
-		byRequest := t.kind == KindForward && !anyPort(requested) && want == requested.String()
-		if want != t.listenAddr.String() && !byRequest {
+		byRequest := t.kind == KindForward && len(requested) > 0 && !anyPort(requested) && want.Equal(requested)
+		if !want.Equal(t.listenAddr) && !byRequest {
 			return false
 		}
 	}
-	if f.TargetAddress != "" {
-		want := normalizeAddr(f.TargetAddress)
-		ok := want == t.targetAddr.String()
-		if t.kind == KindForward {
-			ok = ok || f.TargetAddress == t.peer.String()
+	if want := f.TargetAddress; len(want) > 0 {
+		ok := want.Equal(t.targetAddr)
+		if t.kind == KindForward && len(t.targetAddr) > 0 {
+			// The peer as it was given: one of its addresses, then /p2p/<id>.
+			for _, a := range t.peerAddrs {
+				ok = ok || want.Equal(a.Encapsulate(t.targetAddr))
+			}
 		} else {
-			ok = ok || want == t.lspec.Target.String()
+			ok = ok || want.Equal(t.lspec.Target)
 		}
 		if !ok {
 			return false

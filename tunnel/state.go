@@ -32,7 +32,7 @@ type stateFile struct {
 // set, matching Kind. A forward's ListenAddr is the address it was bound to,
 // so a port-0 forward comes back on the same port.
 type savedTunnel struct {
-	Kind    string        `json:"kind"`
+	Kind    Kind          `json:"kind"`
 	Listen  *savedListen  `json:"listen,omitempty"`
 	Forward *savedForward `json:"forward,omitempty"`
 
@@ -45,7 +45,7 @@ type savedTunnel struct {
 
 // savedTunnelJSON is savedTunnel's JSON form (no methods, so no recursion).
 type savedTunnelJSON struct {
-	Kind    string        `json:"kind"`
+	Kind    Kind          `json:"kind"`
 	Listen  *savedListen  `json:"listen,omitempty"`
 	Forward *savedForward `json:"forward,omitempty"`
 }

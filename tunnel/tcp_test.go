@@ -255,7 +255,7 @@ func TestAllowList(t *testing.T) {
 	if n := accepted.Load(); n != 1 {
 		t.Fatalf("target saw %d connections, want 1", n)
 	}
-	if got := sm.List()[0].Allow; len(got) != 1 || got[0] != allowed.ID().String() {
+	if got := sm.List()[0].Allow; len(got) != 1 || got[0] != allowed.ID() {
 		t.Errorf("Info.Allow = %v", got)
 	}
 }
@@ -416,9 +416,9 @@ func TestStreamsAndCloseStream(t *testing.T) {
 	})
 	ss := p.cm.Streams()
 	for _, s := range ss {
-		if s.Protocol != p.proto || s.Peer != p.server.ID().String() || s.Kind != tunnel.KindForward ||
+		if s.Protocol != protocol.ID(p.proto) || s.Peer != p.server.ID() || s.Kind != tunnel.KindForward ||
 			s.TunnelID != p.forward.ID || s.BytesOut != 1 || s.BytesIn != 1 || s.Opened.IsZero() ||
-			!strings.HasPrefix(s.LocalAddr, "/ip4/127.0.0.1/tcp/") || !strings.HasSuffix(s.RemoteAddr, "/p2p/"+p.server.ID().String()) {
+			!strings.HasPrefix(s.LocalAddr.String(), "/ip4/127.0.0.1/tcp/") || !strings.HasSuffix(s.RemoteAddr.String(), "/p2p/"+p.server.ID().String()) {
 			t.Errorf("unexpected stream info %+v", s)
 		}
 	}
@@ -431,7 +431,7 @@ func TestStreamsAndCloseStream(t *testing.T) {
 	// Find c1's stream by its client address.
 	var id1 uint64
 	for _, s := range ss {
-		if s.LocalAddr == "/ip4/127.0.0.1/tcp/"+strconv.Itoa(c1.LocalAddr().(*net.TCPAddr).Port) {
+		if s.LocalAddr.Equal(ma.StringCast("/ip4/127.0.0.1/tcp/" + strconv.Itoa(c1.LocalAddr().(*net.TCPAddr).Port))) {
 			id1 = s.ID
 		}
 	}
@@ -724,7 +724,7 @@ func TestMetricsPerTunnel(t *testing.T) {
 				for _, l := range m.GetLabel() {
 					labels[l.GetName()] = l.GetValue()
 				}
-				if labels["tunnel"] == strconv.FormatUint(id, 10) && labels["kind"] == tunnel.KindForward {
+				if labels["tunnel"] == strconv.FormatUint(id, 10) && labels["kind"] == string(tunnel.KindForward) {
 					return m.GetCounter().GetValue(), true
 				}
 			}

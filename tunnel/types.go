@@ -11,14 +11,18 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// Tunnel kinds, as reported in Info.Kind and StreamInfo.Kind.
+// Kind is a tunnel's kind, as reported in Info.Kind and StreamInfo.Kind:
+// KindListen or KindForward. In JSON (and the state file) it is its text.
+type Kind string
+
+// Tunnel kinds.
 const (
 	// KindListen is a tunnel that accepts streams from remote peers on a
 	// protocol and connects each one to a local target (kubo "p2p listen").
-	KindListen = "listen"
+	KindListen Kind = "listen"
 	// KindForward is a tunnel that accepts local connections and carries each
 	// one over a new stream to a remote peer (kubo "p2p forward", ssh -L).
-	KindForward = "forward"
+	KindForward Kind = "forward"
 )
 
 // Transports a tunnel carries, as reported in Info.Transport.
@@ -144,12 +148,12 @@ type ForwardSpec struct {
 // BytesIn counts bytes received from remote peers, BytesOut bytes sent to them.
 type Info struct {
 	ID                  uint64       `json:"id"`
-	Kind                string       `json:"kind"`
+	Kind                Kind         `json:"kind"`
 	Transport           string       `json:"transport,omitempty"`
 	Protocol            protocol.ID  `json:"protocol"`
 	ListenAddress       ma.Multiaddr `json:"listen_address"`
 	TargetAddress       ma.Multiaddr `json:"target_address"`
-	Allow               []string     `json:"allow,omitempty"`
+	Allow               []peer.ID    `json:"allow,omitempty"`
 	ReportPeerID        bool         `json:"report_peer_id"`
 	AllowCustomProtocol bool         `json:"allow_custom_protocol"`
 	Temp                bool         `json:"temp"`
@@ -190,28 +194,41 @@ type Info struct {
 
 // StreamInfo describes one active tunnelled connection.
 type StreamInfo struct {
-	ID       uint64 `json:"id"`
-	TunnelID uint64 `json:"tunnel_id"`
-	Kind     string `json:"kind"`
-	Protocol string `json:"protocol"`
-	// Peer is the remote peer ID.
-	Peer string `json:"peer"`
-	// LocalAddr is the local end of the tunnelled connection: the client
-	// address for a forward, the target address for a listen tunnel.
-	LocalAddr string `json:"local_address"`
-	// RemoteAddr is the remote peer's connection multiaddr (with /p2p/<id>).
-	RemoteAddr string    `json:"remote_address"`
-	BytesIn    uint64    `json:"bytes_in"`
-	BytesOut   uint64    `json:"bytes_out"`
-	Opened     time.Time `json:"opened"`
+	ID       uint64      `json:"id"`
+	TunnelID uint64      `json:"tunnel_id"`
+	Kind     Kind        `json:"kind"`
+	Protocol protocol.ID `json:"protocol"`
+	// Peer is the remote peer.
+	Peer peer.ID `json:"peer"`
+	// LocalAddr is the local end of the tunnelled connection as a multiaddr:
+	// the client's address for a forward (/ip4|ip6/<ip>/tcp|udp/<port>, or
+	// /unix/<path> with the path the client's socket is bound to, "@" for
+	// an unnamed one, as Linux reports it), the target's for a listen
+	// tunnel (the connected address, else the target multiaddr). Nil when
+	// the address has no multiaddr form.
+	LocalAddr ma.Multiaddr `json:"local_address"`
+	// RemoteAddr is the remote peer's connection multiaddr, ending in
+	// /p2p/<peer ID>.
+	RemoteAddr ma.Multiaddr `json:"remote_address"`
+	BytesIn    uint64       `json:"bytes_in"`
+	BytesOut   uint64       `json:"bytes_out"`
+	Opened     time.Time    `json:"opened"`
 }
 
 // Filter selects tunnels for Manager.CloseTunnels. Either All is set, or at
 // least one of the other fields; the given fields are ANDed.
+//
+// ListenAddress matches a tunnel's Info.ListenAddress (a forward's bound
+// address, or "/p2p/<own peer ID>" for every listener), or the address a
+// forward was asked to listen on unless that asked for port 0.
+// TargetAddress matches a tunnel's Info.TargetAddress: a listener's target
+// multiaddr, or "/p2p/<peer ID>" of a forward, which also matches as one of
+// the forward's ForwardSpec.Addrs followed by /p2p/<peer ID> (the peer as
+// it was given). Addresses compare with ma.Multiaddr.Equal.
 type Filter struct {
-	All           bool   `json:"all,omitempty"`
-	ID            uint64 `json:"id,omitempty"`
-	Protocol      string `json:"protocol,omitempty"`
-	ListenAddress string `json:"listen_address,omitempty"`
-	TargetAddress string `json:"target_address,omitempty"`
+	All           bool         `json:"all,omitempty"`
+	ID            uint64       `json:"id,omitempty"`
+	Protocol      protocol.ID  `json:"protocol,omitempty"`
+	ListenAddress ma.Multiaddr `json:"listen_address,omitempty"`
+	TargetAddress ma.Multiaddr `json:"target_address,omitempty"`
 }

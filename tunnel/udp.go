@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/network"
-	manet "github.com/multiformats/go-multiaddr/net"
+	ma "github.com/multiformats/go-multiaddr"
 )
 
 // UDP datagrams travel on a stream as frames: a 2-byte big-endian payload
@@ -28,7 +28,7 @@ const udpQueueLen = 128
 
 // serveUDPTarget joins a stream of a listen tunnel to a connected UDP socket
 // to the target. It runs in the stream handler's goroutine.
-func (m *Manager) serveUDPTarget(t *tunnel, s network.Stream, c net.Conn, laddr string, release func()) {
+func (m *Manager) serveUDPTarget(t *tunnel, s network.Stream, c net.Conn, laddr ma.Multiaddr, release func()) {
 	a := m.register(t, s, c, laddr, release)
 	if a == nil {
 		_ = s.Reset()
@@ -316,11 +316,7 @@ func (f *udpForward) run(sess *udpSession) {
 		}
 		return
 	}
-	laddr := sess.src.String()
-	if a, err := manet.FromNetAddr(net.UDPAddrFromAddrPort(sess.src)); err == nil {
-		laddr = a.String()
-	}
-	a := f.m.register(f.t, s, nil, laddr, nil)
+	a := f.m.register(f.t, s, nil, netMultiaddr(net.UDPAddrFromAddrPort(sess.src)), nil)
 	if a == nil {
 		_ = s.Reset()
 		f.remove(sess)

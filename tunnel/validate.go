@@ -3,6 +3,7 @@ package tunnel
 import (
 	"errors"
 	"fmt"
+	"net"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -143,13 +144,14 @@ func p2pAddr(id peer.ID) ma.Multiaddr {
 	return m
 }
 
-// normalizeAddr returns the canonical string of a multiaddr, or s itself if
-// it does not parse, for comparing user input with tunnel addresses.
-func normalizeAddr(s string) string {
-	if m, err := ma.NewMultiaddr(s); err == nil {
-		return m.String()
+// netMultiaddr is a as a multiaddr (an IP address and TCP or UDP port, or
+// a unix socket's path), or nil when it has none.
+func netMultiaddr(a net.Addr) ma.Multiaddr {
+	m, err := manet.FromNetAddr(a)
+	if err != nil {
+		return nil
 	}
-	return s
+	return m
 }
 
 // ErrInvalid marks an error caused by a bad tunnel spec (name, address,
