@@ -1,7 +1,9 @@
 package api
 
 import (
+	"encoding/json"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -139,4 +141,48 @@ func TestWireTypesKeepLibraryFields(t *testing.T) {
 			}
 		}
 	}
+}
+
+// The conversions keep the JSON a library value had on /v1 before the
+// library fields were typed (peer.ID, protocol.ID, ma.Multiaddr and
+// tunnel.Kind marshal as their text): every key of the library value's
+// JSON has the same value in the wire value's, for a filled value and for
+// the zero one (nil addresses are "", an empty allow-list is absent).
+func TestConversionsKeepLibraryJSON(t *testing.T) {
+	filled := func(p any) any { fill(reflect.ValueOf(p).Elem()); return reflect.ValueOf(p).Elem().Interface() }
+	type pair struct{ lib, wire any }
+	cases := map[string]pair{
+		"peerInfo":         {filled(&node.PeerInfo{}), peerInfo(filled(&node.PeerInfo{}).(node.PeerInfo))},
+		"topicInfo":        {filled(&gossip.TopicInfo{}), topicInfo(filled(&gossip.TopicInfo{}).(gossip.TopicInfo))},
+		"tunnelInfo":       {filled(&tunnel.Info{}), tunnelInfo(filled(&tunnel.Info{}).(tunnel.Info))},
+		"tunnelStreamInfo": {filled(&tunnel.StreamInfo{}), tunnelStreamInfo(filled(&tunnel.StreamInfo{}).(tunnel.StreamInfo))},
+		"zero tunnelInfo":  {tunnel.Info{}, tunnelInfo(tunnel.Info{})},
+		"zero streamInfo":  {tunnel.StreamInfo{}, tunnelStreamInfo(tunnel.StreamInfo{})},
+	}
+	for name, c := range cases {
+		lib, wire := jsonObject(t, c.lib), jsonObject(t, c.wire)
+		for k, v := range lib {
+			if w, ok := wire[k]; !ok || !reflect.DeepEqual(v, w) {
+				t.Errorf("%s: %q is %v in the library's JSON, %v on the wire", name, k, v, w)
+			}
+		}
+		for k := range wire {
+			if _, ok := lib[k]; !ok && !strings.HasPrefix(name, "zero") {
+				t.Errorf("%s: %q is on the wire, not in the library's JSON", name, k)
+			}
+		}
+	}
+}
+
+func jsonObject(t *testing.T, v any) map[string]any {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatal(err)
+	}
+	return m
 }

@@ -2,12 +2,17 @@ package api
 
 import (
 	"bytes"
+	"context"
+	"crypto/rand"
 	"encoding/json"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
+
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/warren-p2p/warren/client"
 )
@@ -57,6 +62,12 @@ func TestTunnelAPIStatusCodes(t *testing.T) {
 		{"bad peer", "/v1/tunnels/forward", map[string]any{"protocol": "/x/echo", "listen_address": "/ip4/127.0.0.1/tcp/0", "peer": "nobody"}, http.StatusBadRequest, `"nobody"`},
 		{"port in use", "/v1/tunnels/forward", map[string]any{"protocol": "/x/echo", "listen_address": busyAddr, "peer": n.ID().String() + "x", "temp": true}, http.StatusBadRequest, ""},
 		{"empty close filter", "/v1/tunnels/close", map[string]any{}, http.StatusBadRequest, "nothing to match"},
+		{"close listen address not a multiaddr", "/v1/tunnels/close", map[string]any{"listen_address": "127.0.0.1:40123"}, http.StatusBadRequest,
+			`listen_address (--listen-address) "127.0.0.1:40123": not a valid multiaddr`},
+		{"close listen address forms", "/v1/tunnels/close", map[string]any{"listen_address": "tcp/1"}, http.StatusBadRequest, "/p2p/<own-peer-id> for every listener"},
+		{"close target not a multiaddr or peer ID", "/v1/tunnels/close", map[string]any{"target_address": "nobody"}, http.StatusBadRequest,
+			`target_address (--target-address) "nobody": not a valid multiaddr or peer ID`},
+		{"close target forms", "/v1/tunnels/close", map[string]any{"target_address": "nobody"}, http.StatusBadRequest, "a bare peer ID"},
 	}
 	for _, c := range cases {
 		code, msg := post(c.path, c.body)
@@ -77,5 +88,53 @@ func TestTunnelAPIStatusCodes(t *testing.T) {
 		"protocol": "/x/echo", "listen_address": "/ip4/192.0.2.1/tcp/5000", "peer": peerB.ID().String(), "temp": true})
 	if code != http.StatusBadRequest || !strings.Contains(msg, "/ip4/192.0.2.1/tcp/5000") {
 		t.Errorf("forward on a foreign address: %d %q, want 400 naming the address", code, msg)
+	}
+}
+
+// POST /v1/tunnels/close reads target_address as a multiaddr or a bare
+// peer ID (standing for /p2p/<id>); the tunnel package matches either with
+// the forward's peer.
+func TestTunnelCloseByTarget(t *testing.T) {
+	n := newMsgTestNode(t)
+	hs := httptest.NewServer(NewServer(n, ServerOptions{}).Handler())
+	defer hs.Close()
+	cl, err := client.New(client.Endpoint{TCP: strings.TrimPrefix(hs.URL, "http://")}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	key, _, err := crypto.GenerateEd25519Key(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := peer.IDFromPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	forward := func(peerArg string) {
+		t.Helper()
+		if _, err := cl.TunnelForward(ctx, client.TunnelForwardRequest{Protocol: "/x/t", ListenAddress: "/ip4/127.0.0.1/tcp/0", Peer: peerArg, Temp: true}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, c := range []struct {
+		given, filter string
+		closed        int
+	}{
+		{other.String(), other.String(), 1},
+		{other.String(), "/p2p/" + other.String(), 1},
+		{other.String(), "/p2p/" + n.ID().String(), 0},
+		// The peer as it was given, addresses and all.
+		{"/ip4/127.0.0.1/tcp/4001/p2p/" + other.String(), "/ip4/127.0.0.1/tcp/4001/p2p/" + other.String(), 1},
+		{"/ip4/127.0.0.1/tcp/4001/p2p/" + other.String(), "/ip4/127.0.0.1/tcp/4002/p2p/" + other.String(), 0},
+	} {
+		forward(c.given)
+		res, err := cl.TunnelClose(ctx, client.TunnelCloseRequest{Protocol: "/x/t", TargetAddress: c.filter})
+		if err != nil || res.Tunnels != c.closed {
+			t.Errorf("forward to %s, close target_address %s: %+v, %v; want %d closed", c.given, c.filter, res, err, c.closed)
+		}
+		if _, err := cl.TunnelClose(ctx, client.TunnelCloseRequest{All: true}); err != nil {
+			t.Fatal(err)
+		}
 	}
 }

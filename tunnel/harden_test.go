@@ -174,6 +174,23 @@ func TestForwardUnixSocketMode(t *testing.T) {
 	if _, err := io.ReadFull(c, got); err != nil || string(got) != "hi" {
 		t.Fatalf("echo through the unix forward: %q %v", got, err)
 	}
+	// The client's end is a /unix multiaddr (Linux names an unbound client
+	// socket "@"), the remote end the server's connection address.
+	var found bool
+	for _, st := range p.cm.Streams() {
+		if st.TunnelID != in.ID {
+			continue
+		}
+		found = true
+		n := len(st.RemoteAddr)
+		if len(st.LocalAddr) != 1 || st.LocalAddr[0].Code() != ma.P_UNIX || st.Peer != p.server.ID() ||
+			n < 2 || st.RemoteAddr[n-1].Code() != ma.P_P2P || st.RemoteAddr[n-1].Value() != p.server.ID().String() {
+			t.Errorf("unix forward stream %+v: want a /unix local address and a remote address ending in /p2p/<server>", st)
+		}
+	}
+	if !found {
+		t.Errorf("no stream of the unix forward in %+v", p.cm.Streams())
+	}
 	c.Close()
 	// A regular file at the path is not replaced.
 	file := filepath.Join(dir, "file")
