@@ -23,11 +23,11 @@ func statusInfo(st node.Status, id, network string, uptime time.Duration) client
 		UptimeS: uptime.Seconds(), PublicNetwork: st.PublicNetwork,
 		Reachability: st.Reachability, ReachabilitySource: st.ReachabilitySource,
 		NATTypes:       st.NATTypes,
-		ListenAddrs:    nonNil(st.ListenAddrs),
-		AnnouncedAddrs: nonNil(st.AnnouncedAddrs),
-		ObservedAddrs:  nonNil(st.ObservedAddrs),
+		ListenAddrs:    addrStrings(st.ListenAddrs),
+		AnnouncedAddrs: addrStrings(st.AnnouncedAddrs),
+		ObservedAddrs:  addrStrings(st.ObservedAddrs),
 		PortMapping: client.PortMapping{Enabled: st.PortMapping.Enabled, State: st.PortMapping.State,
-			Mapped: nonNil(st.PortMapping.Mapped), Error: st.PortMapping.Error},
+			Mapped: addrStrings(st.PortMapping.Mapped), Error: st.PortMapping.Error},
 		Relays: make([]client.RelayReservation, 0, len(st.Relays)),
 		HolePunch: client.HolePunchStats{Attempts: st.HolePunch.Attempts, Successes: st.HolePunch.Successes,
 			Failures: st.HolePunch.Failures, Recent: make([]client.HolePunchAttempt, 0, len(st.HolePunch.Recent))},
@@ -37,7 +37,7 @@ func statusInfo(st node.Status, id, network string, uptime time.Duration) client
 		out.NATTypes = map[string]string{}
 	}
 	for _, r := range st.Relays {
-		out.Relays = append(out.Relays, client.RelayReservation{Relay: r.Relay.String(), Addrs: nonNil(r.Addrs), Expires: r.Expires})
+		out.Relays = append(out.Relays, client.RelayReservation{Relay: r.Relay.String(), Addrs: addrStrings(r.Addrs), Expires: r.Expires})
 	}
 	for _, a := range st.HolePunch.Recent {
 		outcome := "failure"

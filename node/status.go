@@ -43,10 +43,13 @@ type Status struct {
 	// NATTypes maps "tcp"/"udp" to "cone" (endpoint-independent: hole
 	// punching can work) or "symmetric" (endpoint-dependent: it cannot),
 	// as AutoNAT learnt them; empty until it knows.
-	NATTypes       map[string]string
-	ListenAddrs    []string
-	AnnouncedAddrs []string
-	ObservedAddrs  []string
+	NATTypes map[string]string
+	// ListenAddrs are the addresses the host listens on, AnnouncedAddrs the
+	// ones it announces (with relay circuits), ObservedAddrs what peers said
+	// they see it on (at most 16, sorted by their text).
+	ListenAddrs    []ma.Multiaddr
+	AnnouncedAddrs []ma.Multiaddr
+	ObservedAddrs  []ma.Multiaddr
 	PortMapping    PortMapping
 	Relays         []RelayReservation
 	HolePunch      HolePunchStats
@@ -56,16 +59,16 @@ type Status struct {
 // PortMapping is the outcome of UPnP/NAT-PMP port mapping.
 type PortMapping struct {
 	Enabled bool
-	State   string // "off", "searching", "mapped" or "failed"
-	Mapped  []string
+	State   string         // "off", "searching", "mapped" or "failed"
+	Mapped  []ma.Multiaddr // the gateway's external addresses, sorted by their text
 	Error   string
 }
 
 // RelayReservation is one reservation this node holds on a relay.
 type RelayReservation struct {
 	Relay   peer.ID
-	Addrs   []string
-	Expires time.Time // zero if unknown
+	Addrs   []ma.Multiaddr // this node's circuit addresses through Relay
+	Expires time.Time      // zero if unknown
 }
 
 // HolePunchStats counts DCUtR hole punches since the node started.
@@ -98,10 +101,17 @@ type statusTracker struct {
 	reach       network.Reachability
 	reachSource string
 	natTypes    map[string]string
-	observed    map[string]time.Time
+	observed    map[string]observedAddr // by the address's text
 	relays      map[peer.ID]relayExpiry
 	hp          HolePunchStats
 	lastPunch   map[peer.ID]HolePunchAttempt
+}
+
+// observedAddr is an address a peer said it sees this node on, and when
+// it was last said.
+type observedAddr struct {
+	addr ma.Multiaddr
+	seen time.Time
 }
 
 type relayExpiry struct {
@@ -119,7 +129,7 @@ func newStatusTracker(reg prometheus.Registerer) (*statusTracker, error) {
 		started:     time.Now(),
 		reachSource: "none",
 		natTypes:    map[string]string{},
-		observed:    map[string]time.Time{},
+		observed:    map[string]observedAddr{},
 		relays:      map[peer.ID]relayExpiry{},
 		lastPunch:   map[peer.ID]HolePunchAttempt{},
 	}
@@ -283,9 +293,9 @@ func (t *statusTracker) handle(ctx context.Context, h host.Host, forced string, 
 		s := e.ObservedAddr.String()
 		t.mu.Lock()
 		if _, ok := t.observed[s]; !ok && len(t.observed) >= maxObservedAddrs {
-			evictOldest(t.observed, func(v time.Time) time.Time { return v })
+			evictOldest(t.observed, func(v observedAddr) time.Time { return v.seen })
 		}
-		t.observed[s] = time.Now()
+		t.observed[s] = observedAddr{addr: e.ObservedAddr, seen: time.Now()}
 		t.mu.Unlock()
 	case event.EvtAutoRelayAddrsUpdated:
 		t.learnRelays(ctx, h)
@@ -391,9 +401,9 @@ func (t *statusTracker) portMapping(h host.Host) PortMapping {
 	m, since := t.natmgr, t.natStart
 	t.natMu.Unlock()
 	if m == nil {
-		return PortMapping{State: "off", Mapped: []string{}}
+		return PortMapping{State: "off", Mapped: []ma.Multiaddr{}}
 	}
-	pm := PortMapping{Enabled: true, Mapped: []string{}}
+	pm := PortMapping{Enabled: true, Mapped: []ma.Multiaddr{}}
 	if !m.HasDiscoveredNAT() {
 		// libp2p gives up looking for a UPnP/NAT-PMP gateway after 10 s.
 		if time.Since(since) < 15*time.Second {
@@ -406,10 +416,10 @@ func (t *statusTracker) portMapping(h host.Host) PortMapping {
 	}
 	for _, a := range h.Network().ListenAddresses() {
 		if ext := m.GetMapping(a); ext != nil {
-			pm.Mapped = append(pm.Mapped, ext.String())
+			pm.Mapped = append(pm.Mapped, ext)
 		}
 	}
-	sort.Strings(pm.Mapped)
+	sortByText(pm.Mapped)
 	if len(pm.Mapped) > 0 {
 		pm.State = "mapped"
 	} else {
@@ -445,19 +455,17 @@ func (n *Node) Status() Status {
 	for k, v := range t.natTypes {
 		st.NATTypes[k] = v
 	}
-	for a := range t.observed {
-		st.ObservedAddrs = append(st.ObservedAddrs, a)
+	for _, o := range t.observed {
+		st.ObservedAddrs = append(st.ObservedAddrs, o.addr)
 	}
 	t.mu.Unlock()
-	sort.Strings(st.ObservedAddrs)
-	for _, a := range h.Network().ListenAddresses() {
-		st.ListenAddrs = append(st.ListenAddrs, a.String())
-	}
-	circuits := map[peer.ID][]string{}
+	sortByText(st.ObservedAddrs)
+	st.ListenAddrs = append(st.ListenAddrs, h.Network().ListenAddresses()...)
+	circuits := map[peer.ID][]ma.Multiaddr{}
 	for _, a := range h.Addrs() {
-		st.AnnouncedAddrs = append(st.AnnouncedAddrs, a.String())
+		st.AnnouncedAddrs = append(st.AnnouncedAddrs, a)
 		if id, ok := circuitRelay(a); ok {
-			circuits[id] = append(circuits[id], a.String())
+			circuits[id] = append(circuits[id], a)
 		}
 	}
 	for _, id := range reservedRelays(h) {
@@ -468,7 +476,7 @@ func (n *Node) Status() Status {
 			suffix := ma.StringCast("/p2p/" + id.String() + "/p2p-circuit")
 			for _, c := range h.Network().ConnsToPeer(id) {
 				if transportOf(c.RemoteMultiaddr()) != "circuit" {
-					r.Addrs = append(r.Addrs, c.RemoteMultiaddr().Encapsulate(suffix).String())
+					r.Addrs = append(r.Addrs, c.RemoteMultiaddr().Encapsulate(suffix))
 					break
 				}
 			}
@@ -479,6 +487,12 @@ func (n *Node) Status() Status {
 	st.PortMapping = t.portMapping(h)
 	st.Peers = n.Peers()
 	return st
+}
+
+// sortByText sorts addresses by their text, the order the status has
+// always listed them in.
+func sortByText(as []ma.Multiaddr) {
+	sort.Slice(as, func(i, j int) bool { return as[i].String() < as[j].String() })
 }
 
 // transportOf names the transport of a connection's remote address.

@@ -46,7 +46,7 @@ func TestStatusShowsRelayReservationAndRelayedPeer(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	rv := st.Relays[0]
-	if rv.Relay != r.ID() || len(rv.Addrs) == 0 || !strings.Contains(rv.Addrs[0], "/p2p/"+r.ID().String()+"/p2p-circuit") {
+	if rv.Relay != r.ID() || len(rv.Addrs) == 0 || !strings.Contains(rv.Addrs[0].String(), "/p2p/"+r.ID().String()+"/p2p-circuit") {
 		t.Errorf("reservation %+v: want relay %s with its circuit address", rv, r.ID())
 	}
 	if left := time.Until(rv.Expires); left < 50*time.Minute || left > 61*time.Minute {
