@@ -147,16 +147,17 @@ type ForwardSpec struct {
 // listed with Error saying so) is nil.
 // BytesIn counts bytes received from remote peers, BytesOut bytes sent to them.
 type Info struct {
-	ID                  uint64       `json:"id"`
-	Kind                Kind         `json:"kind"`
-	Transport           string       `json:"transport,omitempty"`
-	Protocol            protocol.ID  `json:"protocol"`
-	ListenAddress       ma.Multiaddr `json:"listen_address"`
-	TargetAddress       ma.Multiaddr `json:"target_address"`
-	Allow               []peer.ID    `json:"allow,omitempty"`
-	ReportPeerID        bool         `json:"report_peer_id"`
-	AllowCustomProtocol bool         `json:"allow_custom_protocol"`
-	Temp                bool         `json:"temp"`
+	ID            uint64       `json:"id"`
+	Kind          Kind         `json:"kind"`
+	Transport     string       `json:"transport,omitempty"`
+	Protocol      protocol.ID  `json:"protocol"`
+	ListenAddress ma.Multiaddr `json:"listen_address"`
+	TargetAddress ma.Multiaddr `json:"target_address"`
+	// Allow is a listener's allow-list (ListenSpec.Allow); empty: every peer.
+	Allow               []peer.ID `json:"allow,omitempty"`
+	ReportPeerID        bool      `json:"report_peer_id"`
+	AllowCustomProtocol bool      `json:"allow_custom_protocol"`
+	Temp                bool      `json:"temp"`
 	// MaxConns is the tunnel's effective cap on concurrent connections.
 	MaxConns      int    `json:"max_conns"`
 	ActiveStreams int    `json:"active_streams"`
