@@ -3,9 +3,6 @@ package warren
 import (
 	"context"
 	"path/filepath"
-	"time"
-
-	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/warren-p2p/warren/config"
 	"github.com/warren-p2p/warren/gossip"
@@ -75,6 +72,11 @@ func (n *Node) startServices(ctx context.Context, opts Options) error {
 	mo := msgOptions(cfg)
 	mo.Logger = n.log.With("component", "msg")
 	mo.Registerer = n.metrics
+	// As tunnels: node.Reach finds the peer by ID, waits for a hole punch
+	// (at most half of ReachTimeout: room for tunnels.direct_wait) and
+	// refuses a relay too small to carry messages.
+	mo.Reach = n.node.Reach
+	mo.ReachTimeout = max(msg.DefaultReachTimeout, 2*n.node.DirectWait())
 	ms, err := msg.New(ctx, n.Host(), mo)
 	if err != nil {
 		return err // it says "msg: ..." or "gossip: ..." already: no second prefix
@@ -106,23 +108,16 @@ func (n *Node) startServices(ctx context.Context, opts Options) error {
 	if opts.RepoDir != "" {
 		statePath = filepath.Join(opts.RepoDir, config.TunnelsFile)
 	}
-	var directWait time.Duration // waiting for a hole punch that never comes is pointless
-	if cfg.Swarm.HolePunching {
-		directWait = cfg.Tunnels.DirectWait.Std()
-	}
 	tm, err := tunnel.NewManager(ctx, n.Host(), tunnel.Options{
 		StatePath:      statePath,
 		RepoDir:        opts.RepoDir,
 		MaxConns:       cfg.Tunnels.MaxConnsPerTunnel,
 		DialTimeout:    cfg.Tunnels.DialTimeout.Std(),
-		DirectWait:     directWait,
 		UDPIdleTimeout: cfg.Tunnels.UDPIdleTimeout.Std(),
-		// node.Connect finds the peer by ID and, when it fails, says what
-		// was tried; RelayedOK refuses a relay too small for a tunnel.
-		Connect: func(ctx context.Context, p peer.ID) error {
-			return n.node.Connect(ctx, peer.AddrInfo{ID: p})
-		},
-		RelayedOK:  n.node.RelayedOK,
+		// node.Reach finds the peer by ID, waits for a hole punch and
+		// refuses a relay too small for a tunnel; its errors say what was
+		// tried and the fix.
+		Reach:      n.node.Reach,
 		Logger:     n.log.With("component", "tunnel"),
 		Registerer: n.metrics,
 	})

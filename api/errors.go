@@ -95,6 +95,10 @@ func classify(err error) (status int, code string) {
 		code = client.CodeUnavailable
 	case errors.Is(err, gossip.ErrNoPeers):
 		code = client.CodeNoPeers
+	case errors.Is(err, node.ErrUnreachable):
+		// Before the timeouts: a peer whose lookup timed out is unreachable,
+		// and the error says what was tried.
+		code = client.CodeUnreachable
 	case errors.Is(err, msg.ErrTimeout), errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
 		code = client.CodeTimeout
 	case errors.As(err, &fe):

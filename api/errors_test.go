@@ -55,6 +55,10 @@ func TestClassify(t *testing.T) {
 		{fmt.Errorf("x: %w", gossip.ErrInUse), client.CodeConflict},
 		{orElse(client.CodeUnreachable, fmt.Errorf("x: %w", node.ErrSelf)), client.CodeInvalidArgument},
 		{orElse(client.CodeUnreachable, &node.OtherNetworkError{Network: "a", Ours: "b"}), client.CodeUnreachable},
+		// A peer reachable only through a relay too small (node.RelayedOK),
+		// or whose lookup timed out: unreachable, not a timeout.
+		{fmt.Errorf("msg: send: %w", &node.UnreachableError{Peer: "p"}), client.CodeUnreachable},
+		{orElse(client.CodeUnreachable, fmt.Errorf("reach peer: %w", errors.Join(node.ErrUnreachable, context.DeadlineExceeded))), client.CodeUnreachable},
 	} {
 		status, code := classify(tc.err)
 		if code != tc.code || status != codeStatus[tc.code] {

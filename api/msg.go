@@ -416,6 +416,9 @@ func (a *msgAPI) request(w http.ResponseWriter, r *http.Request) {
 		case errors.Is(err, msg.ErrTooLarge):
 			// The peer answered, with more than this node accepts.
 			writeError(w, withCode(client.CodeRemoteError, err))
+		case errors.Is(err, node.ErrUnreachable):
+			// Not a timeout even if a lookup timed out: the error says what was tried.
+			writeError(w, withCode(client.CodeUnreachable, err))
 		case errors.Is(err, msg.ErrTimeout), errors.Is(err, context.DeadlineExceeded):
 			writeError(w, withCode(client.CodeTimeout, fmt.Errorf("request %q to %s: timed out: no reply within %s", req.Type, p, timeout)))
 		default:

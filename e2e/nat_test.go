@@ -275,6 +275,38 @@ func TestHolePunchFailsAcrossSymmetricNATs(t *testing.T) {
 	if out := ok(t, b.Repo, "status"); !strings.Contains(out, "0 succeeded") {
 		t.Errorf("B's status text does not show the failed hole punches:\n%s", out)
 	}
+
+	// Direct messages follow the tunnels' rule: no data over a relay that
+	// cuts a connection after 128 KiB. A already waited for a hole punch on
+	// this relayed connection (the forward did: hole punching had its
+	// tunnels.direct_wait), so send and request fail at once with the
+	// forward's one-line error.
+	relayTooSmall := func(p string) []string {
+		return []string{"cannot reach peer " + p, "direct dial: ", "relay: only through relay " + w.relay.ID,
+			"which cuts each connection after 131072 bytes", "hole punch: ", "Fix: run a relay of your own", "[swarm.relay_limit]", "announce"}
+	}
+	start = time.Now()
+	line := fails(t, a.Repo, relayTooSmall(b.ID), "send", b.ID, "chat", "hello over a public relay")
+	t.Logf("A's send failed after %v: %s", time.Since(start), line)
+	start = time.Now()
+	line = fails(t, a.Repo, relayTooSmall(b.ID), "request", b.ID, "up", "hello")
+	t.Logf("A's request failed after %v: %s", time.Since(start), line)
+	// A new relayed connection gets its own chance: B drops its connection
+	// to A and requests by peer ID; the request reconnects through the
+	// relay, waits for a hole punch until half its timeout is gone (the
+	// rest is room for the stream), then says why it cannot use the relay
+	// (not "timed out").
+	ok(t, b.Repo, "disconnect", a.ID)
+	start = time.Now()
+	line = fails(t, b.Repo, relayTooSmall(a.ID), "request", a.ID, "up", "hello", "--timeout", "6s")
+	took := time.Since(start)
+	t.Logf("B's request (--timeout 6s) on a new relayed connection failed after %v: %s", took, line)
+	if took < 2*time.Second {
+		t.Errorf("B's request failed after %v, without waiting for a hole punch", took)
+	}
+	if strings.Contains(line, "timed out") {
+		t.Errorf("B's request says it timed out, not why: %s", line)
+	}
 	a.Stop()
 	b.Stop()
 	w.relay.Stop()
@@ -286,6 +318,25 @@ func TestRelayOfYourOwnAcrossSymmetricNATs(t *testing.T) {
 	w := newNATWorld(t, symmetricNAT, "data = 131072", "data = 0") // no data limit; 2 min still
 	a, b := w.a, w.b
 	w.waitRelayed(t)
+
+	// A message by peer ID: found in the DHT, connected through the relay,
+	// a hole punch waited for in vain (tunnels.direct_wait), then sent over
+	// the relay, whose limits allow it. A request then goes at once.
+	recv := startCLI(t, b.Repo, nil, "recv", "chat", "-n", "1", "--raw")
+	startCLI(t, b.Repo, nil, "respond", "up", "--echo")
+	waitSubscribers(t, b.Repo, "chat", 1)
+	waitHandler(t, b.Repo, "up")
+	start := time.Now()
+	if out := ok(t, a.Repo, "send", b.ID, "chat", "hello over your own relay"); out != "sent 1 message to "+b.ID+"\n" {
+		t.Errorf("send printed %q", out)
+	}
+	t.Logf("send by peer ID over your own relay took %v", time.Since(start))
+	if got := recv.Line(); got != "hello over your own relay" {
+		t.Errorf("B received %q", got)
+	}
+	if out := ok(t, a.Repo, "request", b.ID, "up", "ping"); out != "ping\n" {
+		t.Errorf("request printed %q, want the echo", out)
+	}
 
 	c, _ := echoTunnel(t, a, b, 50*time.Second)
 	// 4 MiB each way: 32 times a public relay's limit.

@@ -91,9 +91,19 @@
 // answers "no handler for type X" at once if the requester's send queue has
 // room, and drops the reply otherwise. A handler's reply waits at most
 // Options.ReplyTimeout for room; a reply not sent is counted in
-// Stats.FailedReplies. Replies only use an existing connection: a requester
-// that left is not dialled. Handler panics are recovered and returned as
-// errors.
+// Stats.FailedReplies. Replies only use an existing connection, relayed
+// (limited) or not, as the request came: a requester that left is not
+// dialled. Handler panics are recovered and returned as errors.
+//
+// # Relayed peers
+//
+// Without Options.Reach the stream to a peer is opened as libp2p does by
+// default: never on a limited (relayed) connection; libp2p waits, within
+// OpenTimeout, for a direct one. With Reach (warren's node.Reach) the first
+// Send or Request to a peer calls it, which finds the peer, waits for hole
+// punching and refuses a relay too small to carry messages (a public relay's
+// 128 KiB) with an error naming the peer, what was tried and the fix; a relay
+// it accepts (a relay of your own) then carries the stream.
 //
 // # Observability
 //

@@ -194,6 +194,11 @@ func (s *Service) peerFor(ctx context.Context, p peer.ID, local bool) (*outPeer,
 	if closed {
 		return nil, ErrClosed
 	}
+	if local && s.opts.Reach != nil {
+		if err := s.reach(ctx, p); err != nil {
+			return nil, err
+		}
+	}
 	key := string(p)
 	if !local {
 		key = "reply:" + key
@@ -210,8 +215,27 @@ func (s *Service) peerFor(ctx context.Context, p peer.ID, local bool) (*outPeer,
 	}
 }
 
+// reach runs Options.Reach for p, within ReachTimeout and the service's
+// life.
+func (s *Service) reach(ctx context.Context, p peer.ID) error {
+	ctx, cancel := context.WithTimeout(ctx, s.opts.ReachTimeout)
+	defer cancel()
+	stop := context.AfterFunc(s.ctx, cancel)
+	defer stop()
+	if err := s.opts.Reach(ctx, p); err != nil {
+		if s.ctx.Err() != nil {
+			return ErrClosed
+		}
+		return err
+	}
+	return nil
+}
+
 // open opens the outbound stream to p and starts its writer. Without dial,
-// only an existing connection is used.
+// only an existing connection is used: a reply goes back over the
+// connection its request came on, relayed (limited) or not, as the
+// requester chose. With dial, a limited connection is used only once
+// Options.Reach has accepted it.
 func (s *Service) open(p peer.ID, dial bool) (*outPeer, error) {
 	s.pmu.RLock()
 	op := s.peers[p]
@@ -226,10 +250,12 @@ func (s *Service) open(p peer.ID, dial bool) (*outPeer, error) {
 	ctx, cancel := context.WithTimeout(s.ctx, s.opts.OpenTimeout)
 	defer cancel()
 	if !dial {
-		if s.h.Network().Connectedness(p) != network.Connected {
+		if !connected(s.h.Network().Connectedness(p)) {
 			return nil, fmt.Errorf("not connected to %s", p)
 		}
-		ctx = network.WithNoDial(ctx, "msg reply")
+		ctx = network.WithAllowLimitedConn(network.WithNoDial(ctx, "msg reply"), "msg reply")
+	} else if s.opts.Reach != nil {
+		ctx = network.WithAllowLimitedConn(ctx, "msg")
 	}
 	str, err := s.h.NewStream(ctx, p, s.proto)
 	if err != nil {
@@ -272,7 +298,7 @@ func (s *Service) open(p peer.ID, dial bool) (*outPeer, error) {
 // application's own messages (see peerFailure).
 func (s *Service) disconnected(_ network.Network, c network.Conn) {
 	p := c.RemotePeer()
-	gone := s.h.Network().Connectedness(p) != network.Connected
+	gone := !connected(s.h.Network().Connectedness(p))
 	s.pmu.RLock()
 	op := s.peers[p]
 	s.pmu.RUnlock()
@@ -282,6 +308,12 @@ func (s *Service) disconnected(_ network.Network, c network.Conn) {
 	if gone {
 		s.failPending(p, fmt.Errorf("peer %s disconnected", p))
 	}
+}
+
+// connected says whether c leaves a connection to the peer, direct or
+// relayed (limited).
+func connected(c network.Connectedness) bool {
+	return c == network.Connected || c == network.Limited
 }
 
 // recordFailureLocked notes an unreported loss on p's stream. mu held.

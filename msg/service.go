@@ -31,6 +31,7 @@ const (
 	DefaultSendQueue             = 4096
 	DefaultRequestTimeout        = 10 * time.Second
 	DefaultOpenTimeout           = 15 * time.Second
+	DefaultReachTimeout          = 30 * time.Second
 	DefaultMaxConcurrentHandlers = 64
 	DefaultMaxHandlersPerPeer    = 8
 	DefaultReplyTimeout          = 2 * time.Second
@@ -69,6 +70,21 @@ type Options struct {
 	RequestTimeout time.Duration
 	// OpenTimeout bounds opening the stream to a peer (default 15 s).
 	OpenTimeout time.Duration
+	// Reach, when set, is called before the stream that carries the local
+	// application's messages to a peer is opened (the first Send or
+	// Request, and the first after that stream failed), with the caller's
+	// context bounded by ReachTimeout. It connects to p and returns nil
+	// when the connection may carry messages (warren's node.Reach: it
+	// finds the peer by ID, waits for hole punching to replace a relayed
+	// connection, and refuses a relay whose limits would cut the stream);
+	// its error is returned by that Send or Request. The stream is then
+	// opened allowing a limited (relayed) connection. Nil: the host dials
+	// the peer's known addresses, and libp2p opens no stream on a limited
+	// connection (it waits, within OpenTimeout, for a direct one).
+	Reach func(ctx context.Context, p peer.ID) error
+	// ReachTimeout bounds Reach (default 30 s, as tunnels' dial timeout:
+	// node.Reach waits for a hole punch at most half of it).
+	ReachTimeout time.Duration
 	// MaxConcurrentHandlers bounds request handlers running at once, over
 	// all peers (default 64). When all are busy, reading from requesting
 	// peers' streams waits.
@@ -136,6 +152,7 @@ func (o *Options) normalize() error {
 		orDefault("SendQueue", &o.SendQueue, DefaultSendQueue),
 		orDefault("RequestTimeout", &o.RequestTimeout, DefaultRequestTimeout),
 		orDefault("OpenTimeout", &o.OpenTimeout, DefaultOpenTimeout),
+		orDefault("ReachTimeout", &o.ReachTimeout, DefaultReachTimeout),
 		orDefault("MaxHandlersPerPeer", &o.MaxHandlersPerPeer, perPeer),
 		orDefault("ReplyTimeout", &o.ReplyTimeout, DefaultReplyTimeout),
 		orDefault("MaxStreamsPerPeer", &o.MaxStreamsPerPeer, DefaultMaxStreamsPerPeer),

@@ -8,12 +8,10 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
 
-	"github.com/libp2p/go-libp2p/core/event"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/peerstore"
@@ -137,10 +135,10 @@ func (m *Manager) forwardConn(t *tunnel, c net.Conn, release func()) {
 }
 
 // openStream opens a stream to the tunnel's peer, connecting first if
-// needed. Limited (relayed) connections are allowed, but when the only
-// connection is relayed the stream waits (Options.DirectWait) for hole
-// punching to add a direct one: a relay's limits (128 KiB and 2 minutes per
-// connection on public relays) would cut the tunnel.
+// needed. Limited (relayed) connections are allowed, but Options.Reach
+// first waits for hole punching to add a direct one and refuses a relay
+// whose limits (128 KiB and 2 minutes per connection on public relays)
+// would cut the tunnel.
 func (m *Manager) openStream(t *tunnel) (network.Stream, error) {
 	if len(t.peerAddrs) > 0 {
 		m.h.Peerstore().AddAddrs(t.peer, t.peerAddrs, peerstore.AddressTTL)
@@ -148,14 +146,8 @@ func (m *Manager) openStream(t *tunnel) (network.Stream, error) {
 	ctx, cancel := context.WithTimeout(t.ctx, m.opts.DialTimeout)
 	defer cancel()
 	ctx = network.WithAllowLimitedConn(ctx, "tunnel")
-	if err := m.connect(ctx, t.peer); err != nil {
+	if err := m.reach(ctx, t.peer); err != nil {
 		return nil, err
-	}
-	m.awaitDirect(ctx, t.peer)
-	if m.opts.RelayedOK != nil && m.h.Network().Connectedness(t.peer) == network.Limited {
-		if err := m.opts.RelayedOK(t.peer); err != nil {
-			return nil, err
-		}
 	}
 	s, err := m.h.NewStream(ctx, t.peer, t.proto)
 	if err != nil {
@@ -168,79 +160,23 @@ func (m *Manager) openStream(t *tunnel) (network.Stream, error) {
 	return s, nil
 }
 
-// connect makes sure there is a connection to p. A burst of client
-// connections makes one dial: libp2p's swarm coalesces concurrent dials to
-// a peer and cancels the shared dial only once every caller has given up,
-// so a caller whose tunnel closes stops waiting at once.
-func (m *Manager) connect(ctx context.Context, p peer.ID) error {
+// reach makes sure p may be sent a tunnel's stream: Options.Reach, else a
+// connection of any kind. A burst of client connections makes one dial:
+// libp2p's swarm (and node.Connect) coalesce concurrent dials to a peer and
+// cancel the shared dial only once every caller has given up, so a caller
+// whose tunnel closes stops waiting at once.
+func (m *Manager) reach(ctx context.Context, p peer.ID) error {
+	if m.opts.Reach != nil {
+		return m.opts.Reach(ctx, p) // its error names the peer
+	}
 	switch m.h.Network().Connectedness(p) {
 	case network.Connected, network.Limited:
 		return nil
-	}
-	if m.opts.Connect != nil {
-		return m.opts.Connect(ctx, p) // its error names the peer
 	}
 	if err := m.h.Connect(ctx, peer.AddrInfo{ID: p}); err != nil {
 		return fmt.Errorf("connect to peer %s: %w", p, err)
 	}
 	return nil
-}
-
-// awaitDirect returns once p has a direct (not limited) connection, or
-// after Options.DirectWait, or when ctx ends, whichever comes first. It
-// returns at once if the connection to p is not limited, or if a wait on
-// the same relayed connection already timed out: DCUtR tries once per
-// relayed connection (the side that received it dials back, up to three
-// times), so a second wait would only delay the client.
-func (m *Manager) awaitDirect(ctx context.Context, p peer.ID) {
-	if m.opts.DirectWait <= 0 || m.h.Network().Connectedness(p) != network.Limited {
-		return
-	}
-	relayed := limitedConnIDs(m.h.Network().ConnsToPeer(p))
-	m.mu.Lock()
-	waited := m.waitedOn[p] == relayed
-	m.mu.Unlock()
-	if waited {
-		return
-	}
-	sub, err := m.h.EventBus().Subscribe(new(event.EvtPeerConnectednessChanged))
-	if err != nil {
-		return
-	}
-	defer sub.Close()
-	timer := time.NewTimer(m.opts.DirectWait)
-	defer timer.Stop()
-	start := time.Now()
-	for m.h.Network().Connectedness(p) == network.Limited { // checked after subscribing: no change is missed
-		select {
-		case <-sub.Out():
-		case <-timer.C:
-			m.rlog.Warn("tunnel: no direct connection to the peer in time; using the relayed one, whose limits may cut the tunnel",
-				"peer", p.String(), "waited", m.opts.DirectWait)
-			m.mu.Lock()
-			if len(m.waitedOn) >= maxWaitedOn {
-				clear(m.waitedOn)
-			}
-			m.waitedOn[p] = relayed
-			m.mu.Unlock()
-			return
-		case <-ctx.Done():
-			return
-		}
-	}
-	m.log.Debug("tunnel: direct connection to the peer", "peer", p.String(), "after", time.Since(start))
-}
-
-// limitedConnIDs names the limited connections among conns.
-func limitedConnIDs(conns []network.Conn) string {
-	var b strings.Builder
-	for _, c := range conns {
-		if c.Stat().Limited {
-			b.WriteString(c.ID())
-			b.WriteByte(' ')
-		}
-	}
-	return b.String()
 }
 
 // listenUnixPrivate listens on the unix socket path with mode 0600, so only

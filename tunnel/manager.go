@@ -54,15 +54,7 @@ type Manager struct {
 	pending  []savedTunnel // loaded from StatePath, not yet restored
 	nextSID  uint64
 	streams  map[uint64]*activeStream
-	// waitedOn holds, per peer, the relayed connection a forward already
-	// waited on in vain for a hole punch (awaitDirect), so later client
-	// connections over it do not wait again. At most maxWaitedOn entries.
-	waitedOn map[peer.ID]string
 }
-
-// maxWaitedOn bounds Manager.waitedOn; at the bound it is emptied (the cost
-// is one more wait per peer).
-const maxWaitedOn = 4096
 
 // tunnel is one listen or forward tunnel.
 type tunnel struct {
@@ -138,8 +130,8 @@ func NewManager(ctx context.Context, h host.Host, opts Options) (*Manager, error
 	if h == nil {
 		return nil, errors.New("tunnel: host is nil")
 	}
-	if opts.DialTimeout < 0 || opts.UDPIdleTimeout < 0 || opts.DirectWait < 0 {
-		return nil, fmt.Errorf("tunnel: negative timeout in options (DialTimeout %v, UDPIdleTimeout %v, DirectWait %v)", opts.DialTimeout, opts.UDPIdleTimeout, opts.DirectWait)
+	if opts.DialTimeout < 0 || opts.UDPIdleTimeout < 0 {
+		return nil, fmt.Errorf("tunnel: negative timeout in options (DialTimeout %v, UDPIdleTimeout %v)", opts.DialTimeout, opts.UDPIdleTimeout)
 	}
 	if opts.DialTimeout == 0 {
 		opts.DialTimeout = DefaultDialTimeout
@@ -177,19 +169,18 @@ func NewManager(ctx context.Context, h host.Host, opts Options) (*Manager, error
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Manager{
-		h:        h,
-		opts:     opts,
-		log:      log,
-		rlog:     ratelog.New(log, 0),
-		repoDir:  repoDir,
-		met:      met,
-		bufs:     newBufPool(),
-		ctx:      ctx,
-		cancel:   cancel,
-		tunnels:  make(map[uint64]*tunnel),
-		pending:  pending,
-		streams:  make(map[uint64]*activeStream),
-		waitedOn: make(map[peer.ID]string),
+		h:       h,
+		opts:    opts,
+		log:     log,
+		rlog:    ratelog.New(log, 0),
+		repoDir: repoDir,
+		met:     met,
+		bufs:    newBufPool(),
+		ctx:     ctx,
+		cancel:  cancel,
+		tunnels: make(map[uint64]*tunnel),
+		pending: pending,
+		streams: make(map[uint64]*activeStream),
 	}, nil
 }
 

@@ -57,11 +57,6 @@ type Options struct {
 	// DialTimeout bounds opening a stream for a forward (including connecting
 	// to the peer) and dialling the target of a listener. Default 30s.
 	DialTimeout time.Duration
-	// DirectWait is how long a forward whose only connection to the peer is
-	// relayed (limited) waits for hole punching to add a direct one before
-	// it opens its stream on the relayed connection (within DialTimeout).
-	// 0: do not wait.
-	DirectWait time.Duration
 	// UDPIdleTimeout closes a UDP association after this long without a
 	// datagram in either direction. Default 60s.
 	UDPIdleTimeout time.Duration
@@ -74,15 +69,14 @@ type Options struct {
 	// no MaxConns (config tunnels.max_conns_per_tunnel). 0 means
 	// DefaultMaxConns.
 	MaxConns int
-	// Connect connects to a peer known by its ID, with an error that says
-	// what was tried (warren's node.Connect). Nil: the host's Connect.
-	Connect func(ctx context.Context, p peer.ID) error
-	// RelayedOK says whether the connections to a peer can carry a tunnel
-	// once DirectWait is over: an error (naming the relay's limits and the
-	// hole punch) when the only connection is through a relay whose limits
-	// would cut it. The forward then fails with that error instead of
-	// using the relay. Nil: every connection is used.
-	RelayedOK func(p peer.ID) error
+	// Reach, when set, connects to a forward's peer before each stream and
+	// says whether the connection may carry a tunnel (warren's node.Reach:
+	// it finds the peer by ID, waits for hole punching to replace a relayed
+	// connection, and refuses a relay whose limits would cut the tunnel,
+	// with an error naming the peer, what was tried and the fix). The
+	// stream is then opened allowing a limited (relayed) connection. Nil:
+	// the host's Connect, and any connection is used.
+	Reach func(ctx context.Context, p peer.ID) error
 	// Logger receives operational logs. Nil discards them.
 	Logger *slog.Logger
 	// Registerer receives the tunnel metrics. Nil registers nothing.

@@ -81,7 +81,14 @@ func sendCmd(e *env) *cobra.Command {
 without one, all of stdin. With --lines every line of stdin (without its
 newline) is one message; they are streamed to the daemon, which sends each as
 it reads it, so this suits bulk sends. The command returns once every message
-is queued for the peer, or fails naming the message that could not be sent.`,
+is queued for the peer, or fails naming the message that could not be sent.
+
+The peer ID alone is enough: the daemon finds the peer and connects, directly
+or through a relay. A relayed connection is first given tunnels.direct_wait
+(15s) for hole punching to make it direct; it then carries messages only if
+its relay allows at least 1 MiB (a relay of your own with a raised
+[swarm.relay_limit]; public relays allow 128 KiB). Otherwise the command fails
+with one line naming the peer, each step tried and the fix.`,
 		Args: cobra.RangeArgs(2, 3),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			typ := args[1]
@@ -210,7 +217,10 @@ newline added when it has none; --json prints the whole reply). The peer answers
 with its responder for the type ('warren respond'). At a terminal the reply's
 control characters other than newline and tab are escaped (\x1b), so the peer
 cannot steer the terminal; --raw prints them as they are. A timeout, a missing
-responder or a responder's error fails the command.`,
+responder or a responder's error fails the command. A peer reachable only
+through a relay is reached as by 'warren send', waiting for a hole punch at
+most half of --timeout; over a relay too small (a public one) the command fails
+with one line naming the peer, each step tried and the fix.`,
 		Args: cobra.RangeArgs(2, 3),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if timeout < time.Millisecond { // timeout_ms counts whole milliseconds; the daemon checks the rest
