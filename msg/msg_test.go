@@ -801,8 +801,11 @@ func TestSubscriptionCloseAndServiceClose(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	testutil.Eventually(t, 5*time.Second, "1 queued, 1 waiting", func() bool { return b.Stats().Types["f"].MsgsIn == 2 && full.queued() == 1 })
-	time.Sleep(20 * time.Millisecond) // the reader counts the message in just before it waits
+	// The reader counts the second message in before it waits for room:
+	// wait for the wait itself.
+	testutil.Eventually(t, 5*time.Second, "1 queued, 1 waiting", func() bool {
+		return b.Stats().Types["f"].MsgsIn == 2 && full.queued() == 1 && full.waitingForRoom() == 1
+	})
 	full.Close()
 	if n := full.Dropped(); n != 2 {
 		t.Fatalf("closing with 1 queued and 1 waiting for room: Dropped %d right after Close, want 2", n)
