@@ -57,3 +57,10 @@ func ctxT(tb testing.TB, d time.Duration) context.Context {
 	tb.Cleanup(cancel)
 	return ctx
 }
+
+// waitingForRoom is how many deliveries to sub (Block) wait for room.
+func (sub *Subscription) waitingForRoom() int {
+	sub.mu.Lock()
+	defer sub.mu.Unlock()
+	return sub.blocked
+}

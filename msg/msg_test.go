@@ -182,7 +182,11 @@ func TestDropOldestKeepsNewest(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	testutil.Eventually(t, 5*time.Second, "100 messages in", func() bool { return b.Stats().Types["tick"].MsgsIn == 100 })
+	// A message is counted in before it reaches the subscription: wait
+	// until every one is queued or dropped.
+	testutil.Eventually(t, 5*time.Second, "100 messages in and queued or dropped", func() bool {
+		return b.Stats().Types["tick"].MsgsIn == 100 && sub.Dropped()+uint64(sub.queued()) == 100
+	})
 	if sub.Dropped() != 90 {
 		t.Fatalf("dropped %d, want 90", sub.Dropped())
 	}
@@ -314,7 +318,11 @@ func TestDedupForgetsDropped(t *testing.T) {
 	testutil.Eventually(t, 5*time.Second, "eviction", func() bool { return sub.Dropped() == 1 })
 	send(ID{2}) // duplicate of the queued one
 	send(ID{1}) // retry of the evicted one: must be delivered (evicts 2)
-	testutil.Eventually(t, 5*time.Second, "retry", func() bool { return b.Stats().Types["dd"].MsgsIn == 4 })
+	// A message is counted in before it reaches the subscription: wait
+	// until all four are queued, dropped or discarded as duplicates.
+	testutil.Eventually(t, 5*time.Second, "retry", func() bool {
+		return b.Stats().Types["dd"].MsgsIn == 4 && sub.Dropped()+sub.Duplicates()+uint64(sub.queued()) == 4
+	})
 	m, err := sub.Next(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -658,7 +666,12 @@ func TestMetricsSubscriptionDrops(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	testutil.Eventually(t, 5*time.Second, "messages in", func() bool { return b.Stats().Types["flood"].MsgsIn == 10 })
+	// A message is counted in before it reaches the subscriptions: wait
+	// until each has queued or dropped all ten.
+	testutil.Eventually(t, 5*time.Second, "messages in and queued or dropped", func() bool {
+		return b.Stats().Types["flood"].MsgsIn == 10 &&
+			newest.Dropped()+uint64(newest.queued()) == 10 && oldest.Dropped()+uint64(oldest.queued()) == 10
+	})
 	// subDrops returns the series by subscription label.
 	subDrops := func() map[string]float64 {
 		t.Helper()
@@ -788,8 +801,11 @@ func TestSubscriptionCloseAndServiceClose(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	testutil.Eventually(t, 5*time.Second, "1 queued, 1 waiting", func() bool { return b.Stats().Types["f"].MsgsIn == 2 && full.queued() == 1 })
-	time.Sleep(20 * time.Millisecond) // the reader counts the message in just before it waits
+	// The reader counts the second message in before it waits for room:
+	// wait for the wait itself.
+	testutil.Eventually(t, 5*time.Second, "1 queued, 1 waiting", func() bool {
+		return b.Stats().Types["f"].MsgsIn == 2 && full.queued() == 1 && full.waitingForRoom() == 1
+	})
 	full.Close()
 	if n := full.Dropped(); n != 2 {
 		t.Fatalf("closing with 1 queued and 1 waiting for room: Dropped %d right after Close, want 2", n)

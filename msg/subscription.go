@@ -228,8 +228,8 @@ func (sub *Subscription) deliver(m *Message) {
 		key = dedupKey{from: m.From, id: m.ID}
 		if sub.dedup.has(key) {
 			sub.mu.Unlock()
-			sub.duplicates.Add(1)
 			sub.ts.duplicates.Add(1)
+			sub.duplicates.Add(1)
 			return
 		}
 	}
@@ -247,8 +247,8 @@ func (sub *Subscription) deliver(m *Message) {
 			}
 			if sub.dedup != nil && sub.dedup.has(key) { // arrived meanwhile on another stream
 				sub.mu.Unlock()
-				sub.duplicates.Add(1)
 				sub.ts.duplicates.Add(1)
+				sub.duplicates.Add(1)
 				return
 			}
 		case DropNewest:
@@ -281,9 +281,12 @@ func (sub *Subscription) deliver(m *Message) {
 	sub.mu.Unlock()
 }
 
+// countDrop counts on the type, then on the subscription (as duplicates
+// are): whoever sees a subscription's count (its owner, polling Dropped)
+// then finds the type's total in Stats up to date too.
 func (sub *Subscription) countDrop(n uint64) {
-	sub.dropped.Add(n)
 	sub.ts.dropped.Add(n)
+	sub.dropped.Add(n)
 }
 
 // Close unsubscribes. Messages still queued, and those waiting for room

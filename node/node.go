@@ -422,6 +422,7 @@ func (n *Node) connect(ctx context.Context, ai peer.AddrInfo) error {
 		if len(n.host.Network().Peers()) == 0 {
 			return fmt.Errorf("connect %s: %w", ai.ID, ErrNoPeersToAsk)
 		}
+		n.awaitRoutingTable(ctx)
 		found, err := n.router.FindPeer(ctx, ai.ID)
 		switch {
 		case err == nil:
@@ -458,6 +459,58 @@ func (n *Node) connect(ctx context.Context, ai peer.AddrInfo) error {
 		return n.explainConnect(ai.ID, nil, err)
 	}
 	return n.checkNetwork(ai.ID)
+}
+
+// routingTableWait bounds how long a lookup by peer ID waits for a
+// connected DHT server to enter a routing table. The DHT adds a peer only
+// after identify and a lookup check of its own (a round trip), so a lookup
+// right after the first connect (to a bootstrap peer, say) found the table
+// empty and failed at once with "failed to find any peer in table".
+const routingTableWait = 5 * time.Second
+
+// awaitRoutingTable waits, at most routingTableWait, while every routing
+// table of the node is empty although a connected peer serves its DHT.
+func (n *Node) awaitRoutingTable(ctx context.Context) {
+	type table struct {
+		d     *dht.IpfsDHT
+		proto protocol.ID
+	}
+	var tables []table
+	if n.dht != nil {
+		tables = append(tables, table{n.dht, DHTProtocolPrefix(n.cfg.Network) + "/kad/1.0.0"})
+	}
+	if n.amino != nil {
+		tables = append(tables, table{n.amino, AminoProtocol})
+	}
+	pending := func() bool {
+		for _, t := range tables {
+			if t.d.RoutingTable().Size() > 0 {
+				return false
+			}
+		}
+		for _, p := range n.host.Network().Peers() {
+			for _, t := range tables {
+				if ok, _ := n.host.Peerstore().SupportsProtocols(p, t.proto); len(ok) > 0 {
+					return true
+				}
+			}
+		}
+		return false
+	}
+	if !pending() {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, routingTableWait)
+	defer cancel()
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for pending() {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
 }
 
 // warrenNetwork returns the warren network a peer serves, from the

@@ -101,8 +101,8 @@ func (m *Manager) acceptLoop(t *tunnel, ln net.Listener) {
 		// clients holds at most MaxConns goroutines and streams.
 		reason, release := t.lim.acquire("")
 		if reason != "" {
+			t.refuse(reason) // before the reset: a client that sees it finds it counted
 			closeRST(c)
-			t.refuse(reason)
 			m.rlog.Warn("tunnel: refused client: connection limit reached", "tunnel", t.id,
 				"listen", t.listenAddr, "client", c.RemoteAddr().String(), "max_conns", t.maxConns)
 			continue
@@ -117,9 +117,12 @@ func (m *Manager) forwardConn(t *tunnel, c net.Conn, release func()) {
 	s, err := m.openStream(t)
 	if err != nil {
 		release()
+		failed := t.ctx.Err() == nil
+		if failed {
+			t.fail(err) // before the reset: a client that sees it finds it counted
+		}
 		closeRST(c)
-		if t.ctx.Err() == nil {
-			t.fail(err)
+		if failed {
 			m.rlog.Warn("tunnel: forward connection failed", "tunnel", t.id, "protocol", string(t.proto),
 				"peer", t.peer.String(), "client", c.RemoteAddr().String(), "err", err)
 		}

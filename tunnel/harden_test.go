@@ -590,11 +590,7 @@ func TestUDPForwardSourceFlood(t *testing.T) {
 	// half the associations), then from 127.0.0.2 and .3 until the
 	// forward's cap.
 	const ports = 2000
-	for i := range ports {
-		ip := net.IPv4(127, 0, 0, 1)
-		if i >= ports/2 {
-			ip = net.IPv4(127, 0, 0, byte(2+i%2))
-		}
+	hello := func(ip net.IP) {
 		c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: ip})
 		if err != nil {
 			t.Fatal(err)
@@ -602,11 +598,29 @@ func TestUDPForwardSourceFlood(t *testing.T) {
 		_, _ = c.WriteToUDP([]byte("hello"), dst)
 		c.Close()
 	}
-	// The kernel may drop some of the datagrams; enough arrive to reach
-	// both caps.
-	testutil.Eventually(t, 10*time.Second, "both association caps to be reached", func() bool {
-		return info().UDPSessions == 256 && refusedBy(t, reg, "udp_source") > 0 && refusedBy(t, reg, "udp_sessions") > 0
+	for i := range ports {
+		ip := net.IPv4(127, 0, 0, 1)
+		if i >= ports/2 {
+			ip = net.IPv4(127, 0, 0, byte(2+i%2))
+		}
+		hello(ip)
+	}
+	// The kernel drops datagrams when the forward's socket buffer
+	// overflows (a loaded, race-built forward reads slower than this loop
+	// sends): until both caps are reached, send more from new ports of
+	// each address.
+	more := 0
+	testutil.Eventually(t, 20*time.Second, "both association caps to be reached", func() bool {
+		if info().UDPSessions == 256 && refusedBy(t, reg, "udp_source") > 0 && refusedBy(t, reg, "udp_sessions") > 0 {
+			return true
+		}
+		for range 60 {
+			hello(net.IPv4(127, 0, 0, byte(1+more%3)))
+			more++
+		}
+		return false
 	})
+	t.Logf("%d more datagrams after the first %d", more, ports)
 	in := info()
 	if in.UDPSessions > 256 {
 		t.Fatalf("%d UDP associations, want at most 256", in.UDPSessions)

@@ -40,24 +40,24 @@ func (m *Manager) handleInbound(t *tunnel, s network.Stream) {
 	if t.allow != nil {
 		if _, ok := t.allow[remote]; !ok {
 			// Refused before the target is dialled: not a byte reaches it.
+			t.refuse(reasonAllow) // before the reset: a peer that sees it finds it counted
 			_ = s.Reset()
-			t.refuse(reasonAllow)
 			m.rlog.Warn("tunnel: refused stream from a peer not in the allow list",
 				"tunnel", t.id, "protocol", string(t.proto), "peer", remote.String())
 			return
 		}
 	}
 	if err := s.Scope().SetService(ServiceName); err != nil {
-		_ = s.Reset()
 		t.refuse(reasonService)
+		_ = s.Reset()
 		m.rlog.Warn("tunnel: refused stream: resource manager limit of the tunnel service",
 			"tunnel", t.id, "protocol", string(t.proto), "peer", remote.String(), "err", err)
 		return
 	}
 	reason, release := t.lim.acquire(remote)
 	if reason != "" {
-		_ = s.Reset()
 		t.refuse(reason)
+		_ = s.Reset()
 		m.rlog.Warn("tunnel: refused stream: connection limit reached",
 			"tunnel", t.id, "protocol", string(t.proto), "peer", remote.String(), "reason", reason,
 			"max_conns", t.maxConns, "per_peer", t.lim.perPeer)
@@ -73,8 +73,8 @@ func (m *Manager) handleInbound(t *tunnel, s network.Stream) {
 		// Re-checked at each dial: a directory on the path may have been
 		// replaced by a symlink into the repo since the tunnel was made.
 		if err := m.checkUnixPath("target", t.target); err != nil {
-			_ = s.Reset()
 			t.fail(err)
+			_ = s.Reset()
 			m.rlog.Warn("tunnel: target refused", "tunnel", t.id, "protocol", string(t.proto), "err", err)
 			return
 		}
@@ -84,8 +84,8 @@ func (m *Manager) handleInbound(t *tunnel, s network.Stream) {
 	c, err := d.DialContext(ctx, t.target.network, t.target.address)
 	cancel()
 	if err != nil {
-		_ = s.Reset()
 		t.fail(err)
+		_ = s.Reset()
 		m.rlog.Warn("tunnel: dial target failed", "tunnel", t.id, "protocol", string(t.proto),
 			"target", t.targetAddr, "peer", remote.String(), "err", err)
 		return
@@ -101,9 +101,9 @@ func (m *Manager) handleInbound(t *tunnel, s network.Stream) {
 	}
 	if t.lspec.ReportPeerID {
 		if _, err := io.WriteString(c, remote.String()+"\n"); err != nil {
+			t.fail(err)
 			_ = s.Reset()
 			closeRST(c)
-			t.fail(err)
 			m.rlog.Warn("tunnel: report peer ID to target failed", "tunnel", t.id, "target", t.targetAddr, "err", err)
 			return
 		}

@@ -102,15 +102,16 @@ func (t *tunnel) udpQueuedBytes() int64 {
 	return 0
 }
 
-// refuse counts a stream or client refused for reason.
+// refuse counts a stream or client refused for reason. The metrics move
+// first: whoever sees the count in Info finds them up to date too.
 func (t *tunnel) refuse(reason string) {
+	t.met.refusedBy(reason).Inc()
 	if reason == reasonAllow {
-		t.refused.Add(1)
 		t.met.refused.Inc()
+		t.refused.Add(1)
 	} else {
 		t.limitRefused.Add(1)
 	}
-	t.met.refusedBy(reason).Inc()
 }
 
 func (t *tunnel) temp() bool {
@@ -680,10 +681,9 @@ func (m *Manager) maxConns(n int) (int, error) {
 const maxLastError = 1024
 
 // fail counts a connection that could not be established and keeps its
-// error (at most maxLastError bytes) as the tunnel's last one.
+// error (at most maxLastError bytes) as the tunnel's last one. The error
+// and the metric come first: whoever sees the count in Info finds them.
 func (t *tunnel) fail(err error) {
-	t.failed.Add(1)
-	t.met.failed.Inc()
 	if err != nil {
 		s := strings.Join(strings.Fields(err.Error()), " ")
 		if len(s) > maxLastError {
@@ -691,6 +691,8 @@ func (t *tunnel) fail(err error) {
 		}
 		t.lastErr.Store(&s)
 	}
+	t.met.failed.Inc()
+	t.failed.Add(1)
 }
 
 // lastError is the error of the tunnel's last failed connection, or "".
