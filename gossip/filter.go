@@ -217,8 +217,8 @@ func (f *subFilter) refuse(r refuseReason, n int) {
 	if n <= 0 {
 		return
 	}
-	f.refused[r].Add(uint64(n))
 	f.mRefused[r].Add(float64(n))
+	f.refused[r].Add(uint64(n))
 }
 
 // connected reports whether p has a live connection (a relayed, limited

@@ -43,8 +43,8 @@ func (r *rendezvous) Advertise(ctx context.Context, ns string, opts ...discovery
 		if ctx.Err() != nil {
 			return advertiseRetry, nil // shutting down or leaving the topic: pubsub stops the loop
 		}
-		r.failed.Add(1)
 		r.failures.Inc()
+		r.failed.Add(1)
 		if r.failing.CompareAndSwap(false, true) {
 			r.log.Warn("gossip: advertising topic failed; retrying every "+advertiseRetry.String()+
 				" (further failures are logged at debug level and counted in warren_gossip_advertise_failures_total)",

@@ -416,8 +416,8 @@ func (s *Service) Topics() []TopicInfo {
 func (s *Service) ControlDropped() uint64 { return s.controlDrops.Load() }
 
 func (s *Service) controlDropped() {
-	s.controlDrops.Add(1)
 	s.m.controlDropped.Inc()
+	s.controlDrops.Add(1)
 }
 
 // SubscriptionsRefused counts, per reason (Refuse* constants), the

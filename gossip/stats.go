@@ -214,13 +214,13 @@ func newTopicStats(name string, m *metrics, log *slog.Logger, rlog *ratelog.Logg
 }
 
 func (st *topicStats) addPublished() {
-	st.published.Add(1)
 	st.mPublished.Inc()
+	st.published.Add(1)
 }
 
 func (st *topicStats) addReceived() {
-	st.received.Add(1)
 	st.mReceived.Inc()
+	st.received.Add(1)
 }
 
 // addDropped counts one drop. The first drop on a topic, and every 1024th
@@ -229,8 +229,8 @@ func (st *topicStats) addReceived() {
 // a flood), so the Warn goes through the rate-limited logger: one line per
 // window for all topics, then a summary.
 func (st *topicStats) addDropped(reason dropReason) {
-	st.dropped[reason].Add(1)
 	st.mDropped[reason].Inc()
+	st.dropped[reason].Add(1)
 	n := st.droppedTotal.Add(1)
 	if n == 1 || n%1024 == 0 {
 		st.rlog.Warn("gossip: messages dropped", "topic", st.name, "reason", reason, "dropped_total", n)
@@ -258,8 +258,8 @@ func (st *topicStats) meshSize() int {
 }
 
 func (st *topicStats) addRejected(reason rejectReason) {
-	st.rejected[reason].Add(1)
 	st.mRejected[reason].Inc()
+	st.rejected[reason].Add(1)
 }
 
 // TopicInfo describes one joined topic.
