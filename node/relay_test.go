@@ -8,7 +8,6 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
-	"github.com/libp2p/go-libp2p/p2p/net/swarm"
 	ma "github.com/multiformats/go-multiaddr"
 
 	"github.com/warren-p2p/warren/config"
@@ -36,32 +35,9 @@ func TestReachAPrivateNodeThroughARelay(t *testing.T) {
 
 	// B knows A only as "behind R": /ip4/<R>/tcp/<port>/p2p/<R>/p2p-circuit/p2p/<A>.
 	// The dial succeeds once A's autorelay has made its reservation on R.
-	circuit, err := ParseTarget(r.Addrs()[0].String() + "/p2p-circuit/p2p/" + a.ID().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		cctx, ccancel := context.WithTimeout(ctx, 2*time.Second)
-		err := b.Connect(cctx, circuit)
-		ccancel()
-		if err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("connect through the relay: %v", err)
-		}
-		if sw, ok := b.Host().Network().(interface{ Backoff() *swarm.DialBackoff }); ok {
-			sw.Backoff().Clear(a.ID())
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	conns := b.Host().Network().ConnsToPeer(a.ID())
-	if len(conns) == 0 || !conns[0].Stat().Limited {
-		t.Fatalf("B's connection to A is not the relayed one: %v", conns)
-	}
-	if !isRelayed(conns[0].RemoteMultiaddr()) {
-		t.Fatalf("connection address %s is not a circuit", conns[0].RemoteMultiaddr())
+	relayed := connectViaRelay(t, ctx, b, r, a)
+	if !isRelayed(relayed.RemoteMultiaddr()) {
+		t.Fatalf("connection address %s is not a circuit", relayed.RemoteMultiaddr())
 	}
 	// A stream over the limited connection, as tunnels open them.
 	const proto = "/x/relay-echo"

@@ -9,7 +9,6 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
-	"github.com/libp2p/go-libp2p/p2p/net/swarm"
 	"github.com/libp2p/go-libp2p/p2p/protocol/holepunch"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
@@ -65,22 +64,7 @@ func TestStatusShowsRelayReservationAndRelayedPeer(t *testing.T) {
 		t.Errorf("relay's own status: %+v", rs)
 	}
 
-	circuit := r.Addrs()[0].String() + "/p2p-circuit/p2p/" + a.ID().String()
-	for {
-		cctx, ccancel := context.WithTimeout(ctx, 2*time.Second)
-		err := connectTarget(cctx, b, circuit)
-		ccancel()
-		if err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("connect through the relay: %v", err)
-		}
-		if sw, ok := b.Host().Network().(interface{ Backoff() *swarm.DialBackoff }); ok {
-			sw.Backoff().Clear(a.ID())
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	connectViaRelay(t, ctx, b, r, a)
 	// R keeps libp2p's default relay limits (128 KiB): too small for a tunnel.
 	if err := b.RelayedOK(a.ID()); !errors.Is(err, ErrRelayTooSmall) || !errors.Is(err, ErrUnreachable) ||
 		strings.Contains(err.Error(), "\n") || !strings.Contains(err.Error(), "relay "+r.ID().String()+", which cuts each connection after 131072 bytes") ||
