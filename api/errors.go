@@ -32,6 +32,7 @@ var codeStatus = map[string]int{
 	client.CodeBodyTooLarge:         http.StatusRequestEntityTooLarge,
 	client.CodeUnsupportedMediaType: http.StatusUnsupportedMediaType,
 	client.CodeInternal:             http.StatusInternalServerError,
+	client.CodeUnsupported:          http.StatusNotImplemented,
 	client.CodeUnreachable:          http.StatusBadGateway,
 	client.CodeRemoteError:          http.StatusBadGateway,
 	client.CodeUnavailable:          http.StatusServiceUnavailable,

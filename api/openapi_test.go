@@ -26,7 +26,7 @@ import (
 var wireTypes = []any{
 	client.ErrorBody{}, client.Health{}, client.VersionInfo{}, client.IDInfo{}, client.PeerInfo{},
 	client.ConnectRequest{}, client.ConnectResult{}, client.DisconnectRequest{}, client.Empty{},
-	client.PingRequest{}, client.PingResult{}, client.TopicLeaveRequest{}, client.TopicLeaveResult{},
+	client.PingRequest{}, client.PingResult{}, client.ShutdownResult{}, client.TopicLeaveRequest{}, client.TopicLeaveResult{},
 	client.Status{}, client.PortMapping{}, client.RelayReservation{}, client.HolePunchStats{}, client.HolePunchAttempt{},
 	client.SendRequest{}, client.SendResult{}, client.BulkSendError{}, client.BulkMessage{}, client.ReceivedMessage{},
 	client.SubscriptionInfo{}, client.MessageEvent{}, client.RequestRequest{}, client.HandlingInfo{},

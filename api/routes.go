@@ -62,6 +62,7 @@ func (s *Server) routes() []route {
 		{pattern: "POST /v1/peers/connect", h: s.connect, codes: with(bodyCodes, client.CodeUnreachable, client.CodeTimeout)},
 		{pattern: "POST /v1/peers/disconnect", h: s.disconnect, codes: with(bodyCodes, client.CodeNotFound)},
 		{pattern: "POST /v1/ping", h: s.ping, codes: with(bodyCodes, client.CodeUnreachable, client.CodeTimeout)},
+		s.shutdownRoute(),
 		// Go's profiler, for "go tool pprof http://.../debug/pprof/profile"; as
 		// trusted as the rest of the API (socket mode 0600, or the token). A
 		// profile or trace is written when it ends: the write deadline starts

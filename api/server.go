@@ -10,7 +10,7 @@
 // middleware), errors.go (error codes), body.go and bulk.go (request
 // bodies), ndjson_writer.go (the streams), limits.go (connection caps and
 // metrics), and one file of handlers per capability: node.go, msg.go,
-// gossip.go, tunnel.go.
+// gossip.go, tunnel.go, and shutdown.go (POST /v1/shutdown).
 package api
 
 import (
@@ -43,6 +43,12 @@ type ServerOptions struct {
 	// Limits overrides the node's api settings field by field (TCP is
 	// ignored): a zero field keeps the node's config.API value.
 	Limits config.API
+	// Shutdown, when set, is called (once) by POST /v1/shutdown after its
+	// answer is sent: the owner of the server (warren daemon) stops as on
+	// SIGTERM, Closing the server. It must not block on that Close. Without
+	// it the route answers 501 unsupported: a program embedding a Server
+	// keeps its API from stopping it.
+	Shutdown func()
 }
 
 // Server serves the control API of one node.
@@ -58,6 +64,9 @@ type Server struct {
 	// ui is the web dashboard (package webui) the TCP listeners serve
 	// under /ui/ when api.dashboard is on; nil otherwise.
 	ui http.Handler
+
+	shutdownHook func() // ServerOptions.Shutdown
+	shutdownOnce sync.Once
 
 	// beforeChmod, when set (by tests), runs in ServeUnix while the socket
 	// listens at its private path, before it gets mode 0600.
@@ -83,7 +92,8 @@ func NewServer(n *warren.Node, opts ServerOptions) *Server {
 		log = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{node: n, log: log, warn: ratelog.New(log, 0), token: opts.Token, started: time.Now(), mux: http.NewServeMux(),
-		lim: resolveLimits(opts.Limits, n.Config().API)}
+		shutdownHook: opts.Shutdown,
+		lim:          resolveLimits(opts.Limits, n.Config().API)}
 	var err error
 	if s.metrics, err = newAPIMetrics(n.Metrics()); err != nil {
 		log.Error("API metrics are not exported", "err", err)

@@ -27,6 +27,7 @@ const (
 	CodeBodyTooLarge         = "body_too_large"         // 413: the body or one of its lines is over its limit
 	CodeUnsupportedMediaType = "unsupported_media_type" // 415: a bulk body's Content-Type is neither text/plain nor application/x-ndjson
 	CodeInternal             = "internal"               // 500: the daemon failed (e.g. saving its state)
+	CodeUnsupported          = "unsupported"            // 501: this node cannot do it (POST /v1/shutdown on a node not run by warren daemon)
 	CodeUnreachable          = "unreachable"            // 502: the peer could not be reached, or the network failed
 	CodeRemoteError          = "remote_error"           // 502: the peer's responder answered with an error
 	CodeUnavailable          = "unavailable"            // 503: the daemon is shutting down, or the TCP API is at api.max_tcp_conns

@@ -66,6 +66,13 @@ type DisconnectRequest struct {
 // Empty is the answer of the calls that return nothing: {}.
 type Empty struct{}
 
+// ShutdownResult is the answer of POST /v1/shutdown, sent before the
+// daemon stops.
+type ShutdownResult struct {
+	Status string `json:"status"` // "stopping"
+	PID    int    `json:"pid"`    // the daemon's process, which exits once stopped
+}
+
 // PingRequest is the body of POST /v1/ping.
 type PingRequest struct {
 	Peer  string `json:"peer"`
@@ -77,6 +84,16 @@ type PingResult struct {
 	Peer  string    `json:"peer"`
 	RTTMS []float64 `json:"rtt_ms"`
 	AvgMS float64   `json:"avg_ms"`
+}
+
+// Shutdown calls POST /v1/shutdown: the daemon answers, then stops as on
+// SIGTERM (it saves its tunnels, closes its services and removes api.json).
+// It returns once the daemon has accepted; wait for the process to exit
+// (the PID of api.json) to know it has stopped. A node not run by warren
+// daemon answers CodeUnsupported.
+func (c *Client) Shutdown(ctx context.Context) error {
+	var v ShutdownResult
+	return c.do(ctx, http.MethodPost, "/v1/shutdown", nil, &v)
 }
 
 // Health calls GET /v1/health.

@@ -29,7 +29,8 @@ func daemonCmd(e *env) *cobra.Command {
 	c := &cobra.Command{
 		Use:   "daemon",
 		Short: "Run a warren node (creates the repo on first run)",
-		Long: `Run a warren node in the foreground until SIGINT or SIGTERM. On first run the
+		Long: `Run a warren node in the foreground until SIGINT or SIGTERM, or until
+'warren shutdown' asks it to stop (the same graceful stop). On first run the
 repo is created with --init-profile. The control API listens on the repo's
 api.sock (and on api.tcp when configured); other warren commands find it there.`,
 		Args: cobra.NoArgs,
@@ -93,7 +94,11 @@ func runDaemon(ctx context.Context, e *env, profile, level, format string) error
 	}
 	defer n.Close()
 
-	srv := api.NewServer(n, api.ServerOptions{Logger: log.With("component", "api")})
+	// POST /v1/shutdown (warren shutdown) ends the wait below like a
+	// signal: one way down for both.
+	shutdown := make(chan struct{})
+	srv := api.NewServer(n, api.ServerOptions{Logger: log.With("component", "api"),
+		Shutdown: func() { close(shutdown) }}) // the server calls it at most once
 	defer func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
@@ -141,8 +146,12 @@ func runDaemon(ctx context.Context, e *env, profile, level, format string) error
 	}
 	log.Info("daemon ready", "repo", repo.Dir, "peer", n.ID())
 
-	<-ctx.Done()
-	log.Info("shutting down")
+	select {
+	case <-ctx.Done():
+		log.Info("shutting down")
+	case <-shutdown:
+		log.Info("shutting down", "reason", "POST /v1/shutdown")
+	}
 	repo.RemoveEndpoint()
 	return nil
 }

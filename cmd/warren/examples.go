@@ -13,6 +13,9 @@ var examples = map[string]string{
 	"warren wait": `  warren --repo /tmp/a daemon --init-profile test &
   warren --repo /tmp/a wait && warren --repo /tmp/a id
   warren wait --timeout 5s`,
+	"warren shutdown": `  warren --repo /tmp/a shutdown   # stop the daemon started with 'warren --repo /tmp/a daemon &'
+  warren shutdown --timeout 2m     # a daemon with many tunnels to save
+  warren shutdown --wait=false     # ask, and do not wait for it to exit`,
 	"warren id": `  warren id
   warren id --json | jq -r '.addrs[0]'`,
 	"warren peers": `  warren peers

@@ -37,7 +37,7 @@ through its local control API. docs/cli.md lists every command.`,
 	root.PersistentFlags().StringVar(&e.repo, "repo", "", "repo directory (default $WARREN_REPO, else ~/.warren)")
 	_ = root.MarkPersistentFlagDirname("repo")
 	root.AddCommand(
-		initCmd(e), daemonCmd(e), waitCmd(e), idCmd(e), peersCmd(e), connectCmd(e), disconnectCmd(e),
+		initCmd(e), daemonCmd(e), waitCmd(e), shutdownCmd(e), idCmd(e), peersCmd(e), connectCmd(e), disconnectCmd(e),
 		pingCmd(e), versionCmd(e), statusCmd(e),
 	)
 	addCapabilityCommands(root, e)
