@@ -43,7 +43,13 @@ type guarded struct {
 
 func newGuarded(t *testing.T, n *warren.Node, lim config.API) *guarded {
 	t.Helper()
-	g := &guarded{srv: NewServer(n, ServerOptions{Token: testToken, Limits: lim})}
+	return newGuardedOpts(t, n, ServerOptions{Token: testToken, Limits: lim})
+}
+
+// newGuardedOpts is newGuarded with every option (Token must be set).
+func newGuardedOpts(t *testing.T, n *warren.Node, opts ServerOptions) *guarded {
+	t.Helper()
+	g := &guarded{srv: NewServer(n, opts)}
 	checkContract(t, g.srv)
 	dir, err := os.MkdirTemp("", "wapi")
 	if err != nil {
