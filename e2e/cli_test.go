@@ -246,6 +246,61 @@ func TestCLIFindingTheDaemon(t *testing.T) {
 	}
 }
 
+// TestCLIShutdown: `warren shutdown` stops the daemon as SIGTERM does
+// (exit status 0, api.json removed, tunnels saved and restored at the next
+// start), returns once its process has exited, and says so when no daemon
+// runs.
+func TestCLIShutdown(t *testing.T) {
+	repo := newRepo(t)
+	d := startDaemon(t, repo)
+	srv := startTarget(t, false)
+	tunnelListen(t, d, "/x/keep", srv.maddr)
+
+	r := cli(t, repo, "shutdown", "--timeout", "30s")
+	if r.Code != 0 || r.Out != "daemon stopped\n" {
+		t.Fatalf("shutdown: exit %d\nstdout: %q\nstderr: %s\ndaemon:\n%s", r.Code, r.Out, r.Err, d.Output())
+	}
+	// It waited for the process: it has exited (perhaps not yet reaped by
+	// the harness, whose goroutine waits for it).
+	if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", d.PID())); err == nil {
+		if f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:])); len(f) > 0 && f[0] != "Z" {
+			t.Fatalf("shutdown returned while the daemon (pid %d) still runs, state %s", d.PID(), f[0])
+		}
+	}
+	select {
+	case <-d.Done():
+	case <-time.After(5 * time.Second):
+		t.Fatalf("the daemon still runs after shutdown returned:\n%s", d.Output())
+	}
+	if err := d.Err(); err != nil {
+		t.Fatalf("daemon exit after shutdown: %v\n%s", err, d.Output())
+	}
+	if !strings.Contains(d.Output(), "POST /v1/shutdown") {
+		t.Errorf("the daemon's log does not say why it stopped:\n%s", d.Output())
+	}
+	if _, err := os.Stat(filepath.Join(repo, "api.json")); !os.IsNotExist(err) {
+		t.Errorf("api.json after shutdown: %v", err)
+	}
+	fails(t, repo, []string{"no warren daemon is running on repo " + repo, "warren --repo " + repo + " daemon"}, "shutdown")
+
+	d = startDaemon(t, repo)
+	if ts := tunnels(t, d); len(ts) != 1 || ts[0].Protocol != "/x/keep" || ts[0].Error != "" {
+		t.Fatalf("tunnels after shutdown and restart: %+v (want /x/keep, running)", ts)
+	}
+	// --wait=false returns once the daemon accepted; the process still exits 0.
+	if out := ok(t, repo, "shutdown", "--wait=false"); out != "daemon stopping\n" {
+		t.Errorf("shutdown --wait=false: %q", out)
+	}
+	select {
+	case <-d.Done():
+	case <-time.After(30 * time.Second):
+		t.Fatalf("the daemon did not exit within 30s of shutdown --wait=false:\n%s", d.Output())
+	}
+	if err := d.Err(); err != nil {
+		t.Fatalf("daemon exit after shutdown --wait=false: %v\n%s", err, d.Output())
+	}
+}
+
 // TestCLICobraBehaviour: unknown subcommands under groups fail with a
 // suggestion on its own line; a missing argument prints the usage line;
 // every command's help has examples; completion completes flag values and,

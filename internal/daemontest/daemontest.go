@@ -165,6 +165,13 @@ func (d *Daemon) PID() int { return d.Cmd.Process.Pid }
 // Done is closed once the process has exited.
 func (d *Daemon) Done() <-chan struct{} { return d.done }
 
+// Err is how the process exited (nil: status 0), once Done is closed; it
+// blocks until then.
+func (d *Daemon) Err() error {
+	<-d.done
+	return d.err
+}
+
 // Signal sends sig and waits (up to 20 s, then SIGKILL) for the process to
 // exit, returning how it exited.
 func (d *Daemon) Signal(sig syscall.Signal) error {
