@@ -18,7 +18,18 @@ import (
 	"github.com/warren-p2p/warren/gossip"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+// mocknet's NewStream does not check that its connection is closed: a
+// stream one node's DHT opens while the other node is closing that
+// connection is added after the connection reset its streams, so it is
+// never reset, and its pipe goroutines and the handler reading it (the
+// closed node's DHT, in libp2p's code) wait forever. About 1 run in 30
+// left such a stream. Those goroutines belong to mocknet, not to warren,
+// and are ignored by name; every other goroutine still fails the run.
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m,
+		goleak.IgnoreTopFunction("github.com/libp2p/go-libp2p/p2p/net/mock.(*stream).transport"),
+		goleak.IgnoreAnyFunction("github.com/libp2p/go-libp2p/p2p/net/mock.(*stream).Read"))
+}
 
 // An application's test: two nodes exchange a direct message and a
 // request, on mocknet, with no sockets.
