@@ -5,7 +5,13 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 fuzztime=${FUZZTIME:-10s}
-go test -race -count=1 -timeout 40m ./...
+# The e2e package runs after the others, not beside them: its hole punches
+# through simulated NATs time their SYNs to a sub-millisecond relayed RTT.
+# Beside another package's race-detector tests, TestPublicNetworkAcrossTwoNATs
+# missed its TCP hole punch once in about seven suite runs; alone it passed
+# 6 of 6.
+go test -race -count=1 -timeout 40m $(go list ./... | grep -v '/e2e$')
+go test -race -count=1 -timeout 40m ./e2e
 go test -count=1 -timeout 15m -run '^TestHostile' ./e2e
 fuzz() { go test -run '^$' -fuzz "^$2\$" -fuzztime="$fuzztime" -fuzzminimizetime=100x "$1"; }
 fuzz ./msg FuzzDecode
