@@ -239,16 +239,4 @@ func checkName(what, s string, max int) error {
 
 // validName is checkName's test without the error: it does not allocate,
 // so the subscription filter can run it on every topic a peer announces.
-func validName(s string, max int) bool {
-	if s == "" || len(s) > max {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		alnum := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
-		if !alnum && (i == 0 || c != '.' && c != '_' && c != '-') {
-			return false
-		}
-	}
-	return true
-}
+func validName(s string, max int) bool { return netname.ValidUpTo(s, max) }

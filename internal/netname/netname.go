@@ -17,8 +17,13 @@ const Rule = "1-64 characters of letters, digits, '.', '_' or '-', starting with
 // Valid reports whether s follows Rule. A valid name is safe inside a
 // protocol ID, a topic string, a DHT prefix, an mDNS service name and a
 // Prometheus label.
-func Valid(s string) bool {
-	if s == "" || len(s) > MaxLen {
+func Valid(s string) bool { return ValidUpTo(s, MaxLen) }
+
+// ValidUpTo reports whether s follows Rule's characters with at most max
+// bytes (gossip's topic names share the rule with a longer limit). It
+// does not allocate.
+func ValidUpTo(s string, max int) bool {
+	if s == "" || len(s) > max {
 		return false
 	}
 	for i := 0; i < len(s); i++ {
