@@ -91,21 +91,12 @@ func TestNewRejectsBadOptions(t *testing.T) {
 func TestMaxSizeMessageWithinServiceLimits(t *testing.T) {
 	const size = 32 << 20
 	mk := func() *warren.Node {
-		cfg, _ := config.ForProfile(config.ProfileTest)
-		cfg.Messages.MaxMessageSize = size
-		if !cfg.Swarm.ResourceManager.Enabled {
-			t.Fatal("test profile runs without the resource manager")
-		}
-		key, _, err := crypto.GenerateEd25519Key(rand.Reader)
-		if err != nil {
-			t.Fatal(err)
-		}
-		n, err := warren.New(context.Background(), warren.Options{Config: cfg, Key: key})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = n.Close() })
-		return n
+		return newNodeWith(t, func(cfg *config.Config) {
+			cfg.Messages.MaxMessageSize = size
+			if !cfg.Swarm.ResourceManager.Enabled {
+				t.Fatal("test profile runs without the resource manager")
+			}
+		})
 	}
 	a, b := mk(), mk()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
